@@ -1,0 +1,144 @@
+//! A bump arena (bumpalo): never reuses freed memory. The no-reuse bound.
+//!
+//! Every request bumps a pointer in bumpalo's current chunk (8-aligned, so a block costs its
+//! size rounded up to 8); `free` only updates the books, and `realloc` always copies into a
+//! fresh block. The footprint is the capacity of every chunk the arena has taken
+//! (`Bump::allocated_bytes`), which only grows; the memory limit caps it, through bumpalo's own
+//! allocation limit.
+
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{Detail, MemStats, Tally};
+use crate::{AllocError, Allocator, Block, LimitKind};
+
+const ALIGN: usize = 8;
+
+/// bumpalo's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BumpDetail {
+    /// Capacity of all chunks (`allocated_bytes`).
+    pub chunk_bytes: u64,
+    /// Bytes bumped since creation, live or not.
+    pub bumped_bytes: u64,
+    /// Bytes bumped for blocks that have since been freed (never reused).
+    pub dead_bytes: u64,
+}
+
+/// The bump arena under fraglab's accounting.
+#[derive(Debug)]
+pub struct Bump {
+    bump: bumpalo::Bump,
+    tally: Tally,
+    bumped: u64,
+    limit: Option<u64>,
+}
+
+impl Bump {
+    /// An empty arena whose first chunk holds at least `capacity` bytes (0: bumpalo's default).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Bump {
+            bump: bumpalo::Bump::with_capacity(capacity),
+            tally: Tally::default(),
+            bumped: 0,
+            limit: None,
+        }
+    }
+
+    fn cost(size: usize) -> usize {
+        size.max(1).next_multiple_of(ALIGN)
+    }
+}
+
+impl Default for Bump {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl Allocator for Bump {
+    fn name(&self) -> &'static str {
+        "bump"
+    }
+
+    #[inline]
+    fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
+        let usable = Self::cost(size);
+        let layout = Layout::from_size_align(usable, ALIGN)
+            .map_err(|_| AllocError::TooLarge { size, max: isize::MAX as usize })?;
+        match self.bump.try_alloc_layout(layout) {
+            Ok(ptr) => {
+                self.bumped += usable as u64;
+                self.tally.on_alloc(size, usable);
+                Ok(Block { ptr, usable })
+            }
+            Err(_) => {
+                self.tally.on_failure();
+                Err(AllocError::OutOfMemory { size })
+            }
+        }
+    }
+
+    unsafe fn free(&mut self, _ptr: NonNull<u8>, size: usize) {
+        self.tally.on_free(size, Self::cost(size));
+    }
+
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+    ) -> Result<Block, AllocError> {
+        let block = self.alloc(new_size)?;
+        // SAFETY: `ptr` is live with `old_size` bytes (caller's promise) and `block` is a fresh
+        // block of at least `new_size` bytes; bump blocks never overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                ptr.as_ptr(),
+                block.ptr.as_ptr(),
+                old_size.min(new_size),
+            )
+        };
+        self.tally.on_free(old_size, Self::cost(old_size));
+        self.tally.counters.allocs -= 1;
+        self.tally.counters.frees -= 1;
+        self.tally.counters.reallocs += 1;
+        Ok(block)
+    }
+
+    fn usable_size(&self, size: usize) -> Result<usize, AllocError> {
+        Ok(Self::cost(size))
+    }
+
+    fn stats(&self) -> MemStats {
+        let chunk_bytes = self.bump.allocated_bytes() as u64;
+        self.tally.snapshot(
+            chunk_bytes,
+            Detail::Bump(BumpDetail {
+                chunk_bytes,
+                bumped_bytes: self.bumped,
+                dead_bytes: self.bumped - self.tally.allocated,
+            }),
+        )
+    }
+
+    fn set_limit(&mut self, limit: Option<u64>) {
+        self.limit = limit;
+        self.bump
+            .set_allocation_limit(limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)));
+    }
+
+    fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    fn limit_kind(&self) -> LimitKind {
+        LimitKind::Footprint
+    }
+
+    fn library_version(&self) -> Option<String> {
+        Some("bumpalo 3".to_string())
+    }
+}

@@ -1,0 +1,188 @@
+//! jemalloc 5.3 (the tikv build: 16-byte quantum) on a dedicated arena with the thread cache
+//! off.
+//!
+//! Every call passes `MALLOCX_ARENA(i) | MALLOCX_TCACHE_NONE`, so the arena holds only the
+//! engine's blocks and no freed block hides in a thread cache; the footprint is the arena's
+//! active pages (`stats.arenas.<i>.pactive` x page size), which other code in the process
+//! (including a jemalloc global allocator, on its automatic arenas) never moves. Dropping the
+//! allocator destroys the arena and everything in it.
+
+use std::ffi::CStr;
+use std::ptr::NonNull;
+
+use serde::{Deserialize, Serialize};
+use tikv_jemalloc_ctl::raw;
+use tikv_jemalloc_sys as sys;
+
+use crate::heap::{MallocHeap, RawHeap};
+use crate::stats::Detail;
+
+/// jemalloc on a dedicated arena under fraglab's accounting.
+pub type Jemalloc = MallocHeap<JemallocRaw>;
+
+/// Per-arena statistics of the dedicated arena.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JemallocDetail {
+    /// jemalloc version (`version`).
+    pub version: String,
+    /// The arena's index.
+    pub arena: u32,
+    /// Page size (`arenas.page`).
+    pub page_size: u64,
+    /// Pages in active extents (`stats.arenas.<i>.pactive`).
+    pub pactive: u64,
+    /// Dirty pages kept for reuse (`pdirty`).
+    pub pdirty: u64,
+    /// Muzzy pages (`pmuzzy`).
+    pub pmuzzy: u64,
+    /// Bytes in small allocations (`small.allocated`).
+    pub small_allocated: u64,
+    /// Bytes in large allocations (`large.allocated`).
+    pub large_allocated: u64,
+    /// Mapped bytes (`mapped`).
+    pub mapped: u64,
+    /// Resident bytes (`resident`): pages of the arena that are physically resident.
+    pub resident: u64,
+}
+
+/// Why the dedicated arena could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("jemalloc: cannot create a dedicated arena: {0}")]
+pub struct ArenaError(String);
+
+/// The raw jemalloc calls on one arena.
+#[derive(Debug)]
+pub struct JemallocRaw {
+    arena: u32,
+    flags: i32,
+    page_size: u64,
+}
+
+/// Reads a `size_t` statistic (every `stats.arenas.<i>.*` figure used here is one).
+fn read_size_stat(name: &str) -> u64 {
+    let name = format!("{name}\0");
+    // SAFETY: the names read through this function are all documented as `size_t` mallctls,
+    // so reading them as `usize` matches their type; the name is NUL-terminated.
+    unsafe { raw::read::<usize>(name.as_bytes()) }.unwrap_or(0) as u64
+}
+
+/// The jemalloc version string.
+pub fn version() -> String {
+    // SAFETY: the `version` mallctl is a `const char *`, read here as one.
+    unsafe { raw::read::<*const std::ffi::c_char>(b"version\0") }
+        .ok()
+        .filter(|p| !p.is_null())
+        // SAFETY: the pointer is jemalloc's static NUL-terminated version string.
+        .map(|p| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+impl Jemalloc {
+    /// Creates a dedicated arena.
+    pub fn new() -> Result<Self, ArenaError> {
+        // SAFETY: `arenas.create` returns the new arena's index as an `unsigned`.
+        let arena: u32 = unsafe { raw::read(b"arenas.create\0") }
+            .map_err(|e| ArenaError(e.to_string()))?;
+        // SAFETY: `arenas.page` is a `size_t`.
+        let page_size = unsafe { raw::read::<usize>(b"arenas.page\0") }.unwrap_or(4096) as u64;
+        Ok(MallocHeap::from_raw(JemallocRaw {
+            arena,
+            flags: sys::MALLOCX_ARENA(arena as usize) | sys::MALLOCX_TCACHE_NONE,
+            page_size,
+        }))
+    }
+}
+
+impl JemallocRaw {
+    /// The dedicated arena's index.
+    pub fn arena(&self) -> u32 {
+        self.arena
+    }
+
+    fn refresh() {
+        // Statistics are snapshots refreshed by advancing the epoch.
+        let _ = tikv_jemalloc_ctl::epoch::advance();
+    }
+
+    fn arena_stat(&self, name: &str) -> u64 {
+        read_size_stat(&format!("stats.arenas.{}.{name}", self.arena))
+    }
+}
+
+impl Drop for JemallocRaw {
+    fn drop(&mut self) {
+        let name = format!("arena.{}.destroy\0", self.arena);
+        // SAFETY: a void mallctl call with NULL old/new pointers; destroying the arena discards
+        // its blocks, and none outlives the allocator (the contract's `free` safety rule ends
+        // with the allocator). No thread cache holds blocks of it (MALLOCX_TCACHE_NONE).
+        unsafe {
+            sys::mallctl(
+                name.as_ptr().cast(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            );
+        }
+    }
+}
+
+impl RawHeap for JemallocRaw {
+    const NAME: &'static str = "jemalloc";
+
+    fn malloc(&mut self, size: usize) -> Option<NonNull<u8>> {
+        // SAFETY: `size` is non-zero (the contract layer passes `max(1)`), as mallocx requires.
+        NonNull::new(unsafe { sys::mallocx(size, self.flags) }.cast())
+    }
+
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        _old_size: usize,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller promises `ptr` is a live block of this arena; `new_size` > 0.
+        NonNull::new(unsafe { sys::rallocx(ptr.as_ptr().cast(), new_size, self.flags) }.cast())
+    }
+
+    unsafe fn free(&mut self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: the caller promises `ptr` is a live block of this arena requested with `size`
+        // bytes, which is within [requested, usable] as sdallocx requires.
+        unsafe { sys::sdallocx(ptr.as_ptr().cast(), size, self.flags) }
+    }
+
+    unsafe fn usable(&self, ptr: NonNull<u8>) -> usize {
+        // SAFETY: the caller promises `ptr` is a live jemalloc block.
+        unsafe { sys::sallocx(ptr.as_ptr().cast(), 0) }
+    }
+
+    fn predict(&self, size: usize) -> usize {
+        // SAFETY: `nallocx` has no preconditions for a non-zero size.
+        unsafe { sys::nallocx(size, self.flags) }
+    }
+
+    fn footprint(&self) -> u64 {
+        Self::refresh();
+        self.arena_stat("pactive") * self.page_size
+    }
+
+    fn detail(&self) -> Detail {
+        Self::refresh();
+        Detail::Jemalloc(JemallocDetail {
+            version: version(),
+            arena: self.arena,
+            page_size: self.page_size,
+            pactive: self.arena_stat("pactive"),
+            pdirty: self.arena_stat("pdirty"),
+            pmuzzy: self.arena_stat("pmuzzy"),
+            small_allocated: self.arena_stat("small.allocated"),
+            large_allocated: self.arena_stat("large.allocated"),
+            mapped: self.arena_stat("mapped"),
+            resident: self.arena_stat("resident"),
+        })
+    }
+
+    fn version(&self) -> Option<String> {
+        Some(format!("jemalloc {}", version()))
+    }
+}

@@ -1,0 +1,293 @@
+//! The allocator contract and every allocator fraglab measures.
+//!
+//! An [`Allocator`] hands out raw blocks for item memory. fraglab's engine is generic over it
+//! (static dispatch), so the same workload can be replayed into:
+//!
+//! | name | what it is | `footprint_bytes` |
+//! |---|---|---|
+//! | [`slab`](slab::Slab) | memcached 1.6.18's slab allocator: classes, 1 MiB pages, per-class free lists | pages x 1 MiB (`total_malloced`) |
+//! | [`zmalloc`](zmalloc::Zmalloc) | Redis's zmalloc (size header or usable size) over glibc, jemalloc or mimalloc | the backend's |
+//! | [`glibc`](glibc::Glibc) | glibc malloc, `malloc_usable_size`, `mallinfo2` | `arena + hblkhd` (process-wide) |
+//! | [`jemalloc`](jemalloc::Jemalloc) | jemalloc 5.3 on a dedicated arena, thread cache off | the arena's active pages |
+//! | [`mimalloc`](mimalloc::Mimalloc) | mimalloc 2.x on a dedicated heap | the heap's committed bytes |
+//! | [`bump`](bump::Bump) | bumpalo: never reuses freed memory (the no-reuse bound) | the arena's chunk capacity |
+//!
+//! Every allocator counts only the memory it manages for its caller: jemalloc and mimalloc
+//! through a dedicated arena or heap, glibc by being used for nothing else. A program that
+//! measures glibc must therefore install another global allocator (the `fraglab` binary uses
+//! mimalloc's default heap, which is separate from the heap under test).
+//!
+//! # Example
+//!
+//! ```
+//! use fraglab_allocators::{Allocator, AllocSpec};
+//! use fraglab_allocators::slab::{Slab, SlabConfig};
+//!
+//! let mut slab = Slab::new(SlabConfig::default()).unwrap();
+//! // A 100-byte request lands in memcached's 120-byte class (class 2).
+//! assert_eq!(slab.usable_size(100), Ok(120));
+//! assert_eq!(slab.size_class(100), Some(2));
+//! let block = slab.alloc(100).unwrap();
+//! assert_eq!(slab.stats().footprint_bytes, 1 << 20); // one page, taken lazily
+//! // SAFETY: `block` came from this allocator with size 100 and is freed once.
+//! unsafe { slab.free(block.ptr, 100) };
+//!
+//! let spec: AllocSpec = "slab:factor=2,min=16".parse().unwrap();
+//! assert_eq!(spec.to_string(), "slab:factor=2,min=16,chunk_max=524288,item_max=1048576");
+//! ```
+
+use std::ptr::NonNull;
+
+pub mod bump;
+pub mod glibc;
+pub mod heap;
+pub mod jemalloc;
+pub mod mimalloc;
+pub mod page;
+pub mod slab;
+pub mod spec;
+mod stats;
+pub mod zmalloc;
+
+pub use spec::{AllocSpec, SpecError, WithAllocator};
+pub use stats::{Counters, Detail, MemStats};
+
+/// Why an allocation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AllocError {
+    /// No class, page or limit could ever hold a request of this size (memcached: "object too
+    /// large for cache"). Retrying after an eviction will not help.
+    #[error("request of {size} bytes is larger than the largest block this allocator can hold ({max} bytes)")]
+    TooLarge {
+        /// The request that was refused.
+        size: usize,
+        /// The largest request the allocator accepts.
+        max: usize,
+    },
+    /// The memory limit is reached (or the operating system refused memory). The engine
+    /// evicts and retries, or reports the error.
+    #[error("memory limit reached: a request of {size} bytes does not fit")]
+    OutOfMemory {
+        /// The request that was refused.
+        size: usize,
+    },
+}
+
+/// A block handed out by an allocator.
+///
+/// `usable` bytes starting at `ptr` belong to the caller until the block is freed, unless the
+/// allocator reports the block as segmented ([`Allocator::is_segmented`]): then the bytes are
+/// spread over several chunks, `usable` is their total, and the caller reaches them through
+/// [`Allocator::for_each_segment`] (memcached's chunked large items).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// Start of the caller's bytes.
+    pub ptr: NonNull<u8>,
+    /// How many bytes the caller may use (at least the requested size).
+    pub usable: usize,
+}
+
+/// What an allocator's memory limit counts, in the semantics of the system it models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// memcached's `-m`: whole pages taken from the OS (`total_malloced`), with the rule that a
+    /// class with no page yet always gets its first one.
+    Pages,
+    /// Redis's `maxmemory`: zmalloc's `used_memory`.
+    UsedMemory,
+    /// The sum of usable sizes of live blocks (`allocated_bytes`), as Redis would count it on
+    /// top of this allocator.
+    AllocatedBytes,
+    /// Memory ever taken from the OS (`footprint_bytes`): for an allocator that never reuses.
+    Footprint,
+}
+
+/// Receives the news that an allocator moved a live block (compaction).
+///
+/// The engine answers by updating its index. No allocator in this crate moves blocks yet; the
+/// contract leaves room for one (a log-structured allocator) without forbidding it.
+pub trait Relocate {
+    /// The block of `size` requested bytes at `from` now lives at `to`; `from` is invalid.
+    fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>, size: usize);
+}
+
+/// The allocator contract the engine is generic over.
+///
+/// Sizes passed to [`free`](Allocator::free) and [`realloc`](Allocator::realloc) are the sizes
+/// the block was requested with (like Rust's `GlobalAlloc::dealloc` takes the layout): every
+/// allocator needs them to keep `requested_bytes` exact, and the slab allocator finds the class
+/// from them, as memcached finds it from the item header.
+pub trait Allocator {
+    /// Whether this allocator may move live blocks (see [`compact`](Allocator::compact)).
+    const MOVES_BLOCKS: bool = false;
+
+    /// The name used in allocator specs (`slab`, `zmalloc`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Allocates `size` bytes.
+    fn alloc(&mut self, size: usize) -> Result<Block, AllocError>;
+
+    /// Allocates an item of `size` bytes whose first `head` bytes (its header and key) must
+    /// stay in one piece. Only an allocator that splits large blocks (memcached's chunked items)
+    /// uses `head`: it keeps the head in a header chunk and spreads the rest over chunks.
+    fn alloc_item(&mut self, size: usize, head: usize) -> Result<Block, AllocError> {
+        let _ = head;
+        self.alloc(size)
+    }
+
+    /// Frees a block.
+    ///
+    /// # Safety
+    /// `ptr` must be a live block of this allocator and `size` the size it was requested (or
+    /// last reallocated) with. The block must not be used afterwards.
+    unsafe fn free(&mut self, ptr: NonNull<u8>, size: usize);
+
+    /// Resizes a block, keeping its first `min(old_size, new_size)` bytes. On error the old
+    /// block is untouched and still live.
+    ///
+    /// # Safety
+    /// As for [`free`](Allocator::free): `ptr` is live and `old_size` its requested size. On
+    /// success the old pointer must not be used again.
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+    ) -> Result<Block, AllocError>;
+
+    /// How much `allocated_bytes` grows by if a request of `size` bytes succeeds now, without
+    /// allocating (the slab's chunk size, jemalloc's `nallocx`, zmalloc's `used_memory` step).
+    fn usable_size(&self, size: usize) -> Result<usize, AllocError>;
+
+    /// The usable size of a live block as the allocator reports it (`malloc_usable_size`,
+    /// `sallocx`, the chunk size). Defaults to the prediction.
+    ///
+    /// # Safety
+    /// `ptr` must be a live block of this allocator requested with `size` bytes.
+    unsafe fn usable_size_of(&self, ptr: NonNull<u8>, size: usize) -> usize {
+        let _ = ptr;
+        self.usable_size(size).unwrap_or(size)
+    }
+
+    /// The size class a request of `size` bytes falls in, where the allocator has classes it
+    /// exposes (the slab allocator's class id, 1-based as in memcached); `None` otherwise.
+    fn size_class(&self, size: usize) -> Option<u32> {
+        let _ = size;
+        None
+    }
+
+    /// Whether a block of `size` requested bytes is split over several chunks.
+    fn is_segmented(&self, size: usize) -> bool {
+        let _ = size;
+        false
+    }
+
+    /// Calls `f` with every piece of a block's memory, in order, as (start, length); the
+    /// lengths add up to the requested `size`. A contiguous block is one piece.
+    ///
+    /// # Safety
+    /// `ptr` must be a live block of this allocator requested with `size` bytes.
+    unsafe fn for_each_segment(
+        &self,
+        ptr: NonNull<u8>,
+        size: usize,
+        f: &mut dyn FnMut(NonNull<u8>, usize),
+    ) {
+        f(ptr, size)
+    }
+
+    /// A snapshot of the allocator's accounting. Cheap enough to call every few thousand ops.
+    fn stats(&self) -> MemStats;
+
+    /// Sets (or with `None` removes) the memory limit, counted as [`limit_kind`] says.
+    ///
+    /// [`limit_kind`]: Allocator::limit_kind
+    fn set_limit(&mut self, limit: Option<u64>);
+
+    /// The memory limit in bytes, if any.
+    fn limit(&self) -> Option<u64>;
+
+    /// What the memory limit counts.
+    fn limit_kind(&self) -> LimitKind;
+
+    /// Moves live blocks to reduce fragmentation, telling `relocate` about every move, and
+    /// returns the number of bytes of footprint released. Allocators that never move blocks
+    /// (all of this crate's, for now) return 0.
+    fn compact(&mut self, relocate: &mut dyn Relocate) -> u64 {
+        let _ = relocate;
+        0
+    }
+
+    /// The version of the underlying library, where there is one (`5.3.0-...` for jemalloc).
+    fn library_version(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Copies `bytes` into a block at `offset`, across segments if the block is segmented.
+///
+/// # Safety
+/// `ptr` must be a live block of `alloc` requested with `size` bytes, and
+/// `offset + bytes.len() <= size`.
+pub unsafe fn write_block<A: Allocator + ?Sized>(
+    alloc: &A,
+    ptr: NonNull<u8>,
+    size: usize,
+    offset: usize,
+    bytes: &[u8],
+) {
+    debug_assert!(offset + bytes.len() <= size);
+    let mut pos = 0usize;
+    let mut written = 0usize;
+    // SAFETY: the caller guarantees the block is live with `size` bytes; every copy below stays
+    // inside one segment the allocator reported and inside `bytes`.
+    unsafe {
+        alloc.for_each_segment(ptr, size, &mut |seg, len| {
+            let (start, end) = (pos, pos + len);
+            pos = end;
+            let from = offset.max(start);
+            let to = (offset + bytes.len()).min(end);
+            if from < to {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr().add(from - offset),
+                    seg.as_ptr().add(from - start),
+                    to - from,
+                );
+                written += to - from;
+            }
+        });
+    }
+    debug_assert_eq!(written, bytes.len());
+}
+
+/// Reads `out.len()` bytes of a block from `offset`, across segments if needed.
+///
+/// # Safety
+/// As for [`write_block`].
+pub unsafe fn read_block<A: Allocator + ?Sized>(
+    alloc: &A,
+    ptr: NonNull<u8>,
+    size: usize,
+    offset: usize,
+    out: &mut [u8],
+) {
+    debug_assert!(offset + out.len() <= size);
+    let mut pos = 0usize;
+    // SAFETY: as in `write_block`; reads stay inside reported segments and `out`.
+    unsafe {
+        alloc.for_each_segment(ptr, size, &mut |seg, len| {
+            let (start, end) = (pos, pos + len);
+            pos = end;
+            let from = offset.max(start);
+            let to = (offset + out.len()).min(end);
+            if from < to {
+                std::ptr::copy_nonoverlapping(
+                    seg.as_ptr().add(from - start),
+                    out.as_mut_ptr().add(from - offset),
+                    to - from,
+                );
+            }
+        });
+    }
+}

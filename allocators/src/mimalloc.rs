@@ -1,0 +1,165 @@
+//! mimalloc 2.x on a dedicated heap (`mi_heap_new`, `mi_heap_malloc`, `mi_usable_size`).
+//!
+//! The heap holds only the engine's blocks; its footprint is the committed bytes of its pages,
+//! summed over the areas `mi_heap_visit_blocks` reports (an area's `used` is a count of blocks,
+//! so the bytes in use are `used x block_size`). A mimalloc heap belongs to the thread that
+//! created it, so this allocator is neither `Send` nor `Sync`. Dropping it destroys the heap and
+//! everything in it.
+
+use std::ffi::c_void;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use libmimalloc_sys as mi;
+use serde::{Deserialize, Serialize};
+
+use crate::heap::{MallocHeap, RawHeap};
+use crate::stats::Detail;
+
+/// mimalloc on a dedicated heap under fraglab's accounting.
+pub type Mimalloc = MallocHeap<MimallocRaw>;
+
+/// What a visit of the dedicated heap found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MimallocDetail {
+    /// mimalloc version (`mi_version`, e.g. 20302 for 2.3.2).
+    pub version: u32,
+    /// Areas (pages) in the heap.
+    pub areas: u64,
+    /// Bytes reserved by the heap's areas.
+    pub reserved: u64,
+    /// Bytes committed by the heap's areas (the footprint).
+    pub committed: u64,
+    /// Blocks in use.
+    pub used_blocks: u64,
+    /// Bytes in use: the sum over areas of `used x block_size`.
+    pub used_bytes: u64,
+}
+
+/// The raw mimalloc calls on one heap.
+#[derive(Debug)]
+pub struct MimallocRaw {
+    heap: NonNull<mi::mi_heap_t>,
+    /// A mimalloc heap is bound to its thread.
+    _not_send: PhantomData<*mut ()>,
+}
+
+/// Why the dedicated heap could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("mimalloc: mi_heap_new failed")]
+pub struct HeapError;
+
+impl Mimalloc {
+    /// Creates a dedicated heap owned by the current thread.
+    pub fn new() -> Result<Self, HeapError> {
+        // SAFETY: `mi_heap_new` has no preconditions.
+        let heap = NonNull::new(unsafe { mi::mi_heap_new() }).ok_or(HeapError)?;
+        Ok(MallocHeap::from_raw(MimallocRaw {
+            heap,
+            _not_send: PhantomData,
+        }))
+    }
+}
+
+/// `mi_version()` as a number: major x 10000 + minor x 100 + patch.
+pub fn version() -> u32 {
+    // SAFETY: `mi_version` has no preconditions.
+    unsafe { mi::mi_version() as u32 }
+}
+
+unsafe extern "C" fn visit_area(
+    _heap: *const mi::mi_heap_t,
+    area: *const mi::mi_heap_area_t,
+    _block: *mut c_void,
+    _block_size: usize,
+    arg: *mut c_void,
+) -> bool {
+    // SAFETY: mimalloc passes a valid area for the duration of the call, and `arg` is the
+    // `MimallocDetail` that `visit` lent for the duration of `mi_heap_visit_blocks`.
+    let (area, d) = unsafe { (&*area, &mut *arg.cast::<MimallocDetail>()) };
+    d.areas += 1;
+    d.reserved += area.reserved as u64;
+    d.committed += area.committed as u64;
+    d.used_blocks += area.used as u64;
+    d.used_bytes += (area.used * area.block_size) as u64;
+    true
+}
+
+impl MimallocRaw {
+    fn visit(&self) -> MimallocDetail {
+        let mut d = MimallocDetail {
+            version: version(),
+            ..MimallocDetail::default()
+        };
+        // SAFETY: the heap is live (owned by `self`) and used from its own thread (`self` is
+        // not `Send`); the visitor only reads the area and writes to `d`, which outlives the
+        // call.
+        unsafe {
+            mi::mi_heap_visit_blocks(
+                self.heap.as_ptr(),
+                false,
+                Some(visit_area),
+                (&mut d as *mut MimallocDetail).cast(),
+            );
+        }
+        d
+    }
+}
+
+impl Drop for MimallocRaw {
+    fn drop(&mut self) {
+        // SAFETY: the heap is live and owned by this thread; destroying it frees its blocks,
+        // none of which outlives the allocator.
+        unsafe { mi::mi_heap_destroy(self.heap.as_ptr()) }
+    }
+}
+
+impl RawHeap for MimallocRaw {
+    const NAME: &'static str = "mimalloc";
+
+    fn malloc(&mut self, size: usize) -> Option<NonNull<u8>> {
+        // SAFETY: the heap is live and owned by this thread.
+        NonNull::new(unsafe { mi::mi_heap_malloc(self.heap.as_ptr(), size) }.cast())
+    }
+
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        _old_size: usize,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        // SAFETY: the caller promises `ptr` is a live block of this heap.
+        NonNull::new(
+            unsafe { mi::mi_heap_realloc(self.heap.as_ptr(), ptr.as_ptr().cast(), new_size) }
+                .cast(),
+        )
+    }
+
+    unsafe fn free(&mut self, ptr: NonNull<u8>, _size: usize) {
+        // SAFETY: the caller promises `ptr` is a live mimalloc block, freed once.
+        unsafe { mi::mi_free(ptr.as_ptr().cast()) }
+    }
+
+    unsafe fn usable(&self, ptr: NonNull<u8>) -> usize {
+        // SAFETY: the caller promises `ptr` is a live mimalloc block.
+        unsafe { mi::mi_usable_size(ptr.as_ptr().cast()) }
+    }
+
+    fn predict(&self, size: usize) -> usize {
+        // SAFETY: `mi_good_size` has no preconditions.
+        unsafe { mi::mi_good_size(size) }
+    }
+
+    fn footprint(&self) -> u64 {
+        self.visit().committed
+    }
+
+    fn detail(&self) -> Detail {
+        Detail::Mimalloc(self.visit())
+    }
+
+    fn version(&self) -> Option<String> {
+        let v = version();
+        Some(format!("mimalloc {}.{}.{}", v / 10000, v / 100 % 100, v % 100))
+    }
+}

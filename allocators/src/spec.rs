@@ -1,0 +1,412 @@
+//! Allocator specs: `NAME[:key=value,...]`, parsed from the command line, serialized with every
+//! default resolved, and turned into a concrete allocator with static dispatch.
+//!
+//! | spec | keys (defaults) |
+//! |---|---|
+//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`) |
+//! | `zmalloc` | `backend` (`glibc`; or `jemalloc`, `mimalloc`), `prefix` (`8`: size header; `0`: usable size) |
+//! | `glibc`, `jemalloc`, `mimalloc` | none |
+//! | `bump` | `capacity` (0: bumpalo's default first chunk) |
+//!
+//! Sizes accept `512`, `64k`, `64m`, `1g` (powers of 1024).
+//!
+//! ```
+//! use fraglab_allocators::AllocSpec;
+//! let spec: AllocSpec = "zmalloc:backend=jemalloc,prefix=0".parse().unwrap();
+//! assert_eq!(spec.to_string(), "zmalloc:backend=jemalloc,prefix=0");
+//! let err = "slab:growth=2".parse::<AllocSpec>().unwrap_err();
+//! assert!(err.to_string().contains("factor, min, chunk_max, item_max, sizes"));
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bump::Bump;
+use crate::glibc::Glibc;
+use crate::jemalloc::Jemalloc;
+use crate::mimalloc::Mimalloc;
+use crate::slab::{Slab, SlabConfig};
+use crate::zmalloc::Zmalloc;
+use crate::Allocator;
+
+/// Every allocator name a spec may start with.
+pub const NAMES: &[&str] = &["slab", "zmalloc", "glibc", "jemalloc", "mimalloc", "bump"];
+
+/// The allocator zmalloc sits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// glibc malloc.
+    Glibc,
+    /// jemalloc on a dedicated arena.
+    Jemalloc,
+    /// mimalloc on a dedicated heap.
+    Mimalloc,
+}
+
+impl Backend {
+    const NAMES: &'static [&'static str] = &["glibc", "jemalloc", "mimalloc"];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Backend::Glibc => "glibc",
+            Backend::Jemalloc => "jemalloc",
+            Backend::Mimalloc => "mimalloc",
+        }
+    }
+}
+
+/// zmalloc's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZmallocSpec {
+    /// The allocator underneath.
+    pub backend: Backend,
+    /// `true`: the 8-byte size header (`prefix=8`); `false`: usable sizes (`prefix=0`).
+    pub prefix: bool,
+}
+
+impl Default for ZmallocSpec {
+    fn default() -> Self {
+        ZmallocSpec {
+            backend: Backend::Glibc,
+            prefix: true,
+        }
+    }
+}
+
+/// The bump arena's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BumpSpec {
+    /// Bytes in the first chunk (0: bumpalo's default).
+    pub capacity: usize,
+}
+
+/// A fully resolved allocator choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum AllocSpec {
+    /// memcached's slab allocator.
+    Slab(SlabConfig),
+    /// Redis's zmalloc.
+    Zmalloc(ZmallocSpec),
+    /// glibc malloc.
+    Glibc,
+    /// jemalloc on a dedicated arena.
+    Jemalloc,
+    /// mimalloc on a dedicated heap.
+    Mimalloc,
+    /// bumpalo.
+    Bump(BumpSpec),
+}
+
+/// A spec that does not parse, or an allocator that cannot be built from it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// The name before the colon is not an allocator.
+    #[error("unknown allocator `{name}`; valid: {}", NAMES.join(", "))]
+    UnknownAllocator {
+        /// The name given.
+        name: String,
+    },
+    /// A key the allocator does not take.
+    #[error("{alloc}: unknown key `{key}`; valid keys: {}", if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") })]
+    UnknownKey {
+        /// The allocator.
+        alloc: &'static str,
+        /// The key given.
+        key: String,
+        /// The keys it takes.
+        allowed: Vec<&'static str>,
+    },
+    /// A value that does not parse or is out of range.
+    #[error("{alloc}: bad value `{value}` for `{key}`: {reason}")]
+    BadValue {
+        /// The allocator.
+        alloc: &'static str,
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        reason: String,
+    },
+    /// A `key=value` pair without `=`.
+    #[error("{alloc}: `{pair}` is not key=value")]
+    NotKeyValue {
+        /// The allocator.
+        alloc: &'static str,
+        /// The text given.
+        pair: String,
+    },
+    /// The settings are each valid but together not (memcached's own checks).
+    #[error("{0}")]
+    Invalid(String),
+    /// The allocator could not be created (a jemalloc arena, a mimalloc heap).
+    #[error("{0}")]
+    Build(String),
+}
+
+/// Parses a size: `512`, `64k`, `64m`, `1g` (powers of 1024; `b`/`kb`/`kib` forms accepted).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let digits_end = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    let shift = match unit.trim() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("unknown unit `{other}` (use k, m, g)")),
+    };
+    if num.is_empty() {
+        return Err("expected a number such as 512, 64k, 64m or 1g".into());
+    }
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{num}` is not a number"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err("out of range".into());
+    }
+    if bytes.fract() != 0.0 {
+        return Err(format!("`{text}` is not a whole number of bytes"));
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_usize(alloc: &'static str, key: &'static str, value: &str) -> Result<usize, SpecError> {
+    parse_size(value)
+        .and_then(|v| usize::try_from(v).map_err(|_| "out of range".to_string()))
+        .map_err(|reason| SpecError::BadValue {
+            alloc,
+            key,
+            value: value.to_string(),
+            reason,
+        })
+}
+
+fn pairs<'a>(
+    alloc: &'static str,
+    rest: &'a str,
+) -> impl Iterator<Item = Result<(&'a str, &'a str), SpecError>> + 'a {
+    rest.split(',').filter(|p| !p.trim().is_empty()).map(move |p| {
+        p.split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .ok_or_else(|| SpecError::NotKeyValue {
+                alloc,
+                pair: p.to_string(),
+            })
+    })
+}
+
+impl FromStr for AllocSpec {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Self, SpecError> {
+        let (name, rest) = text.trim().split_once(':').unwrap_or((text.trim(), ""));
+        let unknown = |alloc: &'static str, key: &str, allowed: &[&'static str]| {
+            SpecError::UnknownKey {
+                alloc,
+                key: key.to_string(),
+                allowed: allowed.to_vec(),
+            }
+        };
+        match name {
+            "slab" => {
+                const KEYS: &[&str] = &["factor", "min", "chunk_max", "item_max", "sizes"];
+                let mut c = SlabConfig::default();
+                for pair in pairs("slab", rest) {
+                    let (k, v) = pair?;
+                    match k {
+                        "factor" => {
+                            c.factor = v.parse().map_err(|_| SpecError::BadValue {
+                                alloc: "slab",
+                                key: "factor",
+                                value: v.to_string(),
+                                reason: "expected a number greater than 1, such as 1.25".into(),
+                            })?
+                        }
+                        "min" => c.min = parse_usize("slab", "min", v)?,
+                        "chunk_max" => c.chunk_max = parse_usize("slab", "chunk_max", v)?,
+                        "item_max" => c.item_max = parse_usize("slab", "item_max", v)?,
+                        "sizes" => {
+                            let sizes = v
+                                .split('-')
+                                .map(|s| parse_usize("slab", "sizes", s))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            c.sizes = Some(sizes);
+                        }
+                        _ => return Err(unknown("slab", k, KEYS)),
+                    }
+                }
+                c.validate().map_err(|e| SpecError::Invalid(e.to_string()))?;
+                Ok(AllocSpec::Slab(c))
+            }
+            "zmalloc" => {
+                const KEYS: &[&str] = &["backend", "prefix"];
+                let mut z = ZmallocSpec::default();
+                for pair in pairs("zmalloc", rest) {
+                    let (k, v) = pair?;
+                    match k {
+                        "backend" => {
+                            z.backend = match v {
+                                "glibc" | "libc" => Backend::Glibc,
+                                "jemalloc" => Backend::Jemalloc,
+                                "mimalloc" => Backend::Mimalloc,
+                                _ => {
+                                    return Err(SpecError::BadValue {
+                                        alloc: "zmalloc",
+                                        key: "backend",
+                                        value: v.to_string(),
+                                        reason: format!("valid: {}", Backend::NAMES.join(", ")),
+                                    })
+                                }
+                            }
+                        }
+                        "prefix" => {
+                            z.prefix = match v {
+                                "8" | "true" | "yes" | "on" => true,
+                                "0" | "false" | "no" | "off" => false,
+                                _ => {
+                                    return Err(SpecError::BadValue {
+                                        alloc: "zmalloc",
+                                        key: "prefix",
+                                        value: v.to_string(),
+                                        reason: "valid: 8 (size header), 0 (usable size)".into(),
+                                    })
+                                }
+                            }
+                        }
+                        _ => return Err(unknown("zmalloc", k, KEYS)),
+                    }
+                }
+                Ok(AllocSpec::Zmalloc(z))
+            }
+            "bump" => {
+                let mut b = BumpSpec::default();
+                for pair in pairs("bump", rest) {
+                    let (k, v) = pair?;
+                    match k {
+                        "capacity" => b.capacity = parse_usize("bump", "capacity", v)?,
+                        _ => return Err(unknown("bump", k, &["capacity"])),
+                    }
+                }
+                Ok(AllocSpec::Bump(b))
+            }
+            "glibc" | "jemalloc" | "mimalloc" => {
+                let alloc: &'static str = NAMES.iter().find(|n| **n == name).expect("listed");
+                if let Some(pair) = pairs(alloc, rest).next() {
+                    let (k, _) = pair?;
+                    return Err(unknown(alloc, k, &[]));
+                }
+                Ok(match name {
+                    "glibc" => AllocSpec::Glibc,
+                    "jemalloc" => AllocSpec::Jemalloc,
+                    _ => AllocSpec::Mimalloc,
+                })
+            }
+            _ => Err(SpecError::UnknownAllocator {
+                name: name.to_string(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for AllocSpec {
+    /// The canonical spec with every default written out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AllocSpec::Slab(c) => {
+                write!(
+                    f,
+                    "slab:factor={},min={},chunk_max={},item_max={}",
+                    c.factor, c.min, c.chunk_max, c.item_max
+                )?;
+                if let Some(sizes) = &c.sizes {
+                    let s: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
+                    write!(f, ",sizes={}", s.join("-"))?;
+                }
+                Ok(())
+            }
+            AllocSpec::Zmalloc(z) => write!(
+                f,
+                "zmalloc:backend={},prefix={}",
+                z.backend.as_str(),
+                if z.prefix { 8 } else { 0 }
+            ),
+            AllocSpec::Glibc => f.write_str("glibc"),
+            AllocSpec::Jemalloc => f.write_str("jemalloc"),
+            AllocSpec::Mimalloc => f.write_str("mimalloc"),
+            AllocSpec::Bump(b) => write!(f, "bump:capacity={}", b.capacity),
+        }
+    }
+}
+
+/// Code to run with a concrete allocator: [`AllocSpec::build`] picks the type once, so the
+/// code inside runs with static dispatch.
+pub trait WithAllocator {
+    /// What the code returns.
+    type Output;
+    /// Runs with the allocator the spec names.
+    fn run<A: Allocator>(self, alloc: A) -> Self::Output;
+}
+
+impl AllocSpec {
+    /// The allocator's name (`slab`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AllocSpec::Slab(_) => "slab",
+            AllocSpec::Zmalloc(_) => "zmalloc",
+            AllocSpec::Glibc => "glibc",
+            AllocSpec::Jemalloc => "jemalloc",
+            AllocSpec::Mimalloc => "mimalloc",
+            AllocSpec::Bump(_) => "bump",
+        }
+    }
+
+    /// One spec per allocator (and per zmalloc backend and mode), with defaults: what `--allocs
+    /// all` means.
+    pub fn all() -> Vec<AllocSpec> {
+        let mut out = vec![AllocSpec::Slab(SlabConfig::default())];
+        for backend in [Backend::Glibc, Backend::Jemalloc, Backend::Mimalloc] {
+            for prefix in [true, false] {
+                out.push(AllocSpec::Zmalloc(ZmallocSpec { backend, prefix }));
+            }
+        }
+        out.extend([
+            AllocSpec::Glibc,
+            AllocSpec::Jemalloc,
+            AllocSpec::Mimalloc,
+            AllocSpec::Bump(BumpSpec::default()),
+        ]);
+        out
+    }
+
+    /// Builds the allocator and runs `code` with it.
+    pub fn build<W: WithAllocator>(&self, code: W) -> Result<W::Output, SpecError> {
+        let build = |e: &dyn fmt::Display| SpecError::Build(e.to_string());
+        Ok(match self {
+            AllocSpec::Slab(c) => {
+                code.run(Slab::new(c.clone()).map_err(|e| SpecError::Invalid(e.to_string()))?)
+            }
+            AllocSpec::Zmalloc(z) => match z.backend {
+                Backend::Glibc => code.run(Zmalloc::new(Glibc::new(), z.prefix)),
+                Backend::Jemalloc => {
+                    code.run(Zmalloc::new(Jemalloc::new().map_err(|e| build(&e))?, z.prefix))
+                }
+                Backend::Mimalloc => {
+                    code.run(Zmalloc::new(Mimalloc::new().map_err(|e| build(&e))?, z.prefix))
+                }
+            },
+            AllocSpec::Glibc => code.run(Glibc::new()),
+            AllocSpec::Jemalloc => code.run(Jemalloc::new().map_err(|e| build(&e))?),
+            AllocSpec::Mimalloc => code.run(Mimalloc::new().map_err(|e| build(&e))?),
+            AllocSpec::Bump(b) => code.run(Bump::with_capacity(b.capacity)),
+        })
+    }
+}
