@@ -142,3 +142,35 @@ impl Allocator for Bump {
         Some("bumpalo 3".to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freed_memory_is_never_reused() {
+        let mut b = Bump::default();
+        let first = b.alloc(100).unwrap();
+        // SAFETY: live with 100 requested bytes.
+        unsafe { b.free(first.ptr, 100) };
+        let second = b.alloc(100).unwrap();
+        assert_ne!(first.ptr, second.ptr);
+        let st = b.stats();
+        assert_eq!((st.live_blocks, st.requested_bytes, st.allocated_bytes), (1, 100, 104));
+        let Detail::Bump(d) = st.detail else { unreachable!() };
+        assert_eq!((d.bumped_bytes, d.dead_bytes), (208, 104));
+        assert!(st.footprint_bytes >= 208);
+    }
+
+    #[test]
+    fn limit_caps_the_chunks() {
+        let mut b = Bump::default();
+        b.set_limit(Some(64 << 10));
+        let mut n = 0;
+        while b.alloc(1000).is_ok() {
+            n += 1;
+        }
+        assert!(n > 10 && n < 66, "{n} blocks of 1000 bytes under a 64 KiB cap");
+        assert!(b.stats().footprint_bytes <= 64 << 10);
+    }
+}

@@ -295,3 +295,69 @@ impl<B: Allocator> Allocator for Zmalloc<B> {
         self.backend.library_version()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::glibc::Glibc;
+    use crate::jemalloc::Jemalloc;
+
+    #[test]
+    fn size_header_mode_counts_requested_plus_8_and_reads_the_header_back() {
+        let mut z = Zmalloc::new(Glibc::new(), true);
+        let a = z.alloc(24).unwrap();
+        let b = z.alloc(100).unwrap();
+        assert_eq!(z.used_memory(), 24 + 8 + 100 + 8);
+        // SAFETY: the header is the 8 bytes before the caller's block.
+        let header = unsafe { a.ptr.sub(8).cast::<u64>().read_unaligned() };
+        assert_eq!(header, 24);
+        // SAFETY: live blocks with their requested sizes.
+        let c = unsafe { z.realloc(b.ptr, 100, 300) }.unwrap();
+        assert_eq!(z.used_memory(), 24 + 8 + 300 + 8);
+        unsafe {
+            z.free(a.ptr, 24);
+            z.free(c.ptr, 300);
+        }
+        assert_eq!(z.used_memory(), 0);
+        let st = z.stats();
+        assert_eq!((st.live_blocks, st.requested_bytes, st.allocated_bytes), (0, 0, 0));
+    }
+
+    #[test]
+    fn allocation_histogram_counts_requested_sizes() {
+        let mut z = Zmalloc::new(Jemalloc::new().unwrap(), false);
+        let mut live = Vec::new();
+        for size in [0, 24, 24, 256, 257, 5000] {
+            live.push((z.alloc(size).unwrap(), size));
+        }
+        assert_eq!(z.allocations_for_size(24), 2);
+        assert_eq!(z.allocations_for_size(256), 1);
+        assert_eq!(z.allocations_for_size(257), 2, "one bucket above 256");
+        for (b, size) in live {
+            // SAFETY: live with its requested size.
+            unsafe { z.free(b.ptr, size) };
+        }
+        // Counts are of allocations made, never decremented (as Redis 2.2 kept them).
+        assert_eq!(z.allocations_for_size(24), 2);
+        let Detail::Zmalloc(d) = z.stats().detail else { unreachable!() };
+        assert_eq!(d.allocations, vec![[0, 1], [24, 2], [256, 1]]);
+        assert_eq!(d.allocations_above, 2);
+    }
+
+    #[test]
+    fn limit_is_on_used_memory() {
+        let mut z = Zmalloc::new(Glibc::new(), true);
+        z.set_limit(Some(1000));
+        let a = z.alloc(492).unwrap(); // 500 of used_memory
+        let b = z.alloc(492).unwrap(); // 1000: exactly the limit
+        assert_eq!(z.alloc(0), Err(AllocError::OutOfMemory { size: 0 }));
+        assert_eq!(z.used_memory(), 1000);
+        // SAFETY: live blocks with their requested sizes.
+        unsafe {
+            assert!(z.realloc(a.ptr, 492, 493).is_err());
+            z.free(a.ptr, 492);
+            z.free(b.ptr, 492);
+        }
+        assert_eq!(z.stats().counters.failed, 2);
+    }
+}

@@ -1,0 +1,45 @@
+//! glibc's figures are process-wide: they stay clean only while nothing else uses glibc. With a
+//! non-glibc global allocator (as the `fraglab` binary has), the harness's own allocations do
+//! not move them; a direct `malloc` does, which shows the check can see a leak.
+
+use fraglab_allocators::glibc::Glibc;
+use fraglab_allocators::Allocator;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Allocates and frees a spread of sizes through the global allocator, keeping some.
+fn churn_global() -> Vec<Vec<u8>> {
+    let mut kept = Vec::new();
+    for i in 0..20_000usize {
+        let v = vec![i as u8; 16 + (i * 37) % 5000];
+        if i % 3 == 0 {
+            kept.push(v);
+        }
+    }
+    kept.push(vec![1u8; 8 << 20]);
+    kept
+}
+
+#[test]
+fn glibc_stats_do_not_move_when_the_global_allocator_allocates() {
+    let mut g = Glibc::new();
+    let blocks: Vec<_> = (0..1000).map(|i| g.alloc(100 + i).unwrap()).collect();
+    let before = g.stats();
+    let kept = churn_global();
+    let after = g.stats();
+    assert_eq!(before, after, "glibc's figures moved when the global allocator was used");
+    assert!(!kept.is_empty());
+
+    // Control: memory taken from glibc behind the allocator's back does show.
+    // SAFETY: malloc has no preconditions; the block is freed below.
+    let stray = unsafe { libc::malloc(4 << 20) };
+    assert!(!stray.is_null());
+    assert!(g.stats().footprint_bytes > after.footprint_bytes);
+    // SAFETY: `stray` came from malloc above.
+    unsafe { libc::free(stray) };
+    for (i, b) in blocks.into_iter().enumerate() {
+        // SAFETY: each block is live with `100 + i` requested bytes.
+        unsafe { g.free(b.ptr, 100 + i) };
+    }
+}

@@ -1,0 +1,32 @@
+//! mimalloc's dedicated heap: the process's mimalloc global allocator (the thread's default
+//! heap) does not move the heap's figures.
+
+use fraglab_allocators::mimalloc::Mimalloc;
+use fraglab_allocators::Allocator;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[test]
+fn mimalloc_heap_stats_do_not_move_when_the_global_allocator_allocates() {
+    let mut m = Mimalloc::new().unwrap();
+    let blocks: Vec<_> = (0..1000).map(|i| m.alloc(100 + i).unwrap()).collect();
+    let before = m.stats();
+    assert!(before.footprint_bytes >= before.allocated_bytes && before.allocated_bytes > 0);
+    let mut kept = Vec::new();
+    for i in 0..20_000usize {
+        let v = vec![i as u8; 16 + (i * 37) % 5000];
+        if i % 3 == 0 {
+            kept.push(v);
+        }
+    }
+    let after = m.stats();
+    assert_eq!(before, after, "the dedicated heap's figures moved");
+    for (i, b) in blocks.into_iter().enumerate() {
+        // SAFETY: each block is live with `100 + i` requested bytes.
+        unsafe { m.free(b.ptr, 100 + i) };
+    }
+    let empty = m.stats();
+    assert_eq!((empty.live_blocks, empty.allocated_bytes), (0, 0));
+    drop(kept);
+}
