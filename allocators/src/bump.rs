@@ -66,8 +66,10 @@ impl Allocator for Bump {
     #[inline]
     fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
         let usable = Self::cost(size);
-        let layout = Layout::from_size_align(usable, ALIGN)
-            .map_err(|_| AllocError::TooLarge { size, max: isize::MAX as usize })?;
+        let layout = Layout::from_size_align(usable, ALIGN).map_err(|_| AllocError::TooLarge {
+            size,
+            max: isize::MAX as usize,
+        })?;
         match self.bump.try_alloc_layout(layout) {
             Ok(ptr) => {
                 self.bumped += usable as u64;
@@ -95,11 +97,7 @@ impl Allocator for Bump {
         // SAFETY: `ptr` is live with `old_size` bytes (caller's promise) and `block` is a fresh
         // block of at least `new_size` bytes; bump blocks never overlap.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                ptr.as_ptr(),
-                block.ptr.as_ptr(),
-                old_size.min(new_size),
-            )
+            std::ptr::copy_nonoverlapping(ptr.as_ptr(), block.ptr.as_ptr(), old_size.min(new_size))
         };
         self.tally.on_free(old_size, Self::cost(old_size));
         self.tally.counters.allocs -= 1;
@@ -156,8 +154,13 @@ mod tests {
         let second = b.alloc(100).unwrap();
         assert_ne!(first.ptr, second.ptr);
         let st = b.stats();
-        assert_eq!((st.live_blocks, st.requested_bytes, st.allocated_bytes), (1, 100, 104));
-        let Detail::Bump(d) = st.detail else { unreachable!() };
+        assert_eq!(
+            (st.live_blocks, st.requested_bytes, st.allocated_bytes),
+            (1, 100, 104)
+        );
+        let Detail::Bump(d) = st.detail else {
+            unreachable!()
+        };
         assert_eq!((d.bumped_bytes, d.dead_bytes), (208, 104));
         assert!(st.footprint_bytes >= 208);
     }
@@ -170,7 +173,10 @@ mod tests {
         while b.alloc(1000).is_ok() {
             n += 1;
         }
-        assert!(n > 10 && n < 66, "{n} blocks of 1000 bytes under a 64 KiB cap");
+        assert!(
+            n > 10 && n < 66,
+            "{n} blocks of 1000 bytes under a 64 KiB cap"
+        );
         assert!(b.stats().footprint_bytes <= 64 << 10);
     }
 }

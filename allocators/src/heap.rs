@@ -122,7 +122,10 @@ impl<H: RawHeap> Allocator for MallocHeap<H> {
     ) -> Result<Block, AllocError> {
         // SAFETY: the caller promises `ptr` is live.
         let old_usable = unsafe { self.raw.usable(ptr) };
-        if !self.fits(self.raw.predict_max(new_size.max(1)) as u64, old_usable as u64) {
+        if !self.fits(
+            self.raw.predict_max(new_size.max(1)) as u64,
+            old_usable as u64,
+        ) {
             self.tally.on_failure();
             return Err(AllocError::OutOfMemory { size: new_size });
         }

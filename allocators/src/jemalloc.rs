@@ -81,8 +81,8 @@ impl Jemalloc {
     /// Creates a dedicated arena.
     pub fn new() -> Result<Self, ArenaError> {
         // SAFETY: `arenas.create` returns the new arena's index as an `unsigned`.
-        let arena: u32 = unsafe { raw::read(b"arenas.create\0") }
-            .map_err(|e| ArenaError(e.to_string()))?;
+        let arena: u32 =
+            unsafe { raw::read(b"arenas.create\0") }.map_err(|e| ArenaError(e.to_string()))?;
         // SAFETY: `arenas.page` is a `size_t`.
         let page_size = unsafe { raw::read::<usize>(b"arenas.page\0") }.unwrap_or(4096) as u64;
         Ok(MallocHeap::from_raw(JemallocRaw {

@@ -160,6 +160,11 @@ impl RawHeap for MimallocRaw {
 
     fn version(&self) -> Option<String> {
         let v = version();
-        Some(format!("mimalloc {}.{}.{}", v / 10000, v / 100 % 100, v % 100))
+        Some(format!(
+            "mimalloc {}.{}.{}",
+            v / 10000,
+            v / 100 % 100,
+            v % 100
+        ))
     }
 }

@@ -130,8 +130,11 @@ impl SlabConfig {
     /// Checks the settings as memcached's option parser does.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError(m));
-        if !(self.factor > 1.0) || !self.factor.is_finite() {
-            return err(format!("factor must be greater than 1 (got {})", self.factor));
+        if self.factor.is_nan() || self.factor <= 1.0 || !self.factor.is_finite() {
+            return err(format!(
+                "factor must be greater than 1 (got {})",
+                self.factor
+            ));
         }
         if self.min == 0 {
             return err("min must be at least 1".into());
@@ -865,6 +868,7 @@ impl<P: PageSource> Allocator for Slab<P> {
             // bytes of caller data inside the chunk.
             let link = unsafe { chunk.cast::<ChunkLink>().as_ptr().read() };
             if link.len > 0 {
+                // SAFETY: the data starts right after the 48-byte link, inside the chunk.
                 f(unsafe { chunk.add(CHUNK_HEADER) }, link.len as usize);
             }
             cur = link.next;
@@ -880,8 +884,7 @@ impl<P: PageSource> Allocator for Slab<P> {
             page_source: self.source.name().to_string(),
             classes: self.class_stats(),
         };
-        self.tally
-            .snapshot(self.mem_malloced, Detail::Slab(detail))
+        self.tally.snapshot(self.mem_malloced, Detail::Slab(detail))
     }
 
     fn set_limit(&mut self, limit: Option<u64>) {

@@ -194,14 +194,16 @@ fn pairs<'a>(
     alloc: &'static str,
     rest: &'a str,
 ) -> impl Iterator<Item = Result<(&'a str, &'a str), SpecError>> + 'a {
-    rest.split(',').filter(|p| !p.trim().is_empty()).map(move |p| {
-        p.split_once('=')
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .ok_or_else(|| SpecError::NotKeyValue {
-                alloc,
-                pair: p.to_string(),
-            })
-    })
+    rest.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(move |p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or_else(|| SpecError::NotKeyValue {
+                    alloc,
+                    pair: p.to_string(),
+                })
+        })
 }
 
 impl FromStr for AllocSpec {
@@ -209,13 +211,12 @@ impl FromStr for AllocSpec {
 
     fn from_str(text: &str) -> Result<Self, SpecError> {
         let (name, rest) = text.trim().split_once(':').unwrap_or((text.trim(), ""));
-        let unknown = |alloc: &'static str, key: &str, allowed: &[&'static str]| {
-            SpecError::UnknownKey {
+        let unknown =
+            |alloc: &'static str, key: &str, allowed: &[&'static str]| SpecError::UnknownKey {
                 alloc,
                 key: key.to_string(),
                 allowed: allowed.to_vec(),
-            }
-        };
+            };
         match name {
             "slab" => {
                 const KEYS: &[&str] = &["factor", "min", "chunk_max", "item_max", "sizes"];
@@ -244,7 +245,8 @@ impl FromStr for AllocSpec {
                         _ => return Err(unknown("slab", k, KEYS)),
                     }
                 }
-                c.validate().map_err(|e| SpecError::Invalid(e.to_string()))?;
+                c.validate()
+                    .map_err(|e| SpecError::Invalid(e.to_string()))?;
                 Ok(AllocSpec::Slab(c))
             }
             "zmalloc" => {
@@ -396,12 +398,14 @@ impl AllocSpec {
             }
             AllocSpec::Zmalloc(z) => match z.backend {
                 Backend::Glibc => code.run(Zmalloc::new(Glibc::new(), z.prefix)),
-                Backend::Jemalloc => {
-                    code.run(Zmalloc::new(Jemalloc::new().map_err(|e| build(&e))?, z.prefix))
-                }
-                Backend::Mimalloc => {
-                    code.run(Zmalloc::new(Mimalloc::new().map_err(|e| build(&e))?, z.prefix))
-                }
+                Backend::Jemalloc => code.run(Zmalloc::new(
+                    Jemalloc::new().map_err(|e| build(&e))?,
+                    z.prefix,
+                )),
+                Backend::Mimalloc => code.run(Zmalloc::new(
+                    Mimalloc::new().map_err(|e| build(&e))?,
+                    z.prefix,
+                )),
             },
             AllocSpec::Glibc => code.run(Glibc::new()),
             AllocSpec::Jemalloc => code.run(Jemalloc::new().map_err(|e| build(&e))?),
@@ -418,12 +422,27 @@ mod tests {
     #[test]
     fn specs_parse_and_print_with_defaults_resolved() {
         for (text, canonical) in [
-            ("slab", "slab:factor=1.25,min=48,chunk_max=524288,item_max=1048576"),
-            ("slab:factor=1.08,min=48,chunk_max=16384", "slab:factor=1.08,min=48,chunk_max=16384,item_max=1048576"),
-            ("slab:sizes=96-192-384", "slab:factor=1.25,min=48,chunk_max=524288,item_max=1048576,sizes=96-192-384"),
-            ("slab:chunk_max=16k,item_max=2m", "slab:factor=1.25,min=48,chunk_max=16384,item_max=2097152"),
+            (
+                "slab",
+                "slab:factor=1.25,min=48,chunk_max=524288,item_max=1048576",
+            ),
+            (
+                "slab:factor=1.08,min=48,chunk_max=16384",
+                "slab:factor=1.08,min=48,chunk_max=16384,item_max=1048576",
+            ),
+            (
+                "slab:sizes=96-192-384",
+                "slab:factor=1.25,min=48,chunk_max=524288,item_max=1048576,sizes=96-192-384",
+            ),
+            (
+                "slab:chunk_max=16k,item_max=2m",
+                "slab:factor=1.25,min=48,chunk_max=16384,item_max=2097152",
+            ),
             ("zmalloc", "zmalloc:backend=glibc,prefix=8"),
-            ("zmalloc:backend=jemalloc,prefix=0", "zmalloc:backend=jemalloc,prefix=0"),
+            (
+                "zmalloc:backend=jemalloc,prefix=0",
+                "zmalloc:backend=jemalloc,prefix=0",
+            ),
             ("jemalloc", "jemalloc"),
             ("mimalloc", "mimalloc"),
             ("glibc", "glibc"),
@@ -431,7 +450,11 @@ mod tests {
         ] {
             let spec: AllocSpec = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(spec.to_string(), canonical);
-            assert_eq!(canonical.parse::<AllocSpec>().unwrap(), spec, "round trip of {canonical}");
+            assert_eq!(
+                canonical.parse::<AllocSpec>().unwrap(),
+                spec,
+                "round trip of {canonical}"
+            );
         }
     }
 
@@ -455,13 +478,31 @@ mod tests {
     #[test]
     fn bad_specs_name_the_key_or_value_and_list_the_allowed() {
         let err = |t: &str| t.parse::<AllocSpec>().unwrap_err().to_string();
-        assert_eq!(err("tcmalloc"), "unknown allocator `tcmalloc`; valid: slab, zmalloc, glibc, jemalloc, mimalloc, bump");
-        assert_eq!(err("slab:growth=2"), "slab: unknown key `growth`; valid keys: factor, min, chunk_max, item_max, sizes");
-        assert_eq!(err("slab:factor=big"), "slab: bad value `big` for `factor`: expected a number greater than 1, such as 1.25");
+        assert_eq!(
+            err("tcmalloc"),
+            "unknown allocator `tcmalloc`; valid: slab, zmalloc, glibc, jemalloc, mimalloc, bump"
+        );
+        assert_eq!(
+            err("slab:growth=2"),
+            "slab: unknown key `growth`; valid keys: factor, min, chunk_max, item_max, sizes"
+        );
+        assert_eq!(
+            err("slab:factor=big"),
+            "slab: bad value `big` for `factor`: expected a number greater than 1, such as 1.25"
+        );
         assert!(err("slab:factor=0.9").contains("factor must be greater than 1"));
-        assert_eq!(err("zmalloc:backend=tcmalloc"), "zmalloc: bad value `tcmalloc` for `backend`: valid: glibc, jemalloc, mimalloc");
-        assert_eq!(err("zmalloc:prefix=4"), "zmalloc: bad value `4` for `prefix`: valid: 8 (size header), 0 (usable size)");
-        assert_eq!(err("jemalloc:arena=3"), "jemalloc: unknown key `arena`; valid keys: none");
+        assert_eq!(
+            err("zmalloc:backend=tcmalloc"),
+            "zmalloc: bad value `tcmalloc` for `backend`: valid: glibc, jemalloc, mimalloc"
+        );
+        assert_eq!(
+            err("zmalloc:prefix=4"),
+            "zmalloc: bad value `4` for `prefix`: valid: 8 (size header), 0 (usable size)"
+        );
+        assert_eq!(
+            err("jemalloc:arena=3"),
+            "jemalloc: unknown key `arena`; valid keys: none"
+        );
         assert_eq!(err("slab:factor"), "slab: `factor` is not key=value");
         assert!(err("slab:chunk_max=12q").contains("unknown unit `q`"));
     }
@@ -492,12 +533,23 @@ mod tests {
 
     #[test]
     fn every_spec_builds_its_allocator() {
-        let built: Vec<(&str, u64)> = AllocSpec::all().iter().map(|s| s.build(Name).unwrap()).collect();
+        let built: Vec<(&str, u64)> = AllocSpec::all()
+            .iter()
+            .map(|s| s.build(Name).unwrap())
+            .collect();
         assert_eq!(built.len(), 11);
         assert_eq!(built[0], ("slab", 120));
         assert_eq!(built[1], ("zmalloc", 108), "size-header zmalloc: 100 + 8");
-        assert_eq!(built[2], ("zmalloc", 104), "usable-size zmalloc on glibc: malloc_usable_size");
-        assert_eq!(built[4], ("zmalloc", 112), "usable-size zmalloc on jemalloc: 112");
+        assert_eq!(
+            built[2],
+            ("zmalloc", 104),
+            "usable-size zmalloc on glibc: malloc_usable_size"
+        );
+        assert_eq!(
+            built[4],
+            ("zmalloc", 112),
+            "usable-size zmalloc on jemalloc: 112"
+        );
         assert_eq!(built[7], ("glibc", 104));
         assert_eq!(built[8], ("jemalloc", 112));
         assert_eq!(built[10], ("bump", 104));

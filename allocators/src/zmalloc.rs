@@ -112,7 +112,10 @@ impl<B: Allocator> Zmalloc<B> {
         if self.prefix {
             // SAFETY: the header sits in the 8 bytes before `ptr`, inside the backend block.
             let stored = unsafe { ptr.sub(PREFIX_SIZE).cast::<u64>().read_unaligned() } as usize;
-            debug_assert_eq!(stored, size, "zmalloc size header does not match the size freed");
+            debug_assert_eq!(
+                stored, size,
+                "zmalloc size header does not match the size freed"
+            );
             stored + PREFIX_SIZE
         } else {
             // SAFETY: the caller promises `ptr` is a live backend block.
@@ -151,7 +154,11 @@ impl<B: Allocator> Allocator for Zmalloc<B> {
             // SAFETY: the backend block has at least `size + 8` bytes; the header takes the
             // first 8 and the caller gets the rest.
             unsafe {
-                block.ptr.cast::<u64>().as_ptr().write_unaligned(size as u64);
+                block
+                    .ptr
+                    .cast::<u64>()
+                    .as_ptr()
+                    .write_unaligned(size as u64);
                 Ok(Block {
                     ptr: block.ptr.add(PREFIX_SIZE),
                     usable: block.usable - PREFIX_SIZE,
@@ -208,7 +215,10 @@ impl<B: Allocator> Allocator for Zmalloc<B> {
             match raw {
                 // SAFETY: the new backend block has `new_size + 8` bytes.
                 Ok(b) => unsafe {
-                    b.ptr.cast::<u64>().as_ptr().write_unaligned(new_size as u64);
+                    b.ptr
+                        .cast::<u64>()
+                        .as_ptr()
+                        .write_unaligned(new_size as u64);
                     Block {
                         ptr: b.ptr.add(PREFIX_SIZE),
                         usable: b.usable - PREFIX_SIZE,
@@ -314,13 +324,17 @@ mod tests {
         // SAFETY: live blocks with their requested sizes.
         let c = unsafe { z.realloc(b.ptr, 100, 300) }.unwrap();
         assert_eq!(z.used_memory(), 24 + 8 + 300 + 8);
+        // SAFETY: both blocks are live with these sizes and freed once.
         unsafe {
             z.free(a.ptr, 24);
             z.free(c.ptr, 300);
         }
         assert_eq!(z.used_memory(), 0);
         let st = z.stats();
-        assert_eq!((st.live_blocks, st.requested_bytes, st.allocated_bytes), (0, 0, 0));
+        assert_eq!(
+            (st.live_blocks, st.requested_bytes, st.allocated_bytes),
+            (0, 0, 0)
+        );
     }
 
     #[test]
@@ -339,7 +353,9 @@ mod tests {
         }
         // Counts are of allocations made, never decremented (as Redis 2.2 kept them).
         assert_eq!(z.allocations_for_size(24), 2);
-        let Detail::Zmalloc(d) = z.stats().detail else { unreachable!() };
+        let Detail::Zmalloc(d) = z.stats().detail else {
+            unreachable!()
+        };
         assert_eq!(d.allocations, vec![[0, 1], [24, 2], [256, 1]]);
         assert_eq!(d.allocations_above, 2);
     }
@@ -352,7 +368,7 @@ mod tests {
         let b = z.alloc(492).unwrap(); // 1000: exactly the limit
         assert_eq!(z.alloc(0), Err(AllocError::OutOfMemory { size: 0 }));
         assert_eq!(z.used_memory(), 1000);
-        // SAFETY: live blocks with their requested sizes.
+        // SAFETY: live blocks with their requested sizes; each freed once.
         unsafe {
             assert!(z.realloc(a.ptr, 492, 493).is_err());
             z.free(a.ptr, 492);

@@ -28,7 +28,10 @@ fn glibc_stats_do_not_move_when_the_global_allocator_allocates() {
     let before = g.stats();
     let kept = churn_global();
     let after = g.stats();
-    assert_eq!(before, after, "glibc's figures moved when the global allocator was used");
+    assert_eq!(
+        before, after,
+        "glibc's figures moved when the global allocator was used"
+    );
     assert!(!kept.is_empty());
 
     // Control: memory taken from glibc behind the allocator's back does show.

@@ -39,11 +39,16 @@ fn jemalloc_arena_stats_do_not_move_when_the_global_allocator_allocates() {
 #[test]
 fn jemalloc_uses_the_16_byte_quantum_classes() {
     let j = Jemalloc::new().unwrap();
-    let classes: Vec<usize> = [1, 8, 9, 16, 17, 24, 33, 49, 100, 129, 200, 257, 500, 1025, 1500]
-        .iter()
-        .map(|&n| j.usable_size(n).unwrap())
-        .collect();
-    assert_eq!(classes, vec![8, 8, 16, 16, 32, 32, 48, 64, 112, 160, 224, 320, 512, 1280, 1536]);
+    let classes: Vec<usize> = [
+        1, 8, 9, 16, 17, 24, 33, 49, 100, 129, 200, 257, 500, 1025, 1500,
+    ]
+    .iter()
+    .map(|&n| j.usable_size(n).unwrap())
+    .collect();
+    assert_eq!(
+        classes,
+        vec![8, 8, 16, 16, 32, 32, 48, 64, 112, 160, 224, 320, 512, 1280, 1536]
+    );
     // Redis's usable-size mode on jemalloc: a 24-byte dict entry costs 32 in used_memory.
     let mut z = Zmalloc::new(Jemalloc::new().unwrap(), false);
     let b = z.alloc(24).unwrap();

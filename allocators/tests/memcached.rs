@@ -9,7 +9,12 @@ use fraglab_allocators::slab::{Slab, SlabConfig, PAGE_SIZE};
 use fraglab_allocators::{AllocError, Allocator, Detail};
 
 fn model_lines(config: SlabConfig) -> Vec<String> {
-    config.classes().unwrap().iter().map(|c| c.to_string()).collect()
+    config
+        .classes()
+        .unwrap()
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
 }
 
 #[test]
@@ -20,22 +25,60 @@ fn class_tables_equal_memcached_vv() {
     let d = SlabConfig::default();
     let cases: Vec<(Vec<&str>, SlabConfig)> = vec![
         (vec![], d.clone()),
-        (vec!["-f", "2"], SlabConfig { factor: 2.0, ..d.clone() }),
-        (vec!["-f", "1.08"], SlabConfig { factor: 1.08, ..d.clone() }),
-        (vec!["-n", "16"], SlabConfig { min: 16, ..d.clone() }),
-        (vec!["-o", "slab_chunk_max=16384"], SlabConfig { chunk_max: 16384, ..d.clone() }),
+        (
+            vec!["-f", "2"],
+            SlabConfig {
+                factor: 2.0,
+                ..d.clone()
+            },
+        ),
+        (
+            vec!["-f", "1.08"],
+            SlabConfig {
+                factor: 1.08,
+                ..d.clone()
+            },
+        ),
+        (
+            vec!["-n", "16"],
+            SlabConfig {
+                min: 16,
+                ..d.clone()
+            },
+        ),
+        (
+            vec!["-o", "slab_chunk_max=16384"],
+            SlabConfig {
+                chunk_max: 16384,
+                ..d.clone()
+            },
+        ),
         (
             vec!["-f", "1.5", "-n", "24", "-o", "slab_chunk_max=16384"],
-            SlabConfig { factor: 1.5, min: 24, chunk_max: 16384, ..d.clone() },
+            SlabConfig {
+                factor: 1.5,
+                min: 24,
+                chunk_max: 16384,
+                ..d.clone()
+            },
         ),
-        (vec!["-o", "slab_sizes=96-192-384"], SlabConfig { sizes: Some(vec![96, 192, 384]), ..d.clone() }),
+        (
+            vec!["-o", "slab_sizes=96-192-384"],
+            SlabConfig {
+                sizes: Some(vec![96, 192, 384]),
+                ..d.clone()
+            },
+        ),
     ];
     for (args, config) in cases {
         let mut full = vec!["-vv"];
         full.extend(&args);
         let server = Memcached::start(&full);
         let real = server.class_lines();
-        assert!(!real.is_empty(), "memcached {args:?} printed no class table");
+        assert!(
+            !real.is_empty(),
+            "memcached {args:?} printed no class table"
+        );
         assert_eq!(real, model_lines(config), "memcached {args:?}");
     }
 }
@@ -76,10 +119,21 @@ fn chunked_item_takes_the_same_chunks_as_memcached() {
     let mut slab = Slab::new(SlabConfig::default()).unwrap();
     slab.alloc_item(48 + 2 + value + 2 + 8, 48 + 2 + 8).unwrap();
     let d = slab_detail(&slab);
-    let model: Vec<(u32, u64)> = d.classes.iter().filter(|c| c.used_chunks > 0).map(|c| (c.class, c.used_chunks)).collect();
+    let model: Vec<(u32, u64)> = d
+        .classes
+        .iter()
+        .filter(|c| c.used_chunks > 0)
+        .map(|c| (c.class, c.used_chunks))
+        .collect();
     assert_eq!(used_chunks(&real), model);
-    assert_eq!(real["total_malloced"].parse::<u64>().unwrap(), d.total_malloced);
-    assert_eq!(items["items:39:mem_requested"].parse::<u64>().unwrap(), d.classes[38].mem_requested);
+    assert_eq!(
+        real["total_malloced"].parse::<u64>().unwrap(),
+        d.total_malloced
+    );
+    assert_eq!(
+        items["items:39:mem_requested"].parse::<u64>().unwrap(),
+        d.classes[38].mem_requested
+    );
 }
 
 #[test]
@@ -109,10 +163,27 @@ fn page_limit_and_first_page_rule_match_memcached() {
     let real = client.stats("slabs");
     let general = client.stats("");
     let d = slab_detail(&slab);
-    assert_eq!(real["total_malloced"].parse::<u64>().unwrap(), d.total_malloced);
+    assert_eq!(
+        real["total_malloced"].parse::<u64>().unwrap(),
+        d.total_malloced
+    );
     for c in d.classes.iter().filter(|c| c.total_pages > 0) {
-        assert_eq!(real[&format!("{}:total_pages", c.class)].parse::<u32>().unwrap(), c.total_pages, "class {}", c.class);
-        assert_eq!(real[&format!("{}:used_chunks", c.class)].parse::<u64>().unwrap(), c.used_chunks, "class {}", c.class);
+        assert_eq!(
+            real[&format!("{}:total_pages", c.class)]
+                .parse::<u32>()
+                .unwrap(),
+            c.total_pages,
+            "class {}",
+            c.class
+        );
+        assert_eq!(
+            real[&format!("{}:used_chunks", c.class)]
+                .parse::<u64>()
+                .unwrap(),
+            c.used_chunks,
+            "class {}",
+            c.class
+        );
     }
     // Every item memcached evicted is one the model could not place.
     assert_eq!(general["evictions"].parse::<u64>().unwrap(), refused);

@@ -74,7 +74,11 @@ fn pieces<A: Allocator>(a: &A, b: &Live) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     if a.is_segmented(b.size) {
         // SAFETY: `b` is live in `a` with `b.size` requested bytes.
-        unsafe { a.for_each_segment(b.ptr, b.size, &mut |p, n| out.push((p.as_ptr() as usize, n))) };
+        unsafe {
+            a.for_each_segment(b.ptr, b.size, &mut |p, n| {
+                out.push((p.as_ptr() as usize, n))
+            })
+        };
     } else {
         out.push((b.ptr.as_ptr() as usize, b.span));
     }
@@ -98,7 +102,13 @@ fn check_bytes<A: Allocator>(a: &A, b: &Live, upto: usize) -> Result<(), TestCas
         for i in 0..len.min(upto.saturating_sub(off)) {
             // SAFETY: each piece is memory of the live block `b`.
             let got = unsafe { (start as *const u8).add(i).read() };
-            prop_assert_eq!(got, byte(b.tag, off + i), "block of {} bytes, offset {}", b.size, off + i);
+            prop_assert_eq!(
+                got,
+                byte(b.tag, off + i),
+                "block of {} bytes, offset {}",
+                b.size,
+                off + i
+            );
         }
         off += len;
     }
@@ -108,7 +118,12 @@ fn check_bytes<A: Allocator>(a: &A, b: &Live, upto: usize) -> Result<(), TestCas
 /// The chunks memcached uses for an item of `size` bytes (no head): (class chunk sizes), as
 /// REFERENCE.md describes them, derived here independently of the allocator.
 fn memcached_chunks(table: &[u32], chunk_max: usize, size: usize) -> Vec<u32> {
-    let fit = |n: usize| *table.iter().find(|&&c| c as usize >= n).expect("a class fits");
+    let fit = |n: usize| {
+        *table
+            .iter()
+            .find(|&&c| c as usize >= n)
+            .expect("a class fits")
+    };
     if size <= chunk_max {
         return vec![fit(size)];
     }
@@ -124,8 +139,15 @@ fn memcached_chunks(table: &[u32], chunk_max: usize, size: usize) -> Vec<u32> {
 
 /// Slab-only checks: per-class used chunks and `mem_requested` equal the model's, and a page
 /// taken past the limit went to a class that had none.
-fn check_slab(prev: &Option<MemStats>, st: &MemStats, live: &[Live], limit: Option<u64>) -> Result<(), TestCaseError> {
-    let Detail::Slab(d) = &st.detail else { return Ok(()) };
+fn check_slab(
+    prev: &Option<MemStats>,
+    st: &MemStats,
+    live: &[Live],
+    limit: Option<u64>,
+) -> Result<(), TestCaseError> {
+    let Detail::Slab(d) = &st.detail else {
+        return Ok(());
+    };
     let table: Vec<u32> = d.classes.iter().map(|c| c.chunk_size).collect();
     let chunk_max = *table.last().unwrap() as usize;
     let mut used = vec![0u64; table.len()];
@@ -137,24 +159,52 @@ fn check_slab(prev: &Option<MemStats>, st: &MemStats, live: &[Live], limit: Opti
             used[table.iter().position(|t| t == c).unwrap()] += 1;
             allocated += u64::from(*c);
         }
-        let class = if b.size > chunk_max { table.len() - 1 } else { table.iter().position(|&t| t as usize >= b.size).unwrap() };
+        let class = if b.size > chunk_max {
+            table.len() - 1
+        } else {
+            table.iter().position(|&t| t as usize >= b.size).unwrap()
+        };
         requested[class] += b.size as u64;
     }
     prop_assert_eq!(st.allocated_bytes, allocated);
     for (i, c) in d.classes.iter().enumerate() {
         prop_assert_eq!(c.used_chunks, used[i], "used chunks of class {}", c.class);
-        prop_assert_eq!(c.mem_requested, requested[i], "mem_requested of class {}", c.class);
+        prop_assert_eq!(
+            c.mem_requested,
+            requested[i],
+            "mem_requested of class {}",
+            c.class
+        );
         prop_assert_eq!(c.used_chunks + c.free_chunks, c.total_chunks);
     }
-    prop_assert_eq!(d.total_malloced, u64::from(d.classes.iter().map(|c| c.total_pages).sum::<u32>() + d.pool_pages) * PAGE_SIZE as u64);
-    if let (Some(limit), Some(MemStats { detail: Detail::Slab(p), .. })) = (limit, prev) {
+    prop_assert_eq!(
+        d.total_malloced,
+        u64::from(d.classes.iter().map(|c| c.total_pages).sum::<u32>() + d.pool_pages)
+            * PAGE_SIZE as u64
+    );
+    if let (
+        Some(limit),
+        Some(MemStats {
+            detail: Detail::Slab(p),
+            ..
+        }),
+    ) = (limit, prev)
+    {
         if d.total_malloced > p.total_malloced {
-            prop_assert_eq!(d.total_malloced - p.total_malloced <= 3 * PAGE_SIZE as u64, true);
+            prop_assert_eq!(
+                d.total_malloced - p.total_malloced <= 3 * PAGE_SIZE as u64,
+                true
+            );
             if p.total_malloced + PAGE_SIZE as u64 > limit {
                 // Past the limit: only classes that had no page may have gained one.
                 for (now, before) in d.classes.iter().zip(&p.classes) {
                     if now.total_pages > before.total_pages {
-                        prop_assert_eq!(before.total_pages, 0, "class {} got a page past the limit", now.class);
+                        prop_assert_eq!(
+                            before.total_pages,
+                            0,
+                            "class {} got a page past the limit",
+                            now.class
+                        );
                     }
                 }
             }
@@ -169,37 +219,76 @@ fn check_state<A: Allocator>(a: &A, live: &[Live], owns_memory: bool) -> Result<
         for (start, len) in pieces(a, b) {
             let end = start + len;
             if let Some((&s, &e)) = ranges.range(..end).next_back() {
-                prop_assert!(e <= start || s >= end, "overlap: [{start:#x},{end:#x}) with [{s:#x},{e:#x})");
+                prop_assert!(
+                    e <= start || s >= end,
+                    "overlap: [{start:#x},{end:#x}) with [{s:#x},{e:#x})"
+                );
             }
             ranges.insert(start, end);
         }
     }
     let st = a.stats();
     prop_assert_eq!(st.live_blocks, live.len() as u64);
-    prop_assert_eq!(st.requested_bytes, live.iter().map(|b| b.size as u64).sum::<u64>());
-    prop_assert!(st.requested_bytes <= st.allocated_bytes, "requested {} > allocated {}", st.requested_bytes, st.allocated_bytes);
+    prop_assert_eq!(
+        st.requested_bytes,
+        live.iter().map(|b| b.size as u64).sum::<u64>()
+    );
+    prop_assert!(
+        st.requested_bytes <= st.allocated_bytes,
+        "requested {} > allocated {}",
+        st.requested_bytes,
+        st.allocated_bytes
+    );
     if owns_memory {
-        prop_assert!(st.allocated_bytes <= st.footprint_bytes, "allocated {} > footprint {}", st.allocated_bytes, st.footprint_bytes);
+        prop_assert!(
+            st.allocated_bytes <= st.footprint_bytes,
+            "allocated {} > footprint {}",
+            st.allocated_bytes,
+            st.footprint_bytes
+        );
     }
     if let Some(limit) = a.limit() {
         match a.limit_kind() {
             LimitKind::Pages => {
-                let Detail::Slab(d) = &st.detail else { unreachable!("pages limit is the slab's") };
-                let classes_with_pages = d.classes.iter().filter(|c| c.total_pages > 0).count() as u64;
+                let Detail::Slab(d) = &st.detail else {
+                    unreachable!("pages limit is the slab's")
+                };
+                let classes_with_pages =
+                    d.classes.iter().filter(|c| c.total_pages > 0).count() as u64;
                 prop_assert!(u64::from(d.pages_past_limit) <= classes_with_pages);
-                prop_assert!(d.total_malloced <= limit + u64::from(d.pages_past_limit) * PAGE_SIZE as u64,
-                    "total_malloced {} past limit {} with {} first pages", d.total_malloced, limit, d.pages_past_limit);
+                prop_assert!(
+                    d.total_malloced <= limit + u64::from(d.pages_past_limit) * PAGE_SIZE as u64,
+                    "total_malloced {} past limit {} with {} first pages",
+                    d.total_malloced,
+                    limit,
+                    d.pages_past_limit
+                );
             }
             LimitKind::UsedMemory | LimitKind::AllocatedBytes => {
-                prop_assert!(st.allocated_bytes <= limit, "allocated {} > limit {}", st.allocated_bytes, limit)
+                prop_assert!(
+                    st.allocated_bytes <= limit,
+                    "allocated {} > limit {}",
+                    st.allocated_bytes,
+                    limit
+                )
             }
-            LimitKind::Footprint => prop_assert!(st.footprint_bytes <= limit, "footprint {} > limit {}", st.footprint_bytes, limit),
+            LimitKind::Footprint => prop_assert!(
+                st.footprint_bytes <= limit,
+                "footprint {} > limit {}",
+                st.footprint_bytes,
+                limit
+            ),
         }
     }
     Ok(())
 }
 
-fn run<A: Allocator>(mut a: A, prog: &[Op], limit: Option<u64>, owns_memory: bool) -> Result<(), TestCaseError> {
+fn run<A: Allocator>(
+    mut a: A,
+    prog: &[Op],
+    limit: Option<u64>,
+    owns_memory: bool,
+) -> Result<(), TestCaseError> {
     a.set_limit(limit);
     let mut live: Vec<Live> = Vec::new();
     let mut tag = 0u8;
@@ -210,12 +299,23 @@ fn run<A: Allocator>(mut a: A, prog: &[Op], limit: Option<u64>, owns_memory: boo
                 Ok(block) => {
                     prop_assert!(block.usable >= size);
                     tag = tag.wrapping_add(1);
-                    let span = if a.is_segmented(size) { size } else { block.usable };
-                    let b = Live { ptr: block.ptr, size, span, tag };
+                    let span = if a.is_segmented(size) {
+                        size
+                    } else {
+                        block.usable
+                    };
+                    let b = Live {
+                        ptr: block.ptr,
+                        size,
+                        span,
+                        tag,
+                    };
                     fill(&a, &b);
                     live.push(b);
                 }
-                Err(AllocError::OutOfMemory { .. }) => prop_assert!(limit.is_some(), "OOM without a limit"),
+                Err(AllocError::OutOfMemory { .. }) => {
+                    prop_assert!(limit.is_some(), "OOM without a limit")
+                }
                 Err(AllocError::TooLarge { max, .. }) => prop_assert!(size > max),
             },
             Op::Realloc(i, size) if !live.is_empty() => {
@@ -226,8 +326,17 @@ fn run<A: Allocator>(mut a: A, prog: &[Op], limit: Option<u64>, owns_memory: boo
                 match unsafe { a.realloc(ptr, old, size) } {
                     Ok(block) => {
                         prop_assert!(block.usable >= size);
-                        let span = if a.is_segmented(size) { size } else { block.usable };
-                        let moved = Live { ptr: block.ptr, size, span, tag: live[i].tag };
+                        let span = if a.is_segmented(size) {
+                            size
+                        } else {
+                            block.usable
+                        };
+                        let moved = Live {
+                            ptr: block.ptr,
+                            size,
+                            span,
+                            tag: live[i].tag,
+                        };
                         check_bytes(&a, &moved, old.min(size))?;
                         tag = tag.wrapping_add(1);
                         live[i] = Live { tag, ..moved };
@@ -258,7 +367,10 @@ fn run<A: Allocator>(mut a: A, prog: &[Op], limit: Option<u64>, owns_memory: boo
         unsafe { a.free(b.ptr, b.size) };
     }
     let st = a.stats();
-    prop_assert_eq!((st.live_blocks, st.requested_bytes, st.allocated_bytes), (0, 0, 0));
+    prop_assert_eq!(
+        (st.live_blocks, st.requested_bytes, st.allocated_bytes),
+        (0, 0, 0)
+    );
     Ok(())
 }
 

@@ -6,7 +6,12 @@ use fraglab_allocators::slab::{MoveError, Slab, SlabConfig, PAGE_SIZE};
 use fraglab_allocators::{AllocError, Allocator, Detail};
 
 fn table(config: SlabConfig) -> Vec<(u32, u32)> {
-    config.classes().unwrap().iter().map(|c| (c.chunk_size, c.perslab)).collect()
+    config
+        .classes()
+        .unwrap()
+        .iter()
+        .map(|c| (c.chunk_size, c.perslab))
+        .collect()
 }
 
 fn parse(expected: &str) -> Vec<(u32, u32)> {
@@ -30,75 +35,130 @@ fn class_table_defaults() {
     assert_eq!(t.len(), 39);
     assert_eq!(
         t,
-        parse("96/10922 120/8738 152/6898 192/5461 240/4369 304/3449 384/2730 480/2184 600/1747 \
+        parse(
+            "96/10922 120/8738 152/6898 192/5461 240/4369 304/3449 384/2730 480/2184 600/1747 \
                752/1394 944/1110 1184/885 1480/708 1856/564 2320/451 2904/361 3632/288 4544/230 \
                5680/184 7104/147 8880/118 11104/94 13880/75 17352/60 21696/48 27120/38 33904/30 \
                42384/24 52984/19 66232/15 82792/12 103496/10 129376/8 161720/6 202152/5 \
-               252696/4 315872/3 394840/2 524288/2")
+               252696/4 315872/3 394840/2 524288/2"
+        )
     );
 }
 
 #[test]
 fn class_table_factor_2() {
     assert_eq!(
-        table(SlabConfig { factor: 2.0, ..cfg() }),
-        parse("96/10922 192/5461 384/2730 768/1365 1536/682 3072/341 6144/170 12288/85 24576/42 \
-               49152/21 98304/10 196608/5 524288/2")
+        table(SlabConfig {
+            factor: 2.0,
+            ..cfg()
+        }),
+        parse(
+            "96/10922 192/5461 384/2730 768/1365 1536/682 3072/341 6144/170 12288/85 24576/42 \
+               49152/21 98304/10 196608/5 524288/2"
+        )
     );
 }
 
 #[test]
 fn class_table_factor_1_08_hits_the_63_class_cap() {
-    let t = table(SlabConfig { factor: 1.08, ..cfg() });
+    let t = table(SlabConfig {
+        factor: 1.08,
+        ..cfg()
+    });
     assert_eq!(t.len(), 63);
-    assert_eq!(&t[..8], &parse("96/10922 104/10082 112/9362 120/8738 136/7710 152/6898 168/6241 184/5698")[..]);
-    assert_eq!(&t[58..], &parse("10944/95 11824/88 12776/82 13800/75 524288/2")[..]);
+    assert_eq!(
+        &t[..8],
+        &parse("96/10922 104/10082 112/9362 120/8738 136/7710 152/6898 168/6241 184/5698")[..]
+    );
+    assert_eq!(
+        &t[58..],
+        &parse("10944/95 11824/88 12776/82 13800/75 524288/2")[..]
+    );
 }
 
 #[test]
 fn class_table_min_16() {
     assert_eq!(
         table(SlabConfig { min: 16, ..cfg() }),
-        parse("64/16384 80/13107 104/10082 136/7710 176/5957 224/4681 280/3744 352/2978 440/2383 \
+        parse(
+            "64/16384 80/13107 104/10082 136/7710 176/5957 224/4681 280/3744 352/2978 440/2383 \
                552/1899 696/1506 872/1202 1096/956 1376/762 1720/609 2152/487 2696/388 3376/310 \
                4224/248 5280/198 6600/158 8256/127 10320/101 12904/81 16136/64 20176/51 \
                25224/41 31536/33 39424/26 49280/21 61600/17 77000/13 96256/10 120320/8 \
-               150400/6 188000/5 235000/4 293752/3 367192/2 524288/2")
+               150400/6 188000/5 235000/4 293752/3 367192/2 524288/2"
+        )
     );
 }
 
 #[test]
 fn class_table_small_chunk_max() {
     assert_eq!(
-        table(SlabConfig { chunk_max: 16384, ..cfg() }),
-        parse("96/10922 120/8738 152/6898 192/5461 240/4369 304/3449 384/2730 480/2184 600/1747 \
+        table(SlabConfig {
+            chunk_max: 16384,
+            ..cfg()
+        }),
+        parse(
+            "96/10922 120/8738 152/6898 192/5461 240/4369 304/3449 384/2730 480/2184 600/1747 \
                752/1394 944/1110 1184/885 1480/708 1856/564 2320/451 2904/361 3632/288 4544/230 \
-               5680/184 7104/147 8880/118 11104/94 16384/64")
+               5680/184 7104/147 8880/118 11104/94 16384/64"
+        )
     );
     assert_eq!(
-        table(SlabConfig { chunk_max: 16384, factor: 1.5, min: 24, ..cfg() }),
-        parse("72/14563 112/9362 168/6241 256/4096 384/2730 576/1820 864/1213 1296/809 1944/539 \
-               2920/359 4384/239 6576/159 9864/106 16384/64")
+        table(SlabConfig {
+            chunk_max: 16384,
+            factor: 1.5,
+            min: 24,
+            ..cfg()
+        }),
+        parse(
+            "72/14563 112/9362 168/6241 256/4096 384/2730 576/1820 864/1213 1296/809 1944/539 \
+               2920/359 4384/239 6576/159 9864/106 16384/64"
+        )
     );
 }
 
 #[test]
 fn class_table_explicit_sizes() {
     assert_eq!(
-        table(SlabConfig { sizes: Some(vec![96, 192, 384]), ..cfg() }),
+        table(SlabConfig {
+            sizes: Some(vec![96, 192, 384]),
+            ..cfg()
+        }),
         parse("96/10922 192/5461 384/2730 524288/2")
     );
     // Sizes are rounded up to 8 like computed ones.
-    assert_eq!(table(SlabConfig { sizes: Some(vec![100, 200]), ..cfg() })[..2], parse("104/10082 200/5242")[..]);
+    assert_eq!(
+        table(SlabConfig {
+            sizes: Some(vec![100, 200]),
+            ..cfg()
+        })[..2],
+        parse("104/10082 200/5242")[..]
+    );
 }
 
 #[test]
 fn invalid_settings_are_refused_with_reasons() {
     let err = |c: SlabConfig| c.classes().unwrap_err().to_string();
-    assert!(err(SlabConfig { factor: 1.0, ..cfg() }).contains("factor must be greater than 1"));
-    assert!(err(SlabConfig { chunk_max: 1000, ..cfg() }).contains("divide evenly"));
-    assert!(err(SlabConfig { sizes: Some(vec![96, 100]), ..cfg() }).contains("more than 8 bytes larger"));
-    assert!(err(SlabConfig { sizes: Some(vec![600_000]), ..cfg() }).contains("out of the valid range"));
+    assert!(err(SlabConfig {
+        factor: 1.0,
+        ..cfg()
+    })
+    .contains("factor must be greater than 1"));
+    assert!(err(SlabConfig {
+        chunk_max: 1000,
+        ..cfg()
+    })
+    .contains("divide evenly"));
+    assert!(err(SlabConfig {
+        sizes: Some(vec![96, 100]),
+        ..cfg()
+    })
+    .contains("more than 8 bytes larger"));
+    assert!(err(SlabConfig {
+        sizes: Some(vec![600_000]),
+        ..cfg()
+    })
+    .contains("out of the valid range"));
 }
 
 #[test]
@@ -143,7 +203,12 @@ fn a_600000_byte_item_is_stored_chunked_like_memcached() {
     let block = slab.alloc_item(600_000, 58).unwrap();
     assert!(slab.is_segmented(600_000));
     let d = detail(&slab);
-    let used: Vec<(u32, u64)> = d.classes.iter().filter(|c| c.used_chunks > 0).map(|c| (c.class, c.used_chunks)).collect();
+    let used: Vec<(u32, u64)> = d
+        .classes
+        .iter()
+        .filter(|c| c.used_chunks > 0)
+        .map(|c| (c.class, c.used_chunks))
+        .collect();
     assert_eq!(used, vec![(2, 1), (31, 1), (39, 1)]);
     assert_eq!(d.classes[38].mem_requested, 600_000);
     assert_eq!(d.total_malloced, 3 * PAGE_SIZE as u64);
@@ -166,18 +231,34 @@ fn a_600000_byte_item_is_stored_chunked_like_memcached() {
     // SAFETY: as above; freed once.
     unsafe { slab.free(block.ptr, 600_000) };
     let d = detail(&slab);
-    assert!(d.classes.iter().all(|c| c.used_chunks == 0 && c.mem_requested == 0));
+    assert!(d
+        .classes
+        .iter()
+        .all(|c| c.used_chunks == 0 && c.mem_requested == 0));
 }
 
 #[test]
 fn requests_above_item_max_are_refused() {
     let mut slab = Slab::new(cfg()).unwrap();
-    assert_eq!(slab.alloc(PAGE_SIZE + 1), Err(AllocError::TooLarge { size: PAGE_SIZE + 1, max: PAGE_SIZE }));
-    assert!(slab.alloc(PAGE_SIZE).is_ok(), "exactly item_max is stored (chunked)");
+    assert_eq!(
+        slab.alloc(PAGE_SIZE + 1),
+        Err(AllocError::TooLarge {
+            size: PAGE_SIZE + 1,
+            max: PAGE_SIZE
+        })
+    );
+    assert!(
+        slab.alloc(PAGE_SIZE).is_ok(),
+        "exactly item_max is stored (chunked)"
+    );
     let st = slab.stats();
     assert_eq!((st.counters.failed, st.counters.allocs), (1, 1));
     // A larger -I admits larger items.
-    let mut big = Slab::new(SlabConfig { item_max: 2 * PAGE_SIZE, ..cfg() }).unwrap();
+    let mut big = Slab::new(SlabConfig {
+        item_max: 2 * PAGE_SIZE,
+        ..cfg()
+    })
+    .unwrap();
     assert!(big.alloc(PAGE_SIZE + 1).is_ok());
 }
 
@@ -233,9 +314,13 @@ fn move_page_needs_an_empty_page_and_moves_it() {
     // Release every chunk of one class-1 page (the engine evicts its items), then move it.
     let pages = slab.class_pages(1).unwrap();
     assert_eq!(pages.len(), 2);
-    assert!(pages.iter().all(|p| p.used_chunks == 10_922 && p.free_chunks == 0));
+    assert!(pages
+        .iter()
+        .all(|p| p.used_chunks == 10_922 && p.free_chunks == 0));
     let base = pages[0].base.as_ptr() as usize;
-    let on_page = |b: &fraglab_allocators::Block| (base..base + PAGE_SIZE).contains(&(b.ptr.as_ptr() as usize));
+    let on_page = |b: &fraglab_allocators::Block| {
+        (base..base + PAGE_SIZE).contains(&(b.ptr.as_ptr() as usize))
+    };
     let (gone, kept): (Vec<_>, Vec<_>) = small.into_iter().partition(on_page);
     assert_eq!(gone.len(), 10_922);
     for b in &gone {
@@ -248,7 +333,11 @@ fn move_page_needs_an_empty_page_and_moves_it() {
     assert_eq!((d.classes[0].total_pages, d.classes[8].total_pages), (1, 2));
     assert_eq!(d.classes[0].free_chunks, 0);
     assert_eq!(d.classes[8].free_chunks, 1747);
-    assert_eq!(d.total_malloced, 3 * PAGE_SIZE as u64, "moving a page takes nothing new from the OS");
+    assert_eq!(
+        d.total_malloced,
+        3 * PAGE_SIZE as u64,
+        "moving a page takes nothing new from the OS"
+    );
     assert!(slab.alloc(500).is_ok());
 
     // A page given to the global pool (class 0) is taken before the OS, even past the limit.
@@ -258,8 +347,14 @@ fn move_page_needs_an_empty_page_and_moves_it() {
     }
     slab.move_page(1, 0).unwrap();
     assert_eq!(detail(&slab).pool_pages, 1);
-    assert!(slab.alloc(5000).is_ok(), "class 19 has no page: its first comes from the pool");
+    assert!(
+        slab.alloc(5000).is_ok(),
+        "class 19 has no page: its first comes from the pool"
+    );
     let d = detail(&slab);
-    assert_eq!((d.pool_pages, d.classes[18].total_pages, d.total_malloced), (0, 1, 3 * PAGE_SIZE as u64));
+    assert_eq!(
+        (d.pool_pages, d.classes[18].total_pages, d.total_malloced),
+        (0, 1, 3 * PAGE_SIZE as u64)
+    );
     drop(big);
 }

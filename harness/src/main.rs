@@ -16,7 +16,11 @@ use fraglab_allocators::spec::parse_size;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "fraglab", version, about = "A lab for memory-allocator and storage-engine research")]
+#[command(
+    name = "fraglab",
+    version,
+    about = "A lab for memory-allocator and storage-engine research"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -79,9 +83,7 @@ fn slab_classes(
     let classes = config.classes().map_err(|e| e.to_string())?;
     Ok(match format {
         Format::Text => classes.iter().map(|c| format!("{c}\n")).collect(),
-        Format::Json => {
-            serde_json::to_string(&classes).map_err(|e| e.to_string())? + "\n"
-        }
+        Format::Json => serde_json::to_string(&classes).map_err(|e| e.to_string())? + "\n",
     })
 }
 

@@ -58,7 +58,10 @@ impl Memcached {
             if unsafe { libc::geteuid() } == 0 {
                 cmd.args(["-u", "root"]);
             }
-            cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+            cmd.args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
             let mut child = cmd.spawn().expect("memcached starts");
             let stderr = child.stderr.take().expect("piped stderr");
             let (tx, rx) = mpsc::channel();
@@ -69,7 +72,11 @@ impl Memcached {
                     }
                 }
             });
-            let mut server = Memcached { child, port, stderr: rx };
+            let mut server = Memcached {
+                child,
+                port,
+                stderr: rx,
+            };
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -81,7 +88,10 @@ impl Memcached {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let lines: Vec<String> = server.stderr.try_iter().collect();
-            if lines.iter().any(|l| l.contains("failed to listen") || l.contains("Address already in use")) {
+            if lines
+                .iter()
+                .any(|l| l.contains("failed to listen") || l.contains("Address already in use"))
+            {
                 continue;
             }
             panic!("memcached {args:?} did not start: {lines:?}");
@@ -103,7 +113,9 @@ impl Memcached {
 
     pub fn connect(&self) -> Client {
         let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to memcached");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         Client { stream }
     }
 }
@@ -139,7 +151,10 @@ impl Client {
         msg.extend(std::iter::repeat_n(b'v', len));
         msg.extend_from_slice(b"\r\n");
         self.stream.write_all(&msg).unwrap();
-        String::from_utf8(self.read_until(b"\r\n")).unwrap().trim().to_string()
+        String::from_utf8(self.read_until(b"\r\n"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// Sets many keys in one pipelined write; returns how many were STORED.
@@ -158,19 +173,32 @@ impl Client {
             assert!(n > 0, "memcached closed the connection");
             answers.extend_from_slice(&chunk[..n]);
         }
-        String::from_utf8(answers).unwrap().lines().filter(|l| *l == "STORED").count()
+        String::from_utf8(answers)
+            .unwrap()
+            .lines()
+            .filter(|l| *l == "STORED")
+            .count()
     }
 
     /// `stats [ARG]` as a map.
     pub fn stats(&mut self, arg: &str) -> HashMap<String, String> {
-        let cmd = if arg.is_empty() { "stats\r\n".to_string() } else { format!("stats {arg}\r\n") };
+        let cmd = if arg.is_empty() {
+            "stats\r\n".to_string()
+        } else {
+            format!("stats {arg}\r\n")
+        };
         self.stream.write_all(cmd.as_bytes()).unwrap();
         String::from_utf8(self.read_until(b"END\r\n"))
             .unwrap()
             .lines()
             .filter_map(|l| {
                 let mut it = l.split_whitespace();
-                (it.next() == Some("STAT")).then(|| (it.next().unwrap().to_string(), it.next().unwrap_or("").to_string()))
+                (it.next() == Some("STAT")).then(|| {
+                    (
+                        it.next().unwrap().to_string(),
+                        it.next().unwrap_or("").to_string(),
+                    )
+                })
             })
             .collect()
     }
