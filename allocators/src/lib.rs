@@ -225,6 +225,37 @@ pub trait Allocator {
     }
 }
 
+/// Walks the segments of a block that overlap `[offset, offset + len)`, calling `f` with the
+/// segment memory at that point, the position in the range, and the length of the overlap.
+///
+/// # Safety
+/// `ptr` must be a live block of `alloc` requested with `size` bytes, and
+/// `offset + len <= size`.
+unsafe fn walk_range<A: Allocator + ?Sized>(
+    alloc: &A,
+    ptr: NonNull<u8>,
+    size: usize,
+    offset: usize,
+    len: usize,
+    f: &mut dyn FnMut(*mut u8, usize, usize),
+) {
+    debug_assert!(offset + len <= size);
+    let mut pos = 0usize;
+    // SAFETY: the caller guarantees the block is live with `size` bytes; the pointer handed to
+    // `f` stays inside the segment the allocator reported.
+    unsafe {
+        alloc.for_each_segment(ptr, size, &mut |seg, seg_len| {
+            let (start, end) = (pos, pos + seg_len);
+            pos = end;
+            let from = offset.max(start);
+            let to = (offset + len).min(end);
+            if from < to {
+                f(seg.as_ptr().add(from - start), from - offset, to - from);
+            }
+        });
+    }
+}
+
 /// Copies `bytes` into a block at `offset`, across segments if the block is segmented.
 ///
 /// # Safety
@@ -237,28 +268,12 @@ pub unsafe fn write_block<A: Allocator + ?Sized>(
     offset: usize,
     bytes: &[u8],
 ) {
-    debug_assert!(offset + bytes.len() <= size);
-    let mut pos = 0usize;
-    let mut written = 0usize;
-    // SAFETY: the caller guarantees the block is live with `size` bytes; every copy below stays
-    // inside one segment the allocator reported and inside `bytes`.
+    // SAFETY: the caller's promise; each copy is `n` bytes inside both the segment and `bytes`.
     unsafe {
-        alloc.for_each_segment(ptr, size, &mut |seg, len| {
-            let (start, end) = (pos, pos + len);
-            pos = end;
-            let from = offset.max(start);
-            let to = (offset + bytes.len()).min(end);
-            if from < to {
-                std::ptr::copy_nonoverlapping(
-                    bytes.as_ptr().add(from - offset),
-                    seg.as_ptr().add(from - start),
-                    to - from,
-                );
-                written += to - from;
-            }
-        });
+        walk_range(alloc, ptr, size, offset, bytes.len(), &mut |dst, at, n| {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(at), dst, n)
+        })
     }
-    debug_assert_eq!(written, bytes.len());
 }
 
 /// Reads `out.len()` bytes of a block from `offset`, across segments if needed.
@@ -272,22 +287,11 @@ pub unsafe fn read_block<A: Allocator + ?Sized>(
     offset: usize,
     out: &mut [u8],
 ) {
-    debug_assert!(offset + out.len() <= size);
-    let mut pos = 0usize;
-    // SAFETY: as in `write_block`; reads stay inside reported segments and `out`.
+    let out_ptr = out.as_mut_ptr();
+    // SAFETY: the caller's promise; each copy is `n` bytes inside both the segment and `out`.
     unsafe {
-        alloc.for_each_segment(ptr, size, &mut |seg, len| {
-            let (start, end) = (pos, pos + len);
-            pos = end;
-            let from = offset.max(start);
-            let to = (offset + out.len()).min(end);
-            if from < to {
-                std::ptr::copy_nonoverlapping(
-                    seg.as_ptr().add(from - start),
-                    out.as_mut_ptr().add(from - offset),
-                    to - from,
-                );
-            }
-        });
+        walk_range(alloc, ptr, size, offset, out.len(), &mut |src, at, n| {
+            std::ptr::copy_nonoverlapping(src, out_ptr.add(at), n)
+        })
     }
 }

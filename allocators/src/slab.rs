@@ -351,10 +351,11 @@ pub struct Slab<P: PageSource = MmapPages> {
 // its page source can move too.
 unsafe impl<P: PageSource + Send> Send for Slab<P> {}
 
-impl fmt::Debug for Slab<MmapPages> {
+impl<P: PageSource> fmt::Debug for Slab<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slab")
             .field("config", &self.config)
+            .field("page_source", &self.source.name())
             .field("mem_malloced", &self.mem_malloced)
             .field("mem_limit", &self.mem_limit)
             .finish_non_exhaustive()

@@ -2,24 +2,14 @@
 //! non-glibc global allocator (as the `fraglab` binary has), the harness's own allocations do
 //! not move them; a direct `malloc` does, which shows the check can see a leak.
 
+mod common;
+
+use common::churn_global;
 use fraglab_allocators::glibc::Glibc;
 use fraglab_allocators::Allocator;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Allocates and frees a spread of sizes through the global allocator, keeping some.
-fn churn_global() -> Vec<Vec<u8>> {
-    let mut kept = Vec::new();
-    for i in 0..20_000usize {
-        let v = vec![i as u8; 16 + (i * 37) % 5000];
-        if i % 3 == 0 {
-            kept.push(v);
-        }
-    }
-    kept.push(vec![1u8; 8 << 20]);
-    kept
-}
 
 #[test]
 fn glibc_stats_do_not_move_when_the_global_allocator_allocates() {

@@ -1,24 +1,15 @@
 //! jemalloc's dedicated arena: the process's jemalloc global allocator (its automatic arenas)
 //! does not move the arena's figures.
 
+mod common;
+
+use common::churn_global;
 use fraglab_allocators::jemalloc::Jemalloc;
 use fraglab_allocators::zmalloc::Zmalloc;
 use fraglab_allocators::Allocator;
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-fn churn_global() -> Vec<Vec<u8>> {
-    let mut kept = Vec::new();
-    for i in 0..20_000usize {
-        let v = vec![i as u8; 16 + (i * 37) % 5000];
-        if i % 3 == 0 {
-            kept.push(v);
-        }
-    }
-    kept.push(vec![1u8; 8 << 20]);
-    kept
-}
 
 #[test]
 fn jemalloc_arena_stats_do_not_move_when_the_global_allocator_allocates() {

@@ -1,6 +1,9 @@
 //! mimalloc's dedicated heap: the process's mimalloc global allocator (the thread's default
 //! heap) does not move the heap's figures.
 
+mod common;
+
+use common::churn_global;
 use fraglab_allocators::mimalloc::Mimalloc;
 use fraglab_allocators::Allocator;
 
@@ -13,13 +16,7 @@ fn mimalloc_heap_stats_do_not_move_when_the_global_allocator_allocates() {
     let blocks: Vec<_> = (0..1000).map(|i| m.alloc(100 + i).unwrap()).collect();
     let before = m.stats();
     assert!(before.footprint_bytes >= before.allocated_bytes && before.allocated_bytes > 0);
-    let mut kept = Vec::new();
-    for i in 0..20_000usize {
-        let v = vec![i as u8; 16 + (i * 37) % 5000];
-        if i % 3 == 0 {
-            kept.push(v);
-        }
-    }
+    let kept = churn_global();
     let after = m.stats();
     assert_eq!(before, after, "the dedicated heap's figures moved");
     for (i, b) in blocks.into_iter().enumerate() {

@@ -1,4 +1,4 @@
-//! A real memcached for tests: started from PATH on 127.0.0.1 and a free port, stopped by its
+//! Test helpers: other code that allocates, and a real memcached for tests, started from PATH on 127.0.0.1 and a free port, stopped by its
 //! own process id when dropped.
 //!
 //! Where memcached is not installed the tests that need it print why and pass, except under
@@ -12,6 +12,20 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Allocates and frees a spread of sizes through the global allocator, keeping a third of them
+/// and one 8 MiB buffer: "other code" for the isolation tests.
+pub fn churn_global() -> Vec<Vec<u8>> {
+    let mut kept = Vec::new();
+    for i in 0..20_000usize {
+        let v = vec![i as u8; 16 + (i * 37) % 5000];
+        if i % 3 == 0 {
+            kept.push(v);
+        }
+    }
+    kept.push(vec![1u8; 8 << 20]);
+    kept
+}
 
 /// Whether memcached can be run; panics under CI when it cannot.
 pub fn memcached_available() -> bool {
