@@ -78,7 +78,13 @@ impl Allocator for Bump {
             }
             Err(_) => {
                 self.tally.on_failure();
-                Err(AllocError::OutOfMemory { size })
+                match self.limit {
+                    Some(limit) if usable as u64 > limit => Err(AllocError::TooLarge {
+                        size,
+                        max: limit as usize,
+                    }),
+                    _ => Err(AllocError::OutOfMemory { size }),
+                }
             }
         }
     }

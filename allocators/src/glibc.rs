@@ -117,21 +117,26 @@ impl RawHeap for GlibcRaw {
         unsafe { libc::malloc_usable_size(ptr.as_ptr().cast()) }
     }
 
-    /// `request2size(n) - 8` below the default mmap threshold, a page-rounded mapping above
-    /// it. A block can be larger than predicted: glibc hands out a free chunk whole when the
-    /// remainder would be under 32 bytes, and it raises its mmap threshold as mapped chunks are
-    /// freed.
+    /// `request2size(n) - 8`: what a chunk cut from the heap gives. This is a lower bound: a
+    /// block is larger when glibc hands out a free chunk whole because the remainder would be
+    /// under 32 bytes, or when a request at or above the mmap threshold (128 KiB, raised as
+    /// mapped chunks are freed) that the heap's top cannot hold is mapped on its own and
+    /// page-rounded.
     fn predict(&self, size: usize) -> usize {
-        if request2size(size) >= MMAP_THRESHOLD {
-            mmapped_usable(size)
-        } else {
-            request2size(size) - 8
-        }
+        request2size(size) - 8
     }
 
-    fn predict_max(&self, size: usize) -> usize {
-        // An unsplit chunk is at most 31 bytes larger; a mapped one is page-rounded.
-        (request2size(size) + 32 - 8).max(mmapped_usable(size))
+    unsafe fn predict_max(&self, ptr: NonNull<u8>, new_size: usize) -> usize {
+        // SAFETY: the caller promises `ptr` is a live glibc block: its chunk's size word, whose
+        // bit 1 is IS_MMAPPED, is the 8 bytes before it.
+        let size_word = unsafe { ptr.as_ptr().sub(8).cast::<usize>().read_unaligned() };
+        let heap_max = request2size(new_size) + 32 - 8; // an unsplit chunk: at most 31 more
+        if size_word & 2 != 0 || request2size(new_size) >= MMAP_THRESHOLD {
+            // A mapped chunk stays mapped (mremap) or a large one may be mapped: page-rounded.
+            heap_max.max(mmapped_usable(new_size))
+        } else {
+            heap_max
+        }
     }
 
     fn footprint(&self) -> u64 {

@@ -40,11 +40,15 @@ pub trait RawHeap {
     unsafe fn usable(&self, ptr: NonNull<u8>) -> usize;
     /// The usable size a request of `size` bytes gets, as the library predicts it.
     fn predict(&self, size: usize) -> usize;
-    /// An upper bound of the usable size a request of `size` bytes can get (for limit checks
-    /// made before a `realloc`). Defaults to the prediction, for libraries whose prediction is
-    /// exact.
-    fn predict_max(&self, size: usize) -> usize {
-        self.predict(size)
+    /// An upper bound of the usable size `realloc(ptr, new_size)` can give (for the limit
+    /// check made before a `realloc`, which cannot be undone). Defaults to the prediction, for
+    /// libraries whose prediction is exact.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap.
+    unsafe fn predict_max(&self, ptr: NonNull<u8>, new_size: usize) -> usize {
+        let _ = ptr;
+        self.predict(new_size)
     }
     /// Bytes the heap holds from the OS for its blocks.
     fn footprint(&self) -> u64;
@@ -80,6 +84,36 @@ impl<H: RawHeap> MallocHeap<H> {
         self.limit
             .is_none_or(|limit| self.tally.allocated - released + extra <= limit)
     }
+
+    /// The error for a request that does not fit: `TooLarge` if it could not fit even in an
+    /// empty heap under the limit, `OutOfMemory` otherwise.
+    fn refusal(&mut self, size: usize, cost: usize) -> AllocError {
+        self.tally.on_failure();
+        match self.limit {
+            Some(limit) if cost as u64 > limit => AllocError::TooLarge {
+                size,
+                max: limit as usize,
+            },
+            _ => AllocError::OutOfMemory { size },
+        }
+    }
+}
+
+/// An allocator zmalloc can sit on: a malloc-style heap whose blocks are contiguous and whose
+/// `realloc` result can be bounded beforehand.
+pub trait MallocBackend: Allocator {
+    /// An upper bound of the usable size `realloc(ptr, _, new_size)` can give.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this allocator.
+    unsafe fn realloc_usable_max(&self, ptr: NonNull<u8>, new_size: usize) -> usize;
+}
+
+impl<H: RawHeap> MallocBackend for MallocHeap<H> {
+    unsafe fn realloc_usable_max(&self, ptr: NonNull<u8>, new_size: usize) -> usize {
+        // SAFETY: the caller's promise is passed on.
+        unsafe { self.raw.predict_max(ptr, new_size.max(1)) }
+    }
 }
 
 impl<H: RawHeap> Allocator for MallocHeap<H> {
@@ -98,8 +132,7 @@ impl<H: RawHeap> Allocator for MallocHeap<H> {
         if !self.fits(usable as u64, 0) {
             // SAFETY: `ptr` is live, requested with `size.max(1)` bytes, and never handed out.
             unsafe { self.raw.free(ptr, size.max(1)) };
-            self.tally.on_failure();
-            return Err(AllocError::OutOfMemory { size });
+            return Err(self.refusal(size, usable));
         }
         self.tally.on_alloc(size, usable);
         Ok(Block { ptr, usable })
@@ -122,12 +155,10 @@ impl<H: RawHeap> Allocator for MallocHeap<H> {
     ) -> Result<Block, AllocError> {
         // SAFETY: the caller promises `ptr` is live.
         let old_usable = unsafe { self.raw.usable(ptr) };
-        if !self.fits(
-            self.raw.predict_max(new_size.max(1)) as u64,
-            old_usable as u64,
-        ) {
-            self.tally.on_failure();
-            return Err(AllocError::OutOfMemory { size: new_size });
+        // SAFETY: as above.
+        let bound = unsafe { self.raw.predict_max(ptr, new_size.max(1)) };
+        if !self.fits(bound as u64, old_usable as u64) {
+            return Err(self.refusal(new_size, bound));
         }
         // SAFETY: the caller promises `ptr` is live with `old_size` bytes.
         let Some(new) = (unsafe { self.raw.realloc(ptr, old_size.max(1), new_size.max(1)) }) else {

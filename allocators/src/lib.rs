@@ -160,6 +160,13 @@ pub trait Allocator {
     /// allocating (the slab's chunk size, jemalloc's `nallocx`, zmalloc's `used_memory` step).
     fn usable_size(&self, size: usize) -> Result<usize, AllocError>;
 
+    /// How much `allocated_bytes` grows by if `alloc_item(size, head)` succeeds now. Differs
+    /// from [`usable_size`](Allocator::usable_size) only for allocators that use `head`.
+    fn usable_size_item(&self, size: usize, head: usize) -> Result<usize, AllocError> {
+        let _ = head;
+        self.usable_size(size)
+    }
+
     /// The usable size of a live block as the allocator reports it (`malloc_usable_size`,
     /// `sallocx`, the chunk size). Defaults to the prediction.
     ///

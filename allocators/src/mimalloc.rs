@@ -1,8 +1,10 @@
 //! mimalloc 2.x on a dedicated heap (`mi_heap_new`, `mi_heap_malloc`, `mi_usable_size`).
 //!
-//! The heap holds only the engine's blocks; its footprint is the committed bytes of its pages,
-//! summed over the areas `mi_heap_visit_blocks` reports (an area's `used` is a count of blocks,
-//! so the bytes in use are `used x block_size`). A mimalloc heap belongs to the thread that
+//! The heap holds only the engine's blocks; its footprint is the `committed` bytes of the areas
+//! (pages) `mi_heap_visit_blocks` reports, summed (an area's `used` is a count of blocks, so
+//! the bytes in use are `used x block_size`). mimalloc computes an area's `committed` as the
+//! page's initialized capacity x block size: it leaves out page slack, segment metadata and
+//! pages the heap has retired, so it is the heap's share of memory, not the OS's view (RSS). A mimalloc heap belongs to the thread that
 //! created it, so this allocator is neither `Send` nor `Sync`. Dropping it destroys the heap and
 //! everything in it.
 
@@ -145,9 +147,23 @@ impl RawHeap for MimallocRaw {
         unsafe { mi::mi_usable_size(ptr.as_ptr().cast()) }
     }
 
+    /// `mi_good_size` up to 512 KiB; above, mimalloc maps a huge page rounded as its
+    /// `_mi_os_good_alloc_size` rounds (64 KiB below 2 MiB, 256 KiB below 8 MiB, 1 MiB below
+    /// 32 MiB, 4 MiB above), which `mi_good_size` does not model.
     fn predict(&self, size: usize) -> usize {
-        // SAFETY: `mi_good_size` has no preconditions.
-        unsafe { mi::mi_good_size(size) }
+        const KIB: usize = 1024;
+        const MIB: usize = 1024 * KIB;
+        if size <= 512 * KIB {
+            // SAFETY: `mi_good_size` has no preconditions.
+            return unsafe { mi::mi_good_size(size) };
+        }
+        let align = match size {
+            s if s < 2 * MIB => 64 * KIB,
+            s if s < 8 * MIB => 256 * KIB,
+            s if s < 32 * MIB => MIB,
+            _ => 4 * MIB,
+        };
+        size.next_multiple_of(align)
     }
 
     fn footprint(&self) -> u64 {

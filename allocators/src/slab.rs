@@ -77,8 +77,8 @@ pub struct SlabConfig {
     pub factor: f64,
     /// Minimum space for key, value and flags (`-n`, default 48): class 1 is `48 + min`.
     pub min: usize,
-    /// Largest chunk (`-o slab_chunk_max`, default 512 KiB = page / 2). Larger items are
-    /// chunked.
+    /// Largest chunk (`-o slab_chunk_max`, in bytes in 1.6.18; default 512 KiB = page / 2, at
+    /// most the page). Larger items are chunked.
     pub chunk_max: usize,
     /// Largest item (`-I`, default 1 MiB). Larger requests are refused with `TooLarge`.
     pub item_max: usize,
@@ -139,11 +139,16 @@ impl SlabConfig {
         if self.min == 0 {
             return err("min must be at least 1".into());
         }
-        if self.chunk_max < 2 * CHUNK_HEADER || self.chunk_max > PAGE_SIZE / 2 {
+        if self.min > 1 << 30 {
             return err(format!(
-                "chunk_max must be between {} and {} bytes (got {})",
+                "min must be at most 1073741824 bytes (got {})",
+                self.min
+            ));
+        }
+        if self.chunk_max < 2 * CHUNK_HEADER || self.chunk_max > PAGE_SIZE {
+            return err(format!(
+                "chunk_max must be between {} and {PAGE_SIZE} bytes (got {})",
                 2 * CHUNK_HEADER,
-                PAGE_SIZE / 2,
                 self.chunk_max
             ));
         }
@@ -538,8 +543,15 @@ impl<P: PageSource> Slab<P> {
         let mut remain = size - head;
         while remain > 0 {
             let csize = (remain + CHUNK_HEADER).min(self.config.chunk_max);
-            let id = self.class_index(csize);
-            let Some(chunk) = self.take_chunk(id, 0) else {
+            let mut id = self.class_index(csize);
+            let mut chunk = self.take_chunk(id, 0);
+            if chunk.is_none() && id != self.largest() {
+                // `do_item_alloc_chunk`: a tail that cannot get its own class takes a full-size
+                // chunk instead.
+                id = self.largest();
+                chunk = self.take_chunk(id, 0);
+            }
+            let Some(chunk) = chunk else {
                 // SAFETY: the chain from `hdr` is complete up to `last`, whose `next` is null.
                 unsafe { self.free_chain(hdr) };
                 return Err(AllocError::OutOfMemory { size });
@@ -785,8 +797,16 @@ impl<P: PageSource> Allocator for Slab<P> {
                 return Ok(Block { ptr, usable });
             }
         }
-        // Another class: allocate, copy, free (memcached never resizes an item in place).
-        let block = self.alloc(new_size)?;
+        // Another class: allocate, copy, free (memcached never resizes an item in place). A
+        // chunked item keeps its head in the header chunk.
+        let head = if old_size > max {
+            // SAFETY: the caller promises a live chunked block; its link is 48 bytes before it.
+            let link = unsafe { ptr.sub(CHUNK_HEADER).cast::<ChunkLink>().as_ptr().read() };
+            (link.len as usize).min(new_size)
+        } else {
+            0
+        };
+        let block = self.alloc_item(new_size, head)?;
         self.tally.counters.allocs -= 1;
         let keep = old_size.min(new_size);
         let mut buf = vec![0u8; keep];
@@ -802,18 +822,25 @@ impl<P: PageSource> Allocator for Slab<P> {
     }
 
     fn usable_size(&self, size: usize) -> Result<usize, AllocError> {
+        self.usable_size_item(size, 0)
+    }
+
+    fn usable_size_item(&self, size: usize, head: usize) -> Result<usize, AllocError> {
         if size <= self.config.chunk_max {
             return Ok(self.classes[self.class_index(size)].size as usize);
         }
-        if size > self.config.item_max {
-            return Err(AllocError::TooLarge {
-                size,
-                max: self.config.item_max,
-            });
+        let too_large = AllocError::TooLarge {
+            size,
+            max: self.config.item_max,
+        };
+        if size > self.config.item_max || head > size || head + CHUNK_HEADER > self.config.chunk_max
+        {
+            return Err(too_large);
         }
-        // A chunked item with no head: header chunk of 48 bytes, then the data chunks.
-        let mut total = self.classes[self.class_index(CHUNK_HEADER)].size as usize;
-        let mut remain = size;
+        // A header chunk of `head + 48` bytes, then the data chunks (when every class can get a
+        // chunk of its own; see `alloc_chunked` for the fallback).
+        let mut total = self.classes[self.class_index(head + CHUNK_HEADER)].size as usize;
+        let mut remain = size - head;
         while remain > 0 {
             let csize = (remain + CHUNK_HEADER).min(self.config.chunk_max);
             total += self.classes[self.class_index(csize)].size as usize;

@@ -552,6 +552,17 @@ mod tests {
         );
         assert_eq!(built[7], ("glibc", 104));
         assert_eq!(built[8], ("jemalloc", 112));
+        assert_eq!(
+            built[5],
+            ("zmalloc", 108),
+            "size-header zmalloc on mimalloc: 100 + 8"
+        );
+        assert_eq!(
+            built[6],
+            ("zmalloc", 112),
+            "usable-size zmalloc on mimalloc: 112"
+        );
+        assert_eq!(built[9], ("mimalloc", 112));
         assert_eq!(built[10], ("bump", 104));
     }
 }

@@ -1,4 +1,5 @@
-//! Redis's zmalloc over a backend allocator (glibc, jemalloc or mimalloc).
+//! Redis's zmalloc over a backend allocator (glibc, jemalloc or mimalloc: any
+//! [`MallocBackend`], whose blocks are contiguous).
 //!
 //! zmalloc keeps `used_memory`, the figure Redis's `maxmemory` is checked against. It has two
 //! modes, as Redis 7.0's `zmalloc.c` does depending on whether the allocator can report a
@@ -25,6 +26,7 @@ use std::ptr::NonNull;
 
 use serde::{Deserialize, Serialize};
 
+use crate::heap::MallocBackend;
 use crate::stats::{Counters, Detail, MemStats};
 use crate::{AllocError, Allocator, Block, LimitKind};
 
@@ -64,7 +66,7 @@ pub struct Zmalloc<B> {
     limit: Option<u64>,
 }
 
-impl<B: Allocator> Zmalloc<B> {
+impl<B: MallocBackend> Zmalloc<B> {
     /// zmalloc over `backend`, with the size header when `prefix` is true.
     pub fn new(backend: B, prefix: bool) -> Self {
         Zmalloc {
@@ -99,9 +101,17 @@ impl<B: Allocator> Zmalloc<B> {
             .is_none_or(|limit| self.used_memory - released + cost <= limit)
     }
 
-    fn oom(&mut self, size: usize) -> AllocError {
+    /// The error for a request whose `used_memory` cost does not fit: `TooLarge` if it would
+    /// not fit even with nothing else allocated, `OutOfMemory` otherwise.
+    fn refusal(&mut self, size: usize, cost: usize) -> AllocError {
         self.counters.failed += 1;
-        AllocError::OutOfMemory { size }
+        match self.limit {
+            Some(limit) if cost as u64 > limit => AllocError::TooLarge {
+                size,
+                max: limit as usize,
+            },
+            _ => AllocError::OutOfMemory { size },
+        }
     }
 
     /// What a live block costs in `used_memory`.
@@ -124,7 +134,7 @@ impl<B: Allocator> Zmalloc<B> {
     }
 }
 
-impl<B: Allocator> Allocator for Zmalloc<B> {
+impl<B: MallocBackend> Allocator for Zmalloc<B> {
     fn name(&self) -> &'static str {
         "zmalloc"
     }
@@ -143,7 +153,7 @@ impl<B: Allocator> Allocator for Zmalloc<B> {
         if !self.fits(cost as u64, 0) {
             // SAFETY: `block` was just allocated with `raw` bytes and never handed out.
             unsafe { self.backend.free(block.ptr, raw) };
-            return Err(self.oom(size));
+            return Err(self.refusal(size, cost));
         }
         self.used_memory += cost as u64;
         self.live_blocks += 1;
@@ -198,10 +208,11 @@ impl<B: Allocator> Allocator for Zmalloc<B> {
         let new_cost_max = if self.prefix {
             new_size + PREFIX_SIZE
         } else {
-            self.backend.usable_size(new_size).unwrap_or(new_size)
+            // SAFETY: `ptr` is a live backend block (no prefix in this mode).
+            unsafe { self.backend.realloc_usable_max(ptr, new_size) }
         };
         if !self.fits(new_cost_max as u64, old_cost as u64) {
-            return Err(self.oom(new_size));
+            return Err(self.refusal(new_size, new_cost_max));
         }
         let block = if self.prefix {
             // SAFETY: the backend block starts 8 bytes before `ptr`.

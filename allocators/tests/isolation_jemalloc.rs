@@ -21,6 +21,16 @@ fn jemalloc_arena_stats_do_not_move_when_the_global_allocator_allocates() {
     let after = j.stats();
     assert_eq!(before, after, "the dedicated arena's figures moved");
     assert!(!kept.is_empty());
+    // Control: memory taken through the allocator under test does show.
+    let big = j.alloc(1 << 20).unwrap();
+    let grown = j.stats();
+    assert!(
+        grown.footprint_bytes >= after.footprint_bytes + (1 << 20),
+        "jemalloc footprint did not see 1 MiB"
+    );
+    assert_ne!(grown.detail, after.detail);
+    // SAFETY: live with 1 MiB requested.
+    unsafe { j.free(big.ptr, 1 << 20) };
     for (i, b) in blocks.into_iter().enumerate() {
         // SAFETY: each block is live with `100 + i` requested bytes.
         unsafe { j.free(b.ptr, 100 + i) };

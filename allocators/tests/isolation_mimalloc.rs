@@ -19,6 +19,16 @@ fn mimalloc_heap_stats_do_not_move_when_the_global_allocator_allocates() {
     let kept = churn_global();
     let after = m.stats();
     assert_eq!(before, after, "the dedicated heap's figures moved");
+    // Control: memory taken through the allocator under test does show.
+    let big = m.alloc(1 << 20).unwrap();
+    let grown = m.stats();
+    assert!(
+        grown.footprint_bytes >= after.footprint_bytes + (1 << 20),
+        "mimalloc footprint did not see 1 MiB"
+    );
+    assert_ne!(grown.detail, after.detail);
+    // SAFETY: live with 1 MiB requested.
+    unsafe { m.free(big.ptr, 1 << 20) };
     for (i, b) in blocks.into_iter().enumerate() {
         // SAFETY: each block is live with `100 + i` requested bytes.
         unsafe { m.free(b.ptr, 100 + i) };

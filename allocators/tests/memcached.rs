@@ -141,7 +141,8 @@ fn page_limit_and_first_page_rule_match_memcached() {
     if !memcached_available() {
         return;
     }
-    let server = Memcached::start(&["-m", "2"]);
+    // No automatic page moves during the run: the model does not move pages by itself.
+    let server = Memcached::start(&["-m", "2", "-o", "slab_automove=0"]);
     let mut client = server.connect();
     let mut slab = Slab::new(SlabConfig::default()).unwrap();
     slab.set_limit(Some(2 * PAGE_SIZE as u64));

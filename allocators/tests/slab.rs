@@ -118,6 +118,19 @@ fn class_table_small_chunk_max() {
 }
 
 #[test]
+fn class_table_chunk_max_of_a_whole_page() {
+    let t = table(SlabConfig {
+        chunk_max: PAGE_SIZE,
+        ..cfg()
+    });
+    assert_eq!(t.len(), 42);
+    assert_eq!(
+        &t[37..],
+        &parse("394840/2 493552/2 616944/1 771184/1 1048576/1")[..]
+    );
+}
+
+#[test]
 fn class_table_explicit_sizes() {
     assert_eq!(
         table(SlabConfig {
@@ -228,13 +241,63 @@ fn a_600000_byte_item_is_stored_chunked_like_memcached() {
     // SAFETY: as above.
     unsafe { slab.for_each_segment(block.ptr, 600_000, &mut |_, n| segments.push(n)) };
     assert_eq!(segments, vec![58, 524_240, 75_702]);
+    assert_eq!(
+        slab.usable_size_item(600_000, 58),
+        Ok(120 + 524_288 + 82_792)
+    );
+    assert_eq!(
+        slab.usable_size(600_000),
+        Ok(96 + 524_288 + 82_792),
+        "no head: 48-byte header chunk"
+    );
+
+    // Growing the item keeps its head in the header chunk and its bytes.
+    // SAFETY: live with 600,000 bytes; the old pointer is not used after the realloc.
+    let grown = unsafe { slab.realloc(block.ptr, 600_000, 700_000) }.unwrap();
+    let mut back = vec![0u8; 600_000];
+    let mut segments = Vec::new();
+    // SAFETY: `grown` is live with 700,000 requested bytes.
+    unsafe {
+        fraglab_allocators::read_block(&slab, grown.ptr, 700_000, 0, &mut back);
+        slab.for_each_segment(grown.ptr, 700_000, &mut |_, n| segments.push(n));
+    }
+    assert_eq!(data, back);
+    assert_eq!(segments, vec![58, 524_240, 700_000 - 58 - 524_240]);
+    let block = grown;
     // SAFETY: as above; freed once.
-    unsafe { slab.free(block.ptr, 600_000) };
+    unsafe { slab.free(block.ptr, 700_000) };
     let d = detail(&slab);
     assert!(d
         .classes
         .iter()
         .all(|c| c.used_chunks == 0 && c.mem_requested == 0));
+}
+
+#[test]
+fn a_tail_that_cannot_get_its_class_takes_a_full_chunk() {
+    // Limit of one page: class 31 (the tail's class) has a page already full, so the tail of a
+    // chunked item falls back to a 524,288-byte chunk, as `do_item_alloc_chunk` does.
+    let mut slab = Slab::new(cfg()).unwrap();
+    slab.set_limit(Some(PAGE_SIZE as u64));
+    let tails: Vec<_> = (0..12).map(|_| slab.alloc(80_000).unwrap()).collect();
+    assert_eq!(
+        slab.alloc(80_000),
+        Err(AllocError::OutOfMemory { size: 80_000 })
+    );
+    let item = slab.alloc_item(600_000, 58).unwrap();
+    let d = detail(&slab);
+    let used: Vec<(u32, u64)> = d
+        .classes
+        .iter()
+        .filter(|c| c.used_chunks > 0)
+        .map(|c| (c.class, c.used_chunks))
+        .collect();
+    assert_eq!(used, vec![(2, 1), (31, 12), (39, 2)]);
+    let mut segments = Vec::new();
+    // SAFETY: live with 600,000 requested bytes.
+    unsafe { slab.for_each_segment(item.ptr, 600_000, &mut |_, n| segments.push(n)) };
+    assert_eq!(segments, vec![58, 524_240, 75_702]);
+    drop(tails);
 }
 
 #[test]
