@@ -78,13 +78,7 @@ impl Allocator for Bump {
             }
             Err(_) => {
                 self.tally.on_failure();
-                match self.limit {
-                    Some(limit) if usable as u64 > limit => Err(AllocError::TooLarge {
-                        size,
-                        max: limit as usize,
-                    }),
-                    _ => Err(AllocError::OutOfMemory { size }),
-                }
+                Err(AllocError::over_limit(self.limit, size, usable))
             }
         }
     }

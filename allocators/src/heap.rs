@@ -89,13 +89,7 @@ impl<H: RawHeap> MallocHeap<H> {
     /// empty heap under the limit, `OutOfMemory` otherwise.
     fn refusal(&mut self, size: usize, cost: usize) -> AllocError {
         self.tally.on_failure();
-        match self.limit {
-            Some(limit) if cost as u64 > limit => AllocError::TooLarge {
-                size,
-                max: limit as usize,
-            },
-            _ => AllocError::OutOfMemory { size },
-        }
+        AllocError::over_limit(self.limit, size, cost)
     }
 }
 

@@ -73,6 +73,21 @@ pub enum AllocError {
     },
 }
 
+impl AllocError {
+    /// The refusal of a request of `size` bytes that costs `cost` under a memory limit:
+    /// `TooLarge` when it would not fit even with nothing else allocated, `OutOfMemory`
+    /// otherwise.
+    pub fn over_limit(limit: Option<u64>, size: usize, cost: usize) -> AllocError {
+        match limit {
+            Some(limit) if cost as u64 > limit => AllocError::TooLarge {
+                size,
+                max: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            _ => AllocError::OutOfMemory { size },
+        }
+    }
+}
+
 /// A block handed out by an allocator.
 ///
 /// `usable` bytes starting at `ptr` belong to the caller until the block is freed, unless the

@@ -105,13 +105,7 @@ impl<B: MallocBackend> Zmalloc<B> {
     /// not fit even with nothing else allocated, `OutOfMemory` otherwise.
     fn refusal(&mut self, size: usize, cost: usize) -> AllocError {
         self.counters.failed += 1;
-        match self.limit {
-            Some(limit) if cost as u64 > limit => AllocError::TooLarge {
-                size,
-                max: limit as usize,
-            },
-            _ => AllocError::OutOfMemory { size },
-        }
+        AllocError::over_limit(self.limit, size, cost)
     }
 
     /// What a live block costs in `used_memory`.
