@@ -1,0 +1,217 @@
+//! Layouts: how the store lays out its items and its index, and so what it asks the allocator
+//! for. The store is generic over its layout (static dispatch), as it is over its allocator.
+//!
+//! | layout | allocations per string key | index |
+//! |---|---|---|
+//! | [`compact`] | one item: a 12-byte header, the key, the value (+4 for client flags, +16 for exact-order links) | open addressing, 8-byte slots (outside the allocator) |
+//! | [`memcached`] | one item of memcached 1.6's `ntotal` (48-byte header, CAS, key + 1, flags, value + 2) | power-of-two array of item pointers chained through the header (outside the allocator, as memcached mallocs it) |
+//! | [`redis`] | dict entry, key SDS, robj (+ value SDS, or embedded, or none for a shared integer), expires entry | Redis's dict: bucket arrays allocated through the allocator, incremental rehash |
+
+use std::fmt;
+use std::ptr::NonNull;
+
+use fraglab_allocators::{AllocError, Allocator};
+use serde::{Deserialize, Serialize};
+
+use crate::util::Rng;
+
+pub mod compact;
+pub mod memcached;
+pub mod redis;
+mod table;
+
+pub use compact::Compact;
+pub use memcached::Memcached;
+pub use redis::Redis;
+
+/// Which layout, as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutKind {
+    /// The lab's own minimal item.
+    Compact,
+    /// memcached 1.6's item.
+    Memcached,
+    /// Redis 7.0's objects.
+    Redis,
+}
+
+impl LayoutKind {
+    /// Every layout.
+    pub const ALL: [LayoutKind; 3] = [
+        LayoutKind::Compact,
+        LayoutKind::Memcached,
+        LayoutKind::Redis,
+    ];
+
+    /// The layout's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayoutKind::Compact => "compact",
+            LayoutKind::Memcached => "memcached",
+            LayoutKind::Redis => "redis",
+        }
+    }
+
+    /// Whether commands follow Redis's semantics (otherwise memcached's).
+    pub fn redis_semantics(self) -> bool {
+        self == LayoutKind::Redis
+    }
+}
+
+impl fmt::Display for LayoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for LayoutKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        LayoutKind::ALL
+            .into_iter()
+            .find(|l| l.name() == s)
+            .ok_or_else(|| format!("unknown layout `{s}`; valid: compact, memcached, redis"))
+    }
+}
+
+/// Settings a layout is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayoutOptions {
+    /// Items carry 16 bytes of list links (the policy needs an exact order).
+    pub links: bool,
+    /// Redis shares the integers 0..9999 (off under LRU/LFU policies, as Redis does).
+    pub shared_integers: bool,
+}
+
+/// A new item for [`Layout::insert`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewItem<'a> {
+    /// The key (absent from the store).
+    pub key: &'a [u8],
+    /// `hash_key(key)`.
+    pub hash: u64,
+    /// The value.
+    pub value: &'a [u8],
+    /// Client flags (memcached; ignored by the redis layout).
+    pub flags: u32,
+    /// Expiry time in logical seconds, 0 for none.
+    pub exptime: u32,
+    /// The initial access field (LRU clock or LFU counter).
+    pub access: u32,
+}
+
+/// How the store organizes items and its index. See the [module docs](self).
+///
+/// A `Handle` names a stored key until it is removed or moved (`update`, `append` return the
+/// new one). All methods take the allocator the items live in.
+pub trait Layout: Sized {
+    /// Which layout this is.
+    const KIND: LayoutKind;
+    /// A stored key.
+    type Handle: Copy + PartialEq + fmt::Debug;
+
+    /// An empty layout.
+    fn new(opts: LayoutOptions) -> Self;
+    /// Keys stored.
+    fn len(&self) -> usize;
+    /// Whether nothing is stored.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Bytes of index held outside the allocator.
+    fn index_bytes(&self) -> u64;
+    /// Finds a key.
+    fn find<A: Allocator>(&mut self, a: &mut A, key: &[u8], hash: u64) -> Option<Self::Handle>;
+    /// Stores a key that is not present.
+    fn insert<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        item: NewItem<'_>,
+    ) -> Result<Self::Handle, AllocError>;
+    /// Replaces a key's value and flags, keeping its expiry; on error nothing changed.
+    fn update<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        h: Self::Handle,
+        value: &[u8],
+        flags: u32,
+    ) -> Result<Self::Handle, AllocError>;
+    /// Appends (or prepends) bytes to a key's value; on error nothing changed.
+    fn append<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        h: Self::Handle,
+        bytes: &[u8],
+        prepend: bool,
+    ) -> Result<Self::Handle, AllocError> {
+        let mut value = Vec::new();
+        self.read_value(a, h, &mut value);
+        if prepend {
+            value.splice(0..0, bytes.iter().copied());
+        } else {
+            value.extend_from_slice(bytes);
+        }
+        let flags = self.flags(a, h);
+        self.update(a, h, &value, flags)
+    }
+    /// Overwrites a value with bytes of the same length, in place (memcached's in-place INCR).
+    fn overwrite<A: Allocator>(&mut self, a: &mut A, h: Self::Handle, value: &[u8]);
+    /// Removes a key and frees its memory.
+    fn remove<A: Allocator>(&mut self, a: &mut A, h: Self::Handle);
+    /// Appends the value's bytes to `out`.
+    fn read_value<A: Allocator>(&self, a: &A, h: Self::Handle, out: &mut Vec<u8>);
+    /// The value's length.
+    fn value_len<A: Allocator>(&self, a: &A, h: Self::Handle) -> usize;
+    /// Appends the key's bytes to `out`.
+    fn read_key<A: Allocator>(&self, a: &A, h: Self::Handle, out: &mut Vec<u8>);
+    /// The client flags.
+    fn flags<A: Allocator>(&self, a: &A, h: Self::Handle) -> u32;
+    /// The expiry time (0: none).
+    fn exptime<A: Allocator>(&self, a: &A, h: Self::Handle) -> u32;
+    /// Sets the expiry time (0: none). The redis layout allocates or frees an expires entry.
+    fn set_exptime<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        h: Self::Handle,
+        exptime: u32,
+    ) -> Result<(), AllocError>;
+    /// The access field (LRU clock in seconds, or LFU time and counter).
+    fn access(&self, h: Self::Handle) -> u32;
+    /// Sets the access field.
+    fn set_access(&mut self, h: Self::Handle, access: u32);
+    /// Where the item's list links are, if it has any (16 bytes: prev, next).
+    fn links(&self, h: Self::Handle) -> Option<NonNull<u8>>;
+    /// The handle whose links are at `links`.
+    fn from_links(&self, links: NonNull<u8>) -> Self::Handle;
+    /// The size of the key's main allocation (the item; Redis's value object), for size
+    /// classes.
+    fn alloc_size<A: Allocator>(&self, a: &A, h: Self::Handle) -> usize;
+    /// A random stored key (with a TTL only, if `volatile`), or `None` if there is none to be
+    /// found.
+    fn random<A: Allocator>(
+        &mut self,
+        a: &A,
+        rng: &mut Rng,
+        volatile: bool,
+    ) -> Option<Self::Handle>;
+    /// Every stored key.
+    fn handles(&self) -> Vec<Self::Handle>;
+    /// The address range of the key's main allocation.
+    fn span<A: Allocator>(&self, a: &A, h: Self::Handle) -> (usize, usize);
+    /// One step of background work (Redis's incremental rehash); returns whether any was done.
+    fn background_step<A: Allocator>(&mut self, a: &mut A) -> bool {
+        let _ = a;
+        false
+    }
+    /// Frees index memory held in the allocator once the layout is empty (Redis's bucket
+    /// arrays, as `dictEmpty` does).
+    fn release<A: Allocator>(&mut self, a: &mut A) {
+        let _ = a;
+    }
+    /// Bytes of index allocated through the allocator (Redis's bucket arrays).
+    fn index_in_allocator_bytes(&self) -> u64 {
+        0
+    }
+}

@@ -1,0 +1,201 @@
+//! An open-addressing index of item pointers (linear probing, tombstones), with the key read
+//! from item memory: the compact layout's index, and the one place its random sampling comes
+//! from.
+//!
+//! ```text
+//! slot (8 bytes):  | tag: top 16 bits of the hash | item pointer: 48 bits |
+//! 0 = empty, 1 = tombstone (a deleted entry probes continue through)
+//! ```
+//!
+//! The table grows by doubling when live entries plus tombstones pass 7/8 of the slots, and is
+//! rebuilt at the same size when tombstones alone would push it there; a rebuild rehashes every
+//! key from item memory.
+
+use std::ptr::NonNull;
+
+const EMPTY: u64 = 0;
+const TOMBSTONE: u64 = 1;
+const PTR_BITS: u32 = 48;
+const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
+const MIN_SLOTS: usize = 16;
+
+/// The table.
+#[derive(Debug)]
+pub struct Table {
+    slots: Vec<u64>,
+    len: usize,
+    tombstones: usize,
+}
+
+#[inline]
+fn tag(hash: u64) -> u64 {
+    hash & !PTR_MASK
+}
+
+#[inline]
+fn entry(ptr: NonNull<u8>, hash: u64) -> u64 {
+    let p = ptr.as_ptr() as u64;
+    assert!(p <= PTR_MASK, "item pointer above 2^48");
+    p | tag(hash)
+}
+
+#[inline]
+fn ptr_of(slot: u64) -> NonNull<u8> {
+    NonNull::new((slot & PTR_MASK) as *mut u8).expect("occupied slots hold non-null pointers")
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            slots: vec![EMPTY; MIN_SLOTS],
+            len: 0,
+            tombstones: 0,
+        }
+    }
+}
+
+impl Table {
+    /// Entries stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Slots allocated.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes of slots.
+    pub fn bytes(&self) -> u64 {
+        (self.slots.len() * 8) as u64
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Finds the entry whose key `is_key` accepts, among those with this hash's tag.
+    #[inline]
+    pub fn find(
+        &self,
+        hash: u64,
+        mut is_key: impl FnMut(NonNull<u8>) -> bool,
+    ) -> Option<NonNull<u8>> {
+        let mask = self.mask();
+        let t = tag(hash);
+        let mut i = hash as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == EMPTY {
+                return None;
+            }
+            if s != TOMBSTONE && s & !PTR_MASK == t && is_key(ptr_of(s)) {
+                return Some(ptr_of(s));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn position(&self, hash: u64, ptr: NonNull<u8>) -> Option<usize> {
+        let mask = self.mask();
+        let want = entry(ptr, hash);
+        let mut i = hash as usize & mask;
+        loop {
+            match self.slots[i] {
+                EMPTY => return None,
+                s if s == want => return Some(i),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Adds an entry for a key known to be absent. `hash_of` recomputes an item's hash when the
+    /// table is rebuilt.
+    pub fn insert(&mut self, hash: u64, ptr: NonNull<u8>, hash_of: impl Fn(NonNull<u8>) -> u64) {
+        if (self.len + self.tombstones + 1) * 8 > self.slots.len() * 7 {
+            let slots = if (self.len + 1) * 8 > self.slots.len() * 7 / 2 {
+                self.slots.len() * 2
+            } else {
+                self.slots.len()
+            };
+            self.rebuild(slots, &hash_of);
+        }
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        while self.slots[i] > TOMBSTONE {
+            i = (i + 1) & mask;
+        }
+        if self.slots[i] == TOMBSTONE {
+            self.tombstones -= 1;
+        }
+        self.slots[i] = entry(ptr, hash);
+        self.len += 1;
+    }
+
+    /// Removes the entry for `ptr`; returns whether it was there.
+    pub fn remove(&mut self, hash: u64, ptr: NonNull<u8>) -> bool {
+        let Some(i) = self.position(hash, ptr) else {
+            return false;
+        };
+        let next_empty = self.slots[(i + 1) & self.mask()] == EMPTY;
+        // A slot before an empty one ends every probe that reaches it: it can become empty.
+        if next_empty {
+            self.slots[i] = EMPTY;
+        } else {
+            self.slots[i] = TOMBSTONE;
+            self.tombstones += 1;
+        }
+        self.len -= 1;
+        true
+    }
+
+    /// Points the entry for `old` at `new` (the item moved; same key, same hash).
+    pub fn replace(&mut self, hash: u64, old: NonNull<u8>, new: NonNull<u8>) -> bool {
+        match self.position(hash, old) {
+            Some(i) => {
+                self.slots[i] = entry(new, hash);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn rebuild(&mut self, slots: usize, hash_of: &impl Fn(NonNull<u8>) -> u64) {
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots.max(MIN_SLOTS)]);
+        self.tombstones = 0;
+        let mask = self.mask();
+        for s in old.into_iter().filter(|&s| s > TOMBSTONE) {
+            let p = ptr_of(s);
+            let hash = hash_of(p);
+            let mut i = hash as usize & mask;
+            while self.slots[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = entry(p, hash);
+        }
+    }
+
+    /// The first entry at or after slot `start` (wrapping), if any.
+    pub fn entry_from(&self, start: usize) -> Option<NonNull<u8>> {
+        if self.len == 0 {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = start & mask;
+        loop {
+            if self.slots[i] > TOMBSTONE {
+                return Some(ptr_of(self.slots[i]));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Every entry.
+    pub fn entries(&self) -> impl Iterator<Item = NonNull<u8>> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&s| s > TOMBSTONE)
+            .map(|&s| ptr_of(s))
+    }
+}

@@ -1,0 +1,136 @@
+//! Intrusive doubly linked lists through item memory: memcached's LRU links (`next`, `prev` in
+//! the item header), used for `slab-lru` (one list per size class), `lru` and `fifo`.
+//!
+//! Each item carries 16 bytes of links at a layout-chosen offset: `prev` then `next`. The head
+//! is the most recently inserted (or used) item, the tail the next victim.
+
+use std::ptr::NonNull;
+
+use crate::util::{read_at, to_raw, write_at};
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Ends {
+    head: Option<NonNull<u8>>,
+    tail: Option<NonNull<u8>>,
+    len: u64,
+}
+
+/// Lists of items, one per class.
+#[derive(Debug)]
+pub(crate) struct Lists {
+    /// Offset of the links inside an item.
+    offset: usize,
+    ends: Vec<Ends>,
+}
+
+impl Lists {
+    pub fn new(offset: usize) -> Self {
+        Lists {
+            offset,
+            ends: Vec::new(),
+        }
+    }
+
+    fn ends(&mut self, class: usize) -> &mut Ends {
+        if class >= self.ends.len() {
+            self.ends.resize(class + 1, Ends::default());
+        }
+        &mut self.ends[class]
+    }
+
+    /// # Safety
+    /// `item` is a live item with 16 bytes of links at `offset`.
+    unsafe fn prev(&self, item: NonNull<u8>) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's contract.
+        NonNull::new(unsafe { read_at::<*mut u8>(item, self.offset) })
+    }
+
+    /// # Safety
+    /// As for `prev`.
+    unsafe fn next(&self, item: NonNull<u8>) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's contract.
+        NonNull::new(unsafe { read_at::<*mut u8>(item, self.offset + 8) })
+    }
+
+    /// # Safety
+    /// As for `prev`.
+    unsafe fn set(&self, item: NonNull<u8>, prev: Option<NonNull<u8>>, next: Option<NonNull<u8>>) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            write_at(item, self.offset, to_raw(prev));
+            write_at(item, self.offset + 8, to_raw(next));
+        }
+    }
+
+    /// Puts `item` at the head of `class`'s list.
+    ///
+    /// # Safety
+    /// `item` is a live item with links at `offset`, in no list.
+    pub unsafe fn push_front(&mut self, class: usize, item: NonNull<u8>) {
+        let old = self.ends(class).head;
+        // SAFETY: `item` and the old head are live items of this list.
+        unsafe {
+            self.set(item, None, old);
+            if let Some(h) = old {
+                write_at(h, self.offset, item.as_ptr());
+            }
+        }
+        let e = self.ends(class);
+        e.head = Some(item);
+        if e.tail.is_none() {
+            e.tail = Some(item);
+        }
+        e.len += 1;
+    }
+
+    /// Takes `item` out of `class`'s list.
+    ///
+    /// # Safety
+    /// `item` is a live item in `class`'s list.
+    pub unsafe fn unlink(&mut self, class: usize, item: NonNull<u8>) {
+        // SAFETY: `item` is in the list, so its neighbours are live items of the list too.
+        unsafe {
+            let (prev, next) = (self.prev(item), self.next(item));
+            match prev {
+                Some(p) => write_at(p, self.offset + 8, to_raw(next)),
+                None => self.ends(class).head = next,
+            }
+            match next {
+                Some(n) => write_at(n, self.offset, to_raw(prev)),
+                None => self.ends(class).tail = prev,
+            }
+            self.set(item, None, None);
+        }
+        self.ends(class).len -= 1;
+    }
+
+    /// Moves `item` to the head of `class`'s list (an access under LRU).
+    ///
+    /// # Safety
+    /// As for `unlink`.
+    pub unsafe fn bump(&mut self, class: usize, item: NonNull<u8>) {
+        if self.ends(class).head == Some(item) {
+            return;
+        }
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.unlink(class, item);
+            self.push_front(class, item);
+        }
+    }
+
+    /// The tail of `class`'s list: the next victim.
+    pub fn tail(&self, class: usize) -> Option<NonNull<u8>> {
+        self.ends.get(class).and_then(|e| e.tail)
+    }
+
+    /// Items in `class`'s list.
+    pub fn len(&self, class: usize) -> u64 {
+        self.ends.get(class).map_or(0, |e| e.len)
+    }
+
+    /// Forgets every list (after a flush freed the items).
+    pub fn clear(&mut self) {
+        self.ends.clear();
+    }
+}

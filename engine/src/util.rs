@@ -1,0 +1,120 @@
+//! Small pieces every layout uses: the key hash, the seeded generator, and unaligned access to
+//! fields inside item memory.
+
+use std::ptr::NonNull;
+
+/// A fast 64-bit hash of a key (multiply-rotate over 8-byte words, murmur3's finalizer).
+/// Stable across runs and machines; not meant to resist hash flooding.
+#[inline]
+pub fn hash_key(key: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (key.len() as u64).wrapping_mul(K) ^ 0x517C_C1B7_2722_0A95;
+    let mut words = key.chunks_exact(8);
+    for w in &mut words {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = (h ^ v).wrapping_mul(K).rotate_left(31);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(31);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xC4CE_B9FE_1A85_EC53);
+    h ^ (h >> 33)
+}
+
+/// SplitMix64: the engine's own generator for sampling and LFU increments, seeded explicitly
+/// so replays are deterministic.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    #[inline]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    #[inline]
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+
+    /// A float in `[0, 1)`.
+    #[inline]
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Reads a `T` at `offset` bytes into item memory.
+///
+/// # Safety
+/// `base + offset .. + size_of::<T>()` must be inside one live block, and any bit pattern must
+/// be a valid `T` (plain integers and raw pointers here).
+#[inline]
+pub unsafe fn read_at<T: Copy>(base: NonNull<u8>, offset: usize) -> T {
+    // SAFETY: the caller's contract; the read is unaligned-safe.
+    unsafe { base.as_ptr().add(offset).cast::<T>().read_unaligned() }
+}
+
+/// Writes a `T` at `offset` bytes into item memory.
+///
+/// # Safety
+/// `base + offset .. + size_of::<T>()` must be inside one live block the caller owns.
+#[inline]
+pub unsafe fn write_at<T: Copy>(base: NonNull<u8>, offset: usize, value: T) {
+    // SAFETY: the caller's contract; the write is unaligned-safe.
+    unsafe { base.as_ptr().add(offset).cast::<T>().write_unaligned(value) }
+}
+
+/// A pointer as stored in item memory (null for none).
+#[inline]
+pub fn to_raw(p: Option<NonNull<u8>>) -> *mut u8 {
+    p.map_or(std::ptr::null_mut(), NonNull::as_ptr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_stable_and_spreads() {
+        assert_eq!(hash_key(b"key:1"), hash_key(b"key:1"));
+        assert_ne!(hash_key(b"key:1"), hash_key(b"key:2"));
+        assert_ne!(hash_key(b""), hash_key(b"\0"));
+        // Low bits (bucket choice) differ across consecutive keys.
+        let buckets: std::collections::HashSet<u64> = (0..1000)
+            .map(|i| hash_key(format!("k{i}").as_bytes()) & 1023)
+            .collect();
+        assert!(
+            buckets.len() > 550,
+            "{} distinct buckets of 1024",
+            buckets.len()
+        );
+    }
+
+    #[test]
+    fn rng_is_deterministic() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        for _ in 0..100 {
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
+        assert!((0..1000).all(|_| a.below(10) < 10));
+    }
+}
