@@ -199,6 +199,11 @@ pub trait Allocator {
         None
     }
 
+    /// The largest request whose block is contiguous (not split over chunks).
+    fn max_contiguous(&self) -> usize {
+        usize::MAX
+    }
+
     /// Whether a block of `size` requested bytes is split over several chunks.
     fn is_segmented(&self, size: usize) -> bool {
         let _ = size;

@@ -880,6 +880,10 @@ impl<P: PageSource> Allocator for Slab<P> {
         size > self.config.chunk_max
     }
 
+    fn max_contiguous(&self) -> usize {
+        self.config.chunk_max
+    }
+
     unsafe fn for_each_segment(
         &self,
         ptr: NonNull<u8>,

@@ -220,21 +220,28 @@ unsafe fn sds_at(s: NonNull<u8>) -> Sds {
     }
 }
 
+/// Allocates a block Redis's code can use as one piece (Redis's objects are never split): a
+/// request above the allocator's largest contiguous block is `TooLarge`.
+fn alloc_whole<A: Allocator>(a: &mut A, size: usize) -> Result<NonNull<u8>, AllocError> {
+    let max = a.max_contiguous();
+    if size > max {
+        return Err(AllocError::TooLarge { size, max });
+    }
+    Ok(a.alloc(size)?.ptr)
+}
+
 fn new_sds<A: Allocator>(
     a: &mut A,
     bytes: &[u8],
     hdr: usize,
     alloc: usize,
 ) -> Result<Sds, AllocError> {
-    let block = a.alloc(hdr + alloc + 1)?;
-    let sds = Sds {
-        base: block.ptr,
-        hdr,
-    };
+    let base = alloc_whole(a, hdr + alloc + 1)?;
+    let sds = Sds { base, hdr };
     // SAFETY: the block holds `hdr + alloc + 1 >= hdr + len + 1` bytes.
     unsafe {
         sds.set(bytes.len(), alloc);
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), block.ptr.as_ptr().add(hdr), bytes.len());
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.as_ptr().add(hdr), bytes.len());
     }
     Ok(sds)
 }
@@ -313,7 +320,7 @@ fn make_value<A: Allocator>(
         return Ok(Value::Obj(o));
     }
     if bytes.len() <= EMBSTR_LIMIT {
-        let o = a.alloc(ROBJ + 3 + bytes.len() + 1)?.ptr;
+        let o = alloc_whole(a, ROBJ + 3 + bytes.len() + 1)?;
         // SAFETY: the allocation holds the robj and an sdshdr8 of `len` bytes after it.
         let sds = Sds {
             base: unsafe { o.add(ROBJ) },
@@ -497,7 +504,7 @@ impl Dict {
             return false;
         }
         let real = size.max(DICT_INITIAL).next_power_of_two();
-        if real == self.ht[0].size || a.is_segmented(real * 8) {
+        if real == self.ht[0].size || real * 8 > a.max_contiguous() {
             return false;
         }
         let Ok(block) = a.alloc(real * 8) else {
@@ -845,6 +852,12 @@ impl Layout for Redis {
                     newlen + SDS_MAX_PREALLOC
                 };
                 let hdr = sds_header_growable(greedy);
+                if hdr + greedy + 1 > a.max_contiguous() {
+                    return Err(AllocError::TooLarge {
+                        size: hdr + greedy + 1,
+                        max: a.max_contiguous(),
+                    });
+                }
                 if hdr == sds.hdr {
                     let block = a.realloc(sds.base, sds.size(), hdr + greedy + 1)?;
                     let grown = Sds {
