@@ -417,7 +417,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                 self.lists
                     .as_ref()
                     .and_then(|l| l.tail(class))
-                    .map(|links| self.layout.from_links(links))
+                    .map(|links| self.layout.handle_at_links(links))
             }
             Policy::Random | Policy::VolatileRandom => {
                 let volatile = self.policy == Policy::VolatileRandom;

@@ -210,7 +210,10 @@ fn step<A: fraglab_allocators::Allocator, L: Layout>(
         for k in keys.into_iter().map(key_bytes) {
             // Both sides expire lazily here, in step.
             let (in_model, in_store) = (m.live(&k, t).is_some(), s.exists(&k, t));
-            prop_assert!(in_model || !in_store, "the store has a key the model never had");
+            prop_assert!(
+                in_model || !in_store,
+                "the store has a key the model never had"
+            );
             if in_model && !in_store {
                 m.items.remove(&k);
             }
@@ -363,7 +366,7 @@ fn step<A: fraglab_allocators::Allocator, L: Layout>(
                 match (current, r) {
                     (None, Ok(None)) => {}
                     (Some(v), r) => {
-                        let digits: Vec<u8> = v.iter().copied().collect::<Vec<_>>();
+                        let digits: Vec<u8> = v.to_vec();
                         let trimmed =
                             &digits[..digits.iter().rposition(|&b| b != b' ').map_or(0, |e| e + 1)];
                         let parsed = (!trimmed.is_empty()

@@ -27,10 +27,10 @@ pub fn churn_global() -> Vec<Vec<u8>> {
     kept
 }
 
-/// Whether memcached can be run; panics under CI when it cannot.
-pub fn memcached_available() -> bool {
-    let ok = Command::new("memcached")
-        .arg("-V")
+/// Whether `program` can be run (`program --version`); panics under CI when it cannot.
+fn available(program: &str, package: &str) -> bool {
+    let ok = Command::new(program)
+        .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -39,11 +39,156 @@ pub fn memcached_available() -> bool {
     if !ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "memcached is not installed (apt-get install memcached); under CI=true this test must run"
+            "{program} is not installed (apt-get install {package}); under CI=true this test must run"
         );
-        eprintln!("skipping: memcached is not on PATH (apt-get install memcached)");
+        eprintln!("skipping: {program} is not on PATH (apt-get install {package})");
     }
     ok
+}
+
+/// Whether memcached can be run; panics under CI when it cannot.
+pub fn memcached_available() -> bool {
+    available("memcached", "memcached")
+}
+
+/// Whether redis-server can be run; panics under CI when it cannot.
+pub fn redis_available() -> bool {
+    available("redis-server", "redis-server")
+}
+
+/// A running redis-server, stopped by its pid when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl RedisServer {
+    /// Starts `redis-server --bind 127.0.0.1 --port PORT --save '' --appendonly no ARGS...`.
+    pub fn start(args: &[&str]) -> RedisServer {
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args([
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server starts");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return RedisServer { child, port };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // SAFETY: kill(2) on our own unreaped child.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+        panic!("redis-server did not start in 5 attempts");
+    }
+
+    pub fn connect(&self) -> Resp {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Resp {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of our own child process, not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A RESP connection.
+pub struct Resp {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+/// A RESP reply, flattened to what the tests need.
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    Status(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Error(String),
+}
+
+impl Resp {
+    /// Sends one command (pipelining: call `send` many times, then `read` as many times).
+    pub fn send(&mut self, args: &[&[u8]]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend(format!("${}\r\n", a.len()).into_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&out).unwrap();
+    }
+
+    pub fn read(&mut self) -> Reply {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let (kind, rest) = line.trim_end().split_at(1);
+        match kind {
+            "+" => Reply::Status(rest.to_string()),
+            "-" => Reply::Error(rest.to_string()),
+            ":" => Reply::Int(rest.parse().unwrap()),
+            "$" => {
+                let n: i64 = rest.parse().unwrap();
+                if n < 0 {
+                    return Reply::Bulk(None);
+                }
+                let mut buf = vec![0u8; n as usize + 2];
+                self.reader.read_exact(&mut buf).unwrap();
+                buf.truncate(n as usize);
+                Reply::Bulk(Some(buf))
+            }
+            other => panic!("unexpected RESP reply kind {other:?}"),
+        }
+    }
+
+    pub fn cmd(&mut self, args: &[&[u8]]) -> Reply {
+        self.send(args);
+        self.read()
+    }
+
+    /// `INFO memory`'s `used_memory`.
+    pub fn used_memory(&mut self) -> u64 {
+        let Reply::Bulk(Some(info)) = self.cmd(&[b"INFO", b"memory"]) else {
+            panic!("INFO failed")
+        };
+        String::from_utf8(info)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .expect("used_memory in INFO")
+            .trim()
+            .parse()
+            .unwrap()
+    }
 }
 
 fn free_port() -> u16 {

@@ -292,7 +292,7 @@ impl Layout for Compact {
         self.links.then(|| unsafe { h.add(HEADER) })
     }
 
-    fn from_links(&self, links: NonNull<u8>) -> NonNull<u8> {
+    fn handle_at_links(&self, links: NonNull<u8>) -> NonNull<u8> {
         // SAFETY: `links` came from `links()`, 12 bytes into an item.
         unsafe { links.sub(HEADER) }
     }

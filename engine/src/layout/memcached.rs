@@ -383,7 +383,7 @@ impl Layout for Memcached {
         Some(h)
     }
 
-    fn from_links(&self, links: NonNull<u8>) -> NonNull<u8> {
+    fn handle_at_links(&self, links: NonNull<u8>) -> NonNull<u8> {
         links
     }
 

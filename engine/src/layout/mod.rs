@@ -184,7 +184,7 @@ pub trait Layout: Sized {
     /// Where the item's list links are, if it has any (16 bytes: prev, next).
     fn links(&self, h: Self::Handle) -> Option<NonNull<u8>>;
     /// The handle whose links are at `links`.
-    fn from_links(&self, links: NonNull<u8>) -> Self::Handle;
+    fn handle_at_links(&self, links: NonNull<u8>) -> Self::Handle;
     /// The size of the key's main allocation (the item; Redis's value object), for size
     /// classes.
     fn alloc_size<A: Allocator>(&self, a: &A, h: Self::Handle) -> usize;

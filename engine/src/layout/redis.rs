@@ -214,10 +214,8 @@ unsafe fn sds_at(s: NonNull<u8>) -> Sds {
         _ => 17,
     };
     // SAFETY: the header starts `hdr` bytes before the string.
-    Sds {
-        base: unsafe { s.sub(hdr) },
-        hdr,
-    }
+    let base = unsafe { s.sub(hdr) };
+    Sds { base, hdr }
 }
 
 /// Allocates a block Redis's code can use as one piece (Redis's objects are never split): a
@@ -322,10 +320,9 @@ fn make_value<A: Allocator>(
     if bytes.len() <= EMBSTR_LIMIT {
         let o = alloc_whole(a, ROBJ + 3 + bytes.len() + 1)?;
         // SAFETY: the allocation holds the robj and an sdshdr8 of `len` bytes after it.
-        let sds = Sds {
-            base: unsafe { o.add(ROBJ) },
-            hdr: 3,
-        };
+        let base = unsafe { o.add(ROBJ) };
+        let sds = Sds { base, hdr: 3 };
+        // SAFETY: as above: header, bytes and NUL fit in the allocation.
         unsafe {
             sds.set(bytes.len(), bytes.len());
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), sds.base.as_ptr().add(3), bytes.len());
@@ -980,7 +977,7 @@ impl Layout for Redis {
         None
     }
 
-    fn from_links(&self, links: NonNull<u8>) -> NonNull<u8> {
+    fn handle_at_links(&self, links: NonNull<u8>) -> NonNull<u8> {
         links
     }
 
