@@ -206,7 +206,7 @@ impl Sds {
 /// `s` points just after an SDS header.
 unsafe fn sds_at(s: NonNull<u8>) -> Sds {
     // SAFETY: the flags byte is the last header byte.
-    let hdr = match unsafe { read_at::<u8>(s, 0usize.wrapping_sub(1)) } & 7 {
+    let hdr = match unsafe { s.as_ptr().sub(1).read() } & 7 {
         0 => 1,
         1 => 3,
         2 => 5,
@@ -910,10 +910,23 @@ impl Layout for Redis {
         value_bytes(Self::value(h), out);
     }
 
-    fn value_len<A: Allocator>(&self, a: &A, h: NonNull<u8>) -> usize {
-        let mut v = Vec::new();
-        self.read_value(a, h, &mut v);
-        v.len()
+    fn value_len<A: Allocator>(&self, _a: &A, h: NonNull<u8>) -> usize {
+        let digits = |n: i64| {
+            n.unsigned_abs()
+                .checked_ilog10()
+                .map_or(1, |d| d as usize + 1)
+                + usize::from(n < 0)
+        };
+        match Self::value(h) {
+            Value::Shared(n) => digits(n),
+            // SAFETY: value objects in the dict are live.
+            Value::Obj(o) => unsafe {
+                match encoding(o) {
+                    ENC_INT => digits(obj_ptr(o) as i64),
+                    _ => sds_at(NonNull::new_unchecked(obj_ptr(o) as *mut u8)).len(),
+                }
+            },
+        }
     }
 
     fn read_key<A: Allocator>(&self, _a: &A, h: NonNull<u8>, out: &mut Vec<u8>) {
@@ -925,6 +938,10 @@ impl Layout for Redis {
     }
 
     fn exptime<A: Allocator>(&self, _a: &A, h: NonNull<u8>) -> u32 {
+        // `getExpire`: no lookup while the expires dict is empty.
+        if self.expires.len() == 0 {
+            return 0;
+        }
         // SAFETY: expires entries are live; the value word holds the expiry time.
         self.expires_entry(h)
             .map_or(0, |x| unsafe { entry_val(x) } as u32)
