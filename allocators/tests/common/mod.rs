@@ -65,7 +65,7 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server --bind 127.0.0.1 --port PORT --save '' --appendonly no ARGS...`.
     pub fn start(args: &[&str]) -> RedisServer {
-        for _attempt in 0..5 {
+        'attempt: for _attempt in 0..5 {
             let port = free_port();
             let mut child = Command::new("redis-server")
                 .args([
@@ -87,7 +87,23 @@ impl RedisServer {
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return RedisServer { child, port };
+                    // Another test's server may hold the port: it must be ours, by pid.
+                    let server = RedisServer { child, port };
+                    let pid = match server.connect().cmd(&[b"INFO", b"server"]) {
+                        Reply::Bulk(Some(info)) => String::from_utf8_lossy(&info)
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("process_id:")
+                                    .map(|p| p.trim().parse::<u32>())
+                            })
+                            .and_then(Result::ok),
+                        _ => None,
+                    };
+                    if pid == Some(server.child.id()) {
+                        return server;
+                    }
+                    drop(server); // stops our process by its pid
+                    continue 'attempt;
                 }
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
@@ -239,7 +255,16 @@ impl Memcached {
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return server;
+                    // Another test's server may hold the port: it must be ours, by pid.
+                    let pid = server
+                        .connect()
+                        .stats("")
+                        .get("pid")
+                        .and_then(|p| p.parse::<u32>().ok());
+                    if pid == Some(server.child.id()) {
+                        return server;
+                    }
+                    break;
                 }
                 if let Ok(Some(_)) = server.child.try_wait() {
                     break; // the port was taken meanwhile, or a bad argument: try again
@@ -247,11 +272,11 @@ impl Memcached {
                 std::thread::sleep(Duration::from_millis(20));
             }
             let lines: Vec<String> = server.stderr.try_iter().collect();
-            if lines
+            let port_taken = lines
                 .iter()
-                .any(|l| l.contains("failed to listen") || l.contains("Address already in use"))
-            {
-                continue;
+                .any(|l| l.contains("failed to listen") || l.contains("Address already in use"));
+            if port_taken || matches!(server.child.try_wait(), Ok(None)) {
+                continue; // dropping `server` stops our process by its pid, if it still runs
             }
             panic!("memcached {args:?} did not start: {lines:?}");
         }
