@@ -124,6 +124,26 @@ impl Lists {
         self.ends.get(class).and_then(|e| e.tail)
     }
 
+    /// The item nearest the tail of `class`'s list that `ok` accepts, looking at most at
+    /// `limit` items.
+    pub fn nearest_tail(
+        &self,
+        class: usize,
+        limit: usize,
+        mut ok: impl FnMut(NonNull<u8>) -> bool,
+    ) -> Option<NonNull<u8>> {
+        let mut cur = self.tail(class);
+        for _ in 0..limit {
+            let item = cur?;
+            if ok(item) {
+                return Some(item);
+            }
+            // SAFETY: items in a list are live and linked.
+            cur = unsafe { self.prev(item) };
+        }
+        None
+    }
+
     /// Items in `class`'s list.
     pub fn len(&self, class: usize) -> u64 {
         self.ends.get(class).map_or(0, |e| e.len)

@@ -6,6 +6,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// What the store evicts when the allocator answers `OutOfMemory`.
+///
+/// Over a slab allocator with a page limit (memcached's `-m`), pages never change class by
+/// themselves, so every policy evicts only keys of the size class the failing write needs
+/// (the sampling policies keep sampling, up to 1024 keys, until they find some): evicting
+/// another class's key would free a chunk the write cannot use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {

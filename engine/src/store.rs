@@ -1,6 +1,6 @@
 //! `Store<A, L>`: the commands, expiry, eviction and statistics, over any allocator and layout.
 
-use fraglab_allocators::{AllocError, Allocator, MemStats};
+use fraglab_allocators::{AllocError, Allocator, LimitKind, MemStats};
 
 use crate::layout::{Layout, LayoutKind, LayoutOptions, NewItem};
 use crate::list::Lists;
@@ -20,6 +20,8 @@ pub const LFU_INIT: u32 = 5;
 pub const LFU_LOG_FACTOR: f64 = 10.0;
 /// Redis's `lfu-decay-time`, in minutes.
 pub const LFU_DECAY_MINUTES: u32 = 1;
+/// How far from the tail a list policy looks for a victim that can make room.
+const LIST_SEARCH: usize = 1000;
 /// The most evictions one write may cause before it gives up with an out-of-memory error.
 const MAX_EVICTIONS_PER_WRITE: usize = 10_000;
 
@@ -126,6 +128,9 @@ pub struct Store<A: Allocator, L: Layout> {
     policy: Policy,
     rng: Rng,
     lists: Option<Lists>,
+    /// One list per size class (slab-lru; and lru/fifo over a page-limited allocator, where
+    /// only a victim of the needed class makes room, as in memcached).
+    lists_per_class: bool,
     pool: Vec<Candidate>,
     counters: Counters,
     payload: u64,
@@ -155,16 +160,20 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         }
         let opts = LayoutOptions {
             links: policy.needs_links(),
-            shared_integers: !(config.limited && policy.disables_shared_integers()),
+            shared_integers: !((config.limited || alloc.limit().is_some())
+                && policy.disables_shared_integers()),
         };
         let layout = L::new(opts);
         let lists = policy.needs_links().then(|| Lists::new(0));
+        let lists_per_class = policy == Policy::SlabLru
+            || (alloc.limit().is_some() && alloc.limit_kind() == LimitKind::Pages);
         Ok(Store {
             alloc,
             layout,
             policy,
             rng: Rng::new(config.seed),
             lists,
+            lists_per_class,
             pool: Vec::with_capacity(POOL_SIZE),
             counters: Counters::default(),
             payload: 0,
@@ -300,7 +309,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     // ---- lists ----
 
     fn class_of(&self, h: L::Handle) -> usize {
-        if self.policy == Policy::SlabLru {
+        if self.lists_per_class {
             let size = self.layout.alloc_size(&self.alloc, h);
             self.alloc.size_class(size).unwrap_or(0) as usize
         } else {
@@ -403,30 +412,75 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         Err(CmdError::OutOfMemory)
     }
 
+    /// Whether evicting `h` can make room for a request of `size` bytes. Under a page limit
+    /// (memcached's `-m`) pages never leave their class, so only a victim of the class the
+    /// request needs frees a chunk it can use; evicting others would empty the store for
+    /// nothing. (The redis layout spreads a key over several classes: any key will do.)
+    fn can_make_room(&self, h: L::Handle, size: usize, protect: Option<L::Handle>) -> bool {
+        if Some(h) == protect {
+            return false;
+        }
+        if self.per_class_room() {
+            let class = |n: usize| self.alloc.size_class(n);
+            return class(self.layout.alloc_size(&self.alloc, h)) == class(size);
+        }
+        true
+    }
+
+    /// Whether victims must come from the class of the failing request (a page limit).
+    fn per_class_room(&self) -> bool {
+        L::KIND != LayoutKind::Redis
+            && self.alloc.limit().is_some()
+            && self.alloc.limit_kind() == LimitKind::Pages
+    }
+
+    /// How many samples a sampling policy draws before it gives up: many more when only one
+    /// class's keys can make room, as they may be a small share of the store.
+    fn sample_budget(&self) -> usize {
+        if self.per_class_room() {
+            1024
+        } else {
+            32
+        }
+    }
+
     /// Evicts one key by the policy to make room for a request of `size` bytes; `false` when
     /// there is nothing to evict.
     fn evict_one(&mut self, size: usize, protect: Option<L::Handle>, now: u64) -> bool {
         let victim = match self.policy {
             Policy::Noeviction => None,
             Policy::SlabLru | Policy::Lru | Policy::Fifo => {
-                let class = if self.policy == Policy::SlabLru {
+                let class = if self.lists_per_class {
                     self.alloc.size_class(size).unwrap_or(0) as usize
                 } else {
                     0
                 };
                 self.lists
                     .as_ref()
-                    .and_then(|l| l.tail(class))
+                    .and_then(|lists| {
+                        lists.nearest_tail(class, LIST_SEARCH, |links| {
+                            self.can_make_room(self.layout.handle_at_links(links), size, protect)
+                        })
+                    })
                     .map(|links| self.layout.handle_at_links(links))
             }
             Policy::Random | Policy::VolatileRandom => {
                 let volatile = self.policy == Policy::VolatileRandom;
-                (0..8)
-                    .filter_map(|_| self.layout.random(&self.alloc, &mut self.rng, volatile))
-                    .find(|&h| Some(h) != protect)
+                let mut found = None;
+                for _ in 0..self.sample_budget() {
+                    match self.layout.random(&self.alloc, &mut self.rng, volatile) {
+                        Some(h) if self.can_make_room(h, size, protect) => {
+                            found = Some(h);
+                            break;
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                found
             }
             Policy::SampledLru | Policy::Lfu | Policy::VolatileLru | Policy::VolatileTtl => {
-                self.pool_victim(protect, now)
+                self.pool_victim(size, protect, now)
             }
         };
         match victim {
@@ -440,9 +494,14 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     }
 
     /// `evictionPoolPopulate` + the pick in `performEvictions`.
-    fn pool_victim(&mut self, protect: Option<L::Handle>, now: u64) -> Option<L::Handle> {
+    fn pool_victim(
+        &mut self,
+        size: usize,
+        protect: Option<L::Handle>,
+        now: u64,
+    ) -> Option<L::Handle> {
         let volatile = matches!(self.policy, Policy::VolatileLru | Policy::VolatileTtl);
-        for _round in 0..4 {
+        for _round in 0..self.sample_budget() / SAMPLES {
             for _ in 0..SAMPLES {
                 let Some(h) = self.layout.random(&self.alloc, &mut self.rng, volatile) else {
                     break;
@@ -471,7 +530,8 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             while let Some(c) = self.pool.pop() {
                 let hash = hash_key(&c.key);
                 if let Some(h) = self.layout.find(&mut self.alloc, &c.key, hash) {
-                    if Some(h) != protect && (!volatile || self.layout.exptime(&self.alloc, h) != 0)
+                    if self.can_make_room(h, size, protect)
+                        && (!volatile || self.layout.exptime(&self.alloc, h) != 0)
                     {
                         return Some(h);
                     }
@@ -829,7 +889,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                 }
             }
             ActiveExpire::Sample => {
-                for _round in 0..16 {
+                for _round in 0..self.sample_budget() / SAMPLES {
                     let (mut sampled, mut stale) = (0, 0);
                     for _ in 0..20 {
                         let Some(h) = self.layout.random(&self.alloc, &mut self.rng, true) else {
@@ -863,8 +923,11 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     pub fn evict_range(&mut self, start: usize, end: usize) -> u64 {
         let mut n = 0;
         for h in self.layout.handles() {
-            let (lo, hi) = self.layout.span(&self.alloc, h);
-            if lo < end && hi > start {
+            let mut overlaps = false;
+            self.layout.blocks(&self.alloc, h, &mut |lo, len| {
+                overlaps |= lo < end && lo + len > start
+            });
+            if overlaps {
                 self.remove(h);
                 n += 1;
             }
@@ -895,13 +958,6 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     #[doc(hidden)]
     pub fn list_len(&self, class: usize) -> u64 {
         self.lists.as_ref().map_or(0, |l| l.len(class))
-    }
-
-    /// The raw pointer of a key's main allocation, for tests that check where items live.
-    #[doc(hidden)]
-    pub fn span_of(&mut self, key: &[u8]) -> Option<(usize, usize)> {
-        let h = self.layout.find(&mut self.alloc, key, hash_key(key))?;
-        Some(self.layout.span(&self.alloc, h))
     }
 }
 

@@ -84,6 +84,31 @@ fn slab_lru_calcifies() {
 }
 
 #[test]
+fn under_a_page_limit_every_policy_evicts_within_the_class_it_needs() {
+    // Evicting a key of another class frees a chunk no page can move: the write would empty
+    // the store for nothing. Every policy picks victims of the needed class.
+    for policy in [
+        Policy::Lru,
+        Policy::Fifo,
+        Policy::SampledLru,
+        Policy::Random,
+        Policy::Lfu,
+    ] {
+        let mut s: Store<_, Compact> = slab_store(policy, 2 * MIB);
+        for i in 0..20_000 {
+            set(&mut s, &format!("small{i}"), 100, 0);
+        }
+        let small = present(&mut s, "small", 20_000);
+        for i in 0..1000 {
+            set(&mut s, &format!("large{i}"), 2000, 0);
+        }
+        assert_eq!(present(&mut s, "small", 20_000), small, "{policy}");
+        assert!(present(&mut s, "large", 1000) > 400, "{policy}");
+        assert_eq!(s.stats().counters.oom_errors, 0, "{policy}");
+    }
+}
+
+#[test]
 fn lru_keeps_what_is_read_and_fifo_does_not() {
     for (policy, survives) in [(Policy::Lru, true), (Policy::Fifo, false)] {
         let mut s: Store<_, Compact> = slab_store(policy, MIB);

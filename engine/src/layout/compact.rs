@@ -321,8 +321,13 @@ impl Layout for Compact {
         self.table.entries().collect()
     }
 
-    fn span<A: Allocator>(&self, a: &A, h: NonNull<u8>) -> (usize, usize) {
-        let start = h.as_ptr() as usize;
-        (start, start + self.alloc_size(a, h))
+    fn blocks<A: Allocator>(&self, a: &A, h: NonNull<u8>, f: &mut dyn FnMut(usize, usize)) {
+        // SAFETY: `h` is a live item of `alloc_size` bytes; its pieces (one, or the chunks of
+        // a large item) are reported by the allocator.
+        unsafe {
+            a.for_each_segment(h, self.alloc_size(a, h), &mut |p, n| {
+                f(p.as_ptr() as usize, n)
+            })
+        }
     }
 }

@@ -198,8 +198,9 @@ pub trait Layout: Sized {
     ) -> Option<Self::Handle>;
     /// Every stored key.
     fn handles(&self) -> Vec<Self::Handle>;
-    /// The address range of the key's main allocation.
-    fn span<A: Allocator>(&self, a: &A, h: Self::Handle) -> (usize, usize);
+    /// Calls `f(start, len)` for every piece of memory the key holds in the allocator (the
+    /// item or its chunks; Redis's entry, key, value and expires entry).
+    fn blocks<A: Allocator>(&self, a: &A, h: Self::Handle, f: &mut dyn FnMut(usize, usize));
     /// One step of background work (Redis's incremental rehash); returns whether any was done.
     fn background_step<A: Allocator>(&mut self, a: &mut A) -> bool {
         let _ = a;

@@ -49,7 +49,9 @@ const ENC_EMBSTR: u8 = 8;
 /// The header size of an SDS string of `len` bytes (`sdsReqType`), for a fresh `sdsnewlen`.
 pub fn sds_header(len: usize) -> usize {
     match len {
-        0..32 => 1,
+        // `sdsnewlen`: an empty string gets type 8, never type 5.
+        0 => 3,
+        1..32 => 1,
         32..256 => 3,
         256..65536 => 5,
         _ if len as u64 <= u32::MAX as u64 => 9,
@@ -576,6 +578,12 @@ impl Dict {
         val: usize,
     ) -> Result<NonNull<u8>, AllocError> {
         self.expand_if_needed(a);
+        if self.ht[0].size == 0 {
+            // Not even the first 4-slot table could be had.
+            return Err(AllocError::OutOfMemory {
+                size: DICT_INITIAL * 8,
+            });
+        }
         let e = a.alloc(ENTRY)?.ptr;
         let t = usize::from(self.rehashidx.is_some());
         let ht = self.ht[t];
@@ -1022,13 +1030,26 @@ impl Layout for Redis {
         self.main.entries()
     }
 
-    fn span<A: Allocator>(&self, _a: &A, h: NonNull<u8>) -> (usize, usize) {
-        match Self::value(h) {
-            Value::Obj(o) => (
-                o.as_ptr() as usize,
-                o.as_ptr() as usize + value_alloc_size(Value::Obj(o)),
-            ),
-            Value::Shared(_) => (h.as_ptr() as usize, h.as_ptr() as usize + ENTRY),
+    fn blocks<A: Allocator>(&self, _a: &A, h: NonNull<u8>, f: &mut dyn FnMut(usize, usize)) {
+        let mut block = |p: NonNull<u8>, size: usize| f(p.as_ptr() as usize, size);
+        block(h, ENTRY);
+        let key = Self::key(h);
+        // SAFETY: the key SDS, the value and the expires entry of a live entry are live.
+        unsafe {
+            let sds = sds_at(key);
+            block(sds.base, sds.size());
+            if let Value::Obj(o) = Self::value(h) {
+                block(o, value_alloc_size(Value::Obj(o)));
+                if encoding(o) == ENC_RAW {
+                    let v = sds_at(NonNull::new_unchecked(obj_ptr(o) as *mut u8));
+                    block(v.base, v.size());
+                }
+            }
+        }
+        if self.expires.len() > 0 {
+            if let Some(x) = self.expires_entry(h) {
+                block(x, ENTRY);
+            }
         }
     }
 
@@ -1060,8 +1081,8 @@ mod tests {
     #[test]
     fn sds_headers_by_length() {
         assert_eq!(
-            [0, 31, 32, 255, 256, 65535, 65536].map(sds_header),
-            [1, 1, 3, 3, 5, 5, 9]
+            [0, 1, 31, 32, 255, 256, 65535, 65536].map(sds_header),
+            [3, 1, 1, 3, 3, 5, 5, 9]
         );
     }
 
