@@ -20,6 +20,8 @@ pub const LFU_INIT: u32 = 5;
 pub const LFU_LOG_FACTOR: f64 = 10.0;
 /// Redis's `lfu-decay-time`, in minutes.
 pub const LFU_DECAY_MINUTES: u32 = 1;
+/// memcached's `ITEM_UPDATE_INTERVAL`: an item's time and LRU position move at most this often.
+pub const ITEM_UPDATE_INTERVAL: u64 = 60;
 /// How far from the tail a list policy looks for a victim that can make room.
 const LIST_SEARCH: usize = 1000;
 /// The most evictions one write may cause before it gives up with an out-of-memory error.
@@ -266,6 +268,13 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     }
 
     fn touch_access(&mut self, h: L::Handle, now: u64) {
+        // memcached bumps an item at most once per ITEM_UPDATE_INTERVAL (60 s).
+        if L::KIND == LayoutKind::Memcached
+            && !self.policy.uses_lfu()
+            && now < u64::from(self.layout.access(h)).saturating_add(ITEM_UPDATE_INTERVAL)
+        {
+            return;
+        }
         if self.policy.uses_lfu() {
             let mut counter = Self::lfu_counter(self.layout.access(h), now);
             if counter < 255 {
