@@ -393,6 +393,21 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         self.layout.remove(&mut self.alloc, h);
     }
 
+    /// Runs a step that rewrites key `h` (and may move it), keeping list membership right:
+    /// `h` leaves its list while the step allocates (so it is never its own victim), and the
+    /// result (or `h` again, on error) goes back at the head.
+    fn rewrite(
+        &mut self,
+        h: L::Handle,
+        now: u64,
+        step: impl FnMut(&mut A, &mut L) -> Result<L::Handle, AllocError>,
+    ) -> Result<L::Handle, CmdError> {
+        self.list_remove(h);
+        let r = self.with_room(Some(h), now, step);
+        self.list_add(*r.as_ref().unwrap_or(&h));
+        r
+    }
+
     // ---- eviction ----
 
     /// Runs an allocating step, evicting by the policy while the allocator answers
@@ -612,19 +627,15 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                 if exptime != 0 {
                     self.with_room(Some(h), now, |a, l| l.set_exptime(a, h, exptime))?;
                 }
-                self.list_remove(h);
-                let h = match self.with_room(Some(h), now, |a, l| l.update(a, h, value, opts.flags))
-                {
+                let h = match self.rewrite(h, now, |a, l| l.update(a, h, value, opts.flags)) {
                     Ok(nh) => nh,
                     Err(e) => {
-                        self.list_add(h);
                         // Restoring never allocates: the entry exists, or is deleted.
                         let restored = self.layout.set_exptime(&mut self.alloc, h, old_exptime);
                         debug_assert!(restored.is_ok());
                         return Err(e);
                     }
                 };
-                self.list_add(h);
                 self.payload = self.payload - old_len as u64 + value.len() as u64;
                 if exptime == 0 {
                     self.layout
@@ -721,16 +732,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         let old_len = self.layout.value_len(&self.alloc, h);
         let flags = self.layout.flags(&self.alloc, h);
         self.check_value(key, old_len + bytes.len(), flags)?;
-        self.list_remove(h);
-        let r = self.with_room(Some(h), now, |a, l| l.append(a, h, bytes, prepend));
-        let h = match r {
-            Ok(nh) => nh,
-            Err(e) => {
-                self.list_add(h);
-                return Err(e);
-            }
-        };
-        self.list_add(h);
+        let h = self.rewrite(h, now, |a, l| l.append(a, h, bytes, prepend))?;
         self.payload += bytes.len() as u64;
         self.touch_access(h, now);
         self.counters.sets += 1;
@@ -809,17 +811,8 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             self.layout.overwrite(&mut self.alloc, h, &padded);
         } else {
             let flags = self.layout.flags(&self.alloc, h);
-            self.list_remove(h);
-            match self.with_room(Some(h), now, |a, l| l.update(a, h, text.as_bytes(), flags)) {
-                Ok(nh) => {
-                    self.list_add(nh);
-                    self.payload = self.payload - old.len() as u64 + text.len() as u64;
-                }
-                Err(e) => {
-                    self.list_add(h);
-                    return Err(e);
-                }
-            }
+            self.rewrite(h, now, |a, l| l.update(a, h, text.as_bytes(), flags))?;
+            self.payload = self.payload - old.len() as u64 + text.len() as u64;
         }
         self.counters.sets += 1;
         Ok(Some(i128::from(new)))
