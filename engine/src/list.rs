@@ -12,7 +12,6 @@ use crate::util::{read_at, to_raw, write_at};
 struct Ends {
     head: Option<NonNull<u8>>,
     tail: Option<NonNull<u8>>,
-    len: u64,
 }
 
 /// Lists of items, one per class.
@@ -80,7 +79,6 @@ impl Lists {
         if e.tail.is_none() {
             e.tail = Some(item);
         }
-        e.len += 1;
     }
 
     /// Takes `item` out of `class`'s list.
@@ -101,7 +99,6 @@ impl Lists {
             }
             self.set(item, None, None);
         }
-        self.ends(class).len -= 1;
     }
 
     /// Moves `item` to the head of `class`'s list (an access under LRU).
@@ -142,11 +139,6 @@ impl Lists {
             cur = unsafe { self.prev(item) };
         }
         None
-    }
-
-    /// Items in `class`'s list.
-    pub fn len(&self, class: usize) -> u64 {
-        self.ends.get(class).map_or(0, |e| e.len)
     }
 
     /// Forgets every list (after a flush freed the items).

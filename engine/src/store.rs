@@ -137,7 +137,6 @@ pub struct Store<A: Allocator, L: Layout> {
     counters: Counters,
     payload: u64,
     item_max: usize,
-    scratch: Vec<u8>,
 }
 
 /// A policy that this layout cannot run.
@@ -180,7 +179,6 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             counters: Counters::default(),
             payload: 0,
             item_max: config.item_max,
-            scratch: Vec::new(),
         })
     }
 
@@ -386,9 +384,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
 
     fn remove(&mut self, h: L::Handle) {
         self.list_remove(h);
-        self.scratch.clear();
-        self.layout.read_key(&self.alloc, h, &mut self.scratch);
-        let payload = self.scratch.len() + self.layout.value_len(&self.alloc, h);
+        let payload = self.layout.key_len(h) + self.layout.value_len(&self.alloc, h);
         self.payload -= payload as u64;
         self.layout.remove(&mut self.alloc, h);
     }
@@ -953,13 +949,6 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     /// The allocator's statistics alone.
     pub fn mem_stats(&self) -> MemStats {
         self.alloc.stats()
-    }
-
-    /// Whether a key's value is stored in the redis layout's shared-integer form, or how many
-    /// items a list holds: test hooks kept small.
-    #[doc(hidden)]
-    pub fn list_len(&self, class: usize) -> u64 {
-        self.lists.as_ref().map_or(0, |l| l.len(class))
     }
 }
 

@@ -179,10 +179,12 @@ impl Layout for Compact {
         value: &[u8],
         flags: u32,
     ) -> Result<NonNull<u8>, AllocError> {
-        let key = self.key_of(h).to_vec();
+        // SAFETY: the old item (and so its key) stays live until it is freed below; no
+        // allocation is made per overwrite to hold the key.
+        let key = unsafe { key_at(self.links, h) };
+        let hash = hash_key(key);
         let (exptime, access) = (self.exptime(a, h), self.access(h));
-        let item = self.build(a, &key, value, flags, exptime, access)?;
-        let hash = hash_key(&key);
+        let item = self.build(a, key, value, flags, exptime, access)?;
         self.table.replace(hash, h, item);
         // SAFETY: `h` is a live item of this layout, no longer in the index (the caller took
         // it out of any list first).
@@ -238,6 +240,11 @@ impl Layout for Compact {
     fn value_len<A: Allocator>(&self, _a: &A, h: NonNull<u8>) -> usize {
         // SAFETY: `h` is live.
         unsafe { Self::shape(h).vlen }
+    }
+
+    fn key_len(&self, h: NonNull<u8>) -> usize {
+        // SAFETY: `h` is live.
+        unsafe { Self::shape(h).klen }
     }
 
     fn read_key<A: Allocator>(&self, _a: &A, h: NonNull<u8>, out: &mut Vec<u8>) {

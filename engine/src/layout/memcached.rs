@@ -224,12 +224,6 @@ impl Memcached {
         Ok(item)
     }
 
-    /// The CAS value of an item.
-    pub fn cas_of(&self, h: NonNull<u8>) -> u64 {
-        // SAFETY: handles are live items.
-        unsafe { read_at::<u64>(h, ITEM_HEADER) }
-    }
-
     /// Buckets in the hash table.
     pub fn buckets(&self) -> usize {
         self.buckets.len()
@@ -289,11 +283,12 @@ impl Layout for Memcached {
         flags: u32,
     ) -> Result<NonNull<u8>, AllocError> {
         // memcached allocates the new item first, then replaces the old one (`item_replace`).
-        // SAFETY: `h` is live.
-        let key = unsafe { key_at(h) }.to_vec();
+        // SAFETY: `h` (and so its key) stays live until it is freed below; no allocation is
+        // made per overwrite to hold the key.
+        let key = unsafe { key_at(h) };
+        let hash = hash_key(key);
         let (exptime, time) = (self.exptime(a, h), self.access(h));
-        let item = self.build(a, &key, value, flags, exptime, time)?;
-        let hash = hash_key(&key);
+        let item = self.build(a, key, value, flags, exptime, time)?;
         self.unlink(h, hash);
         self.link(item, hash);
         // SAFETY: `h` is live, unchained, out of every list (the caller's duty), freed once.
@@ -332,6 +327,11 @@ impl Layout for Memcached {
     fn value_len<A: Allocator>(&self, _a: &A, h: NonNull<u8>) -> usize {
         // SAFETY: `h` is live.
         unsafe { shape(h).nbytes - 2 }
+    }
+
+    fn key_len(&self, h: NonNull<u8>) -> usize {
+        // SAFETY: `h` is live.
+        unsafe { shape(h).nkey }
     }
 
     fn read_key<A: Allocator>(&self, _a: &A, h: NonNull<u8>, out: &mut Vec<u8>) {

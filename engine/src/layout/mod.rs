@@ -164,6 +164,8 @@ pub trait Layout: Sized {
     fn read_value<A: Allocator>(&self, a: &A, h: Self::Handle, out: &mut Vec<u8>);
     /// The value's length.
     fn value_len<A: Allocator>(&self, a: &A, h: Self::Handle) -> usize;
+    /// The key's length.
+    fn key_len(&self, h: Self::Handle) -> usize;
     /// Appends the key's bytes to `out`.
     fn read_key<A: Allocator>(&self, a: &A, h: Self::Handle, out: &mut Vec<u8>);
     /// The client flags.

@@ -892,9 +892,13 @@ impl Layout for Redis {
     }
 
     fn overwrite<A: Allocator>(&mut self, a: &mut A, h: NonNull<u8>, value: &[u8]) {
-        // Not used with Redis semantics (INCR re-encodes); kept exact anyway.
-        let flags = 0;
-        let _ = self.update(a, h, value, flags);
+        // The store calls this only under memcached semantics (Redis's INCR re-encodes through
+        // `update`); if it were called here, a same-length rewrite would be an `update`.
+        let rewritten = self.update(a, h, value, 0);
+        debug_assert!(
+            rewritten.is_ok(),
+            "overwrite is not used by the redis layout"
+        );
     }
 
     fn remove<A: Allocator>(&mut self, a: &mut A, h: NonNull<u8>) {
@@ -935,6 +939,10 @@ impl Layout for Redis {
                 }
             },
         }
+    }
+
+    fn key_len(&self, h: NonNull<u8>) -> usize {
+        key_bytes(Self::key(h)).len()
     }
 
     fn read_key<A: Allocator>(&self, _a: &A, h: NonNull<u8>, out: &mut Vec<u8>) {
