@@ -1,7 +1,41 @@
-//! `fraglab-workloads` will own the stream of operations the lab replays: the `Op` type,
-//! TOML workload specs, the distributions of key and value sizes, popularity and TTLs, the
-//! published presets (YCSB, Facebook ETC, RAMCloud, Redis's memory test, Twitter's clusters)
-//! and streaming readers and writers for real traces (Twitter CSV, libCacheSim oracleGeneral,
-//! Segcache binary, fraglab CSV). Every stream is an iterator driven by one explicit seed. It
-//! depends on nothing else in the workspace and has no content yet: the workloads issue builds
-//! it.
+//! `fraglab-workloads`: the streams of operations the lab replays.
+//!
+//! A workload is an iterator of [`Op`]s, never a list: generators draw each op when asked, and
+//! trace readers decode one record at a time, so a billion-request trace replays in constant
+//! memory. Three sources give the same stream type ([`Workload`]):
+//!
+//! - a preset by name ([`presets`]): YCSB A-F, Facebook ETC, RAMCloud W1-W8, Redis's memory
+//!   efficiency test, four Twitter clusters, `calcification` and `size-sweep`;
+//! - a TOML spec file ([`WorkloadSpec`]): keyspace, key sizes, popularity, value sizes, op mix,
+//!   TTLs, arrivals, demand fill, preload and phases;
+//! - a trace file ([`trace`]): Twitter's cache-trace CSV, libCacheSim's oracleGeneral,
+//!   Segcache's 20-byte binary and fraglab's own CSV, each optionally zstd-compressed.
+//!
+//! Every random choice flows from one seed through [`rng::Rng`] (xoshiro256++, seeded by
+//! SplitMix64), so the same seed gives the same stream everywhere.
+//!
+//! ```
+//! use fraglab_workloads::{OpKind, Workload, PresetParams};
+//! let w = Workload::preset("ycsb-a", &PresetParams { ops: Some(1000), records: Some(100), ..Default::default() }).unwrap();
+//! let mut stream = w.stream(42).unwrap();
+//! let ops: Vec<_> = stream.by_ref().map(|op| op.unwrap()).collect();
+//! assert_eq!(ops.len(), 100 + 1000); // the load phase, then the run
+//! assert!(ops[100..].iter().all(|op| matches!(op.kind, OpKind::Get | OpKind::Set)));
+//! ```
+
+pub mod describe;
+pub mod dist;
+pub mod gen;
+mod op;
+pub mod presets;
+pub mod rng;
+pub mod source;
+pub mod spec;
+pub mod trace;
+
+pub use describe::{describe, Summary};
+pub use gen::Generator;
+pub use op::{Key, Op, OpKind, UnknownOp, KEY_MAX};
+pub use presets::PresetParams;
+pub use source::{OpStream, Workload, WorkloadError};
+pub use spec::{SpecError, WorkloadSpec};

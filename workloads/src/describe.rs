@@ -1,0 +1,209 @@
+//! `describe`: a summary of a workload from one pass over its stream.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::dist::SizeHistogram;
+use crate::source::{OpStream, WorkloadError};
+use crate::OpKind;
+
+/// Mean and quantiles of a size, in bytes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SizeStats {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+impl From<&SizeHistogram> for SizeStats {
+    fn from(h: &SizeHistogram) -> Self {
+        SizeStats {
+            mean: h.mean(),
+            p50: h.quantile(0.5),
+            p90: h.quantile(0.9),
+            p99: h.quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// One TTL's share.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TtlShare {
+    /// TTL in seconds (0: none).
+    pub ttl: u32,
+    /// Share of the requests that set a TTL (writes and demand-fill gets).
+    pub share: f64,
+}
+
+/// One phase's extent.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhaseSummary {
+    /// The phase's name.
+    pub name: String,
+    /// Requests in it.
+    pub requests: u64,
+    /// Key + value bytes its writes carry.
+    pub bytes_written: u64,
+}
+
+/// What `fraglab describe` reports.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Requests in the stream.
+    pub requests: u64,
+    /// Distinct key ids.
+    pub distinct_keys: u64,
+    /// Requests per op kind.
+    pub ops: BTreeMap<String, u64>,
+    /// Key length over requests.
+    pub key_size: SizeStats,
+    /// Value size over the requests that carry one: writes, and gets whose size is known
+    /// (demand fill, or recorded in a trace).
+    pub value_size: SizeStats,
+    /// Sum over distinct keys of key length + the last value size seen for the key.
+    pub working_set_bytes: u64,
+    /// Shares of the ten most common TTLs.
+    pub ttl: Vec<TtlShare>,
+    /// Logical time of the last request, seconds.
+    pub duration_s: f64,
+    /// Phases in order.
+    pub phases: Vec<PhaseSummary>,
+    /// Malformed trace records skipped (lenient reading).
+    pub skipped_records: u64,
+}
+
+/// Streams `stream` once and summarizes it. Memory grows with the distinct keys (one entry
+/// each), never with the requests.
+pub fn describe(mut stream: OpStream) -> Result<Summary, WorkloadError> {
+    let names = stream.phase_names();
+    let mut phases: Vec<PhaseSummary> = names
+        .iter()
+        .map(|n| PhaseSummary {
+            name: n.clone(),
+            requests: 0,
+            bytes_written: 0,
+        })
+        .collect();
+    let mut requests = 0u64;
+    let mut ops = [0u64; OpKind::ALL.len()];
+    let mut keys = SizeHistogram::default();
+    let mut values = SizeHistogram::default();
+    let mut ttls: HashMap<u32, u64> = HashMap::new();
+    let mut last: HashMap<u64, (u16, u32)> = HashMap::new();
+    let mut time = 0u64;
+    for op in stream.by_ref() {
+        let op = op?;
+        requests += 1;
+        ops[op.kind as usize] += 1;
+        keys.record(u64::from(op.key.len));
+        time = time.max(op.time_us);
+        let carries = op.kind.writes_value()
+            || (matches!(op.kind, OpKind::Get | OpKind::Gets) && (op.fill || op.value_len > 0));
+        let entry = last.entry(op.key.id).or_insert((op.key.len, 0));
+        if carries {
+            values.record(u64::from(op.value_len));
+            *entry = (op.key.len, op.value_len);
+        }
+        if op.kind.writes_value() || op.fill {
+            *ttls.entry(op.ttl).or_insert(0) += 1;
+        }
+        if let Some(p) = phases.get_mut(usize::from(op.phase)) {
+            p.requests += 1;
+            p.bytes_written += op.bytes_written();
+        }
+    }
+    let ttl_total: u64 = ttls.values().sum();
+    let mut ttl: Vec<(u32, u64)> = ttls.into_iter().collect();
+    ttl.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ttl.truncate(10);
+    Ok(Summary {
+        requests,
+        distinct_keys: last.len() as u64,
+        ops: OpKind::ALL
+            .iter()
+            .zip(ops)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.name().to_string(), n))
+            .collect(),
+        key_size: SizeStats::from(&keys),
+        value_size: SizeStats::from(&values),
+        working_set_bytes: last
+            .values()
+            .map(|&(k, v)| u64::from(k) + u64::from(v))
+            .sum(),
+        ttl: ttl
+            .into_iter()
+            .map(|(ttl, n)| TtlShare {
+                ttl,
+                share: n as f64 / ttl_total as f64,
+            })
+            .collect(),
+        duration_s: time as f64 / 1e6,
+        phases,
+        skipped_records: stream.skipped(),
+    })
+}
+
+impl Summary {
+    /// The summary as readable text.
+    pub fn to_text(&self, name: &str) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "workload           {name}");
+        let _ = writeln!(s, "requests           {}", self.requests);
+        let _ = writeln!(s, "distinct keys      {}", self.distinct_keys);
+        let _ = writeln!(s, "working set        {} bytes", self.working_set_bytes);
+        let _ = writeln!(s, "logical duration   {:.3} s", self.duration_s);
+        if self.skipped_records > 0 {
+            let _ = writeln!(s, "skipped records    {}", self.skipped_records);
+        }
+        let _ = writeln!(s, "ops");
+        for (k, n) in &self.ops {
+            let _ = writeln!(
+                s,
+                "  {k:<8} {n:>12}  {:6.2}%",
+                100.0 * *n as f64 / self.requests.max(1) as f64
+            );
+        }
+        let _ = writeln!(
+            s,
+            "sizes (bytes)         mean      p50      p90      p99      max"
+        );
+        for (label, st) in [("key", &self.key_size), ("value", &self.value_size)] {
+            let _ = writeln!(
+                s,
+                "  {label:<8} {:>13.1} {:>8} {:>8} {:>8} {:>8}",
+                st.mean, st.p50, st.p90, st.p99, st.max
+            );
+        }
+        if !self.ttl.is_empty() {
+            let _ = writeln!(s, "ttl");
+            for t in &self.ttl {
+                let label = if t.ttl == 0 {
+                    "none".to_string()
+                } else {
+                    format!("{} s", t.ttl)
+                };
+                let _ = writeln!(s, "  {label:<10} {:6.2}%", 100.0 * t.share);
+            }
+        }
+        let _ = writeln!(s, "phases");
+        for p in &self.phases {
+            let _ = writeln!(
+                s,
+                "  {:<16} {:>12} requests {:>14} bytes written",
+                p.name, p.requests, p.bytes_written
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,270 @@
+//! The unit of every workload: one request, [`Op`].
+//!
+//! An op names its key by a 64-bit id and a length rather than by bytes, so ops are `Copy`,
+//! sixteen-odd bytes wide and cost nothing to generate. The bytes are a pure function of the
+//! two ([`Key::write_to`]): the same key always has the same bytes, on every run and machine,
+//! and two different ids of the same length never share bytes as long as the length holds the
+//! id's digits ([`Key::digits`]). Trace keys become ids when they are read (a trace's own
+//! integer id, or a 64-bit hash of its anonymized key string), and keep the trace's length.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// What a request does. The names are memcached's text-protocol commands; `scan` is YCSB's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpKind {
+    /// Read a key. With [`Op::fill`] set, a miss is followed by a set of `value_len` bytes.
+    Get,
+    /// Read a key and its CAS unique.
+    Gets,
+    /// Store unconditionally.
+    Set,
+    /// Store only if the key is absent.
+    Add,
+    /// Store only if the key is present.
+    Replace,
+    /// Store if the key has not changed since it was read (replayed as a set of a present key).
+    Cas,
+    /// Append `value_len` bytes to a present value.
+    Append,
+    /// Prepend `value_len` bytes to a present value.
+    Prepend,
+    /// Add to a counter.
+    Incr,
+    /// Subtract from a counter.
+    Decr,
+    /// Remove a key.
+    Delete,
+    /// Set a key's TTL to [`Op::ttl`] without reading it.
+    Touch,
+    /// Read `value_len` consecutive keys starting at this one (YCSB workload E).
+    Scan,
+}
+
+impl OpKind {
+    /// Every kind, in declaration order (the order of reports and of Segcache's op codes
+    /// does not follow this; see the trace readers).
+    pub const ALL: [OpKind; 13] = [
+        OpKind::Get,
+        OpKind::Gets,
+        OpKind::Set,
+        OpKind::Add,
+        OpKind::Replace,
+        OpKind::Cas,
+        OpKind::Append,
+        OpKind::Prepend,
+        OpKind::Incr,
+        OpKind::Decr,
+        OpKind::Delete,
+        OpKind::Touch,
+        OpKind::Scan,
+    ];
+
+    /// The command's name, lower case, as traces and spec files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Get => "get",
+            OpKind::Gets => "gets",
+            OpKind::Set => "set",
+            OpKind::Add => "add",
+            OpKind::Replace => "replace",
+            OpKind::Cas => "cas",
+            OpKind::Append => "append",
+            OpKind::Prepend => "prepend",
+            OpKind::Incr => "incr",
+            OpKind::Decr => "decr",
+            OpKind::Delete => "delete",
+            OpKind::Touch => "touch",
+            OpKind::Scan => "scan",
+        }
+    }
+
+    /// Whether the op stores `value_len` bytes of value (set, add, replace, cas, append,
+    /// prepend). These are the ops that count as "bytes written" for phase lengths.
+    pub fn writes_value(self) -> bool {
+        matches!(
+            self,
+            OpKind::Set
+                | OpKind::Add
+                | OpKind::Replace
+                | OpKind::Cas
+                | OpKind::Append
+                | OpKind::Prepend
+        )
+    }
+
+    /// Whether the op only reads.
+    pub fn is_read(self) -> bool {
+        matches!(self, OpKind::Get | OpKind::Gets | OpKind::Scan)
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown op name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown op `{0}` (expected one of get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan)")]
+pub struct UnknownOp(pub String);
+
+impl FromStr for OpKind {
+    type Err = UnknownOp;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OpKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownOp(s.to_string()))
+    }
+}
+
+/// The alphabet of key digits: 64 characters that are legal in memcached keys and need no
+/// quoting in Redis or CSV.
+const KEY_DIGITS: &[u8; 64] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+/// Fills a key after its digits; not a digit, so the digits end where the padding starts.
+const KEY_PAD: u8 = b'.';
+
+/// The longest key fraglab generates: memcached's `KEY_MAX_LENGTH`.
+pub const KEY_MAX: u16 = 250;
+
+/// A key: an id and a length in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The key's identity. Generators number keys 0, 1, 2, ...; traces keep their own ids.
+    pub id: u64,
+    /// The key's length in bytes.
+    pub len: u16,
+}
+
+impl Key {
+    /// How many digits [`Key::write_to`] uses for `id` (base 64, at least one). A key at least
+    /// this long is unique among keys of its length.
+    pub fn digits(id: u64) -> u16 {
+        if id == 0 {
+            1
+        } else {
+            (64 - id.leading_zeros()).div_ceil(6) as u16
+        }
+    }
+
+    /// Appends the key's bytes to `buf`: the id's base-64 digits, least significant first,
+    /// then `.` up to `len`. A key shorter than its digits keeps the low digits (and may then
+    /// alias another id; generators never make such keys).
+    ///
+    /// ```
+    /// use fraglab_workloads::Key;
+    /// let mut buf = Vec::new();
+    /// Key { id: 65, len: 5 }.write_to(&mut buf);
+    /// assert_eq!(buf, b"11...");
+    /// ```
+    #[inline]
+    pub fn write_to(&self, buf: &mut Vec<u8>) {
+        let len = usize::from(self.len);
+        let start = buf.len();
+        buf.resize(start + len, KEY_PAD);
+        let mut id = self.id;
+        for b in &mut buf[start..] {
+            *b = KEY_DIGITS[(id & 63) as usize];
+            id >>= 6;
+            if id == 0 {
+                break;
+            }
+        }
+    }
+
+    /// The key's bytes in a new vector.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(usize::from(self.len));
+        self.write_to(&mut v);
+        v
+    }
+}
+
+/// One request.
+///
+/// `value_len` is the bytes stored by a write, the size to fill on a get miss when `fill` is
+/// set, the bytes read back where a trace records them, or the number of keys of a scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Op {
+    /// Logical time in microseconds since the start of the workload. TTLs are measured
+    /// against it, so they expire during a replay as they would in production.
+    pub time_us: u64,
+    /// What the request does.
+    pub kind: OpKind,
+    /// Which key.
+    pub key: Key,
+    /// Value bytes (see the type's docs).
+    pub value_len: u32,
+    /// Time to live in seconds; 0 means none.
+    pub ttl: u32,
+    /// Demand fill: on a get miss, the replayer sets the key with `value_len` and `ttl`, as a
+    /// look-aside cache's client does.
+    pub fill: bool,
+    /// Index of the phase this op belongs to (see the stream's phase names).
+    pub phase: u16,
+}
+
+impl Op {
+    /// Key plus value bytes this op writes (0 for ops that do not store a value).
+    pub fn bytes_written(&self) -> u64 {
+        if self.kind.writes_value() {
+            u64::from(self.key.len) + u64::from(self.value_len)
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_is_small() {
+        assert!(
+            std::mem::size_of::<Op>() <= 40,
+            "{}",
+            std::mem::size_of::<Op>()
+        );
+    }
+
+    #[test]
+    fn keys_are_unique_at_their_digits() {
+        let mut seen = std::collections::HashSet::new();
+        for id in 0..20_000u64 {
+            let len = Key::digits(id).max(3);
+            assert!(seen.insert(Key { id, len }.to_bytes()), "id {id}");
+        }
+        assert_eq!(Key::digits(0), 1);
+        assert_eq!(Key::digits(63), 1);
+        assert_eq!(Key::digits(64), 2);
+        assert_eq!(Key::digits(u64::MAX), 11);
+        // 64 bits are ten 6-bit digits and a top digit of 4 bits (15, `F`).
+        assert_eq!(
+            Key {
+                id: u64::MAX,
+                len: 12
+            }
+            .to_bytes(),
+            b"__________F."
+        );
+    }
+
+    #[test]
+    fn op_names_round_trip() {
+        for k in OpKind::ALL {
+            assert_eq!(k.name().parse::<OpKind>().unwrap(), k);
+        }
+        assert!("fetch"
+            .parse::<OpKind>()
+            .unwrap_err()
+            .to_string()
+            .contains("fetch"));
+    }
+}

@@ -1,0 +1,182 @@
+//! Where a workload comes from: a preset name, `file:PATH` (a TOML spec) or `trace:PATH`.
+
+use std::path::{Path, PathBuf};
+
+use crate::gen::Generator;
+use crate::presets::{self, PresetParams};
+use crate::spec::{SpecError, WorkloadSpec};
+use crate::trace::{TraceError, TraceOptions, TraceReader};
+use crate::Op;
+
+/// Anything that stops a workload from producing ops.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// A spec or preset is wrong.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// A trace is unreadable or malformed.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+}
+
+/// A workload, ready to stream.
+#[derive(Clone, Debug)]
+pub enum Workload {
+    /// A generated workload; `base` is the directory relative paths in the spec start from.
+    Spec {
+        /// The resolved spec.
+        spec: WorkloadSpec,
+        /// Directory for relative paths (empirical size tables).
+        base: PathBuf,
+    },
+    /// A trace file.
+    Trace {
+        /// The file.
+        path: PathBuf,
+        /// How to read it.
+        options: TraceOptions,
+    },
+}
+
+impl Workload {
+    /// Parses `NAME`, `file:PATH` or `trace:PATH`. `params` sizes presets and spec files
+    /// (`scale`, `records`, `ops`, `live_cap`); traces replay as they are.
+    pub fn parse(
+        what: &str,
+        params: &PresetParams,
+        trace: &TraceOptions,
+    ) -> Result<Workload, WorkloadError> {
+        if let Some(path) = what.strip_prefix("file:") {
+            let path = Path::new(path);
+            let mut spec = WorkloadSpec::from_file(path)?;
+            apply_params(&mut spec, params)?;
+            let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            return Ok(Workload::Spec { spec, base });
+        }
+        if let Some(path) = what.strip_prefix("trace:") {
+            if params != &PresetParams::default() {
+                return Err(SpecError::Invalid(
+                    "a trace replays as recorded: --scale, --records, --ops and --live-cap do not apply"
+                        .into(),
+                )
+                .into());
+            }
+            return Ok(Workload::Trace {
+                path: PathBuf::from(path),
+                options: trace.clone(),
+            });
+        }
+        Workload::preset(what, params)
+    }
+
+    /// A preset by name.
+    pub fn preset(name: &str, params: &PresetParams) -> Result<Workload, WorkloadError> {
+        Ok(Workload::Spec {
+            spec: presets::preset(name, params)?,
+            base: PathBuf::new(),
+        })
+    }
+
+    /// The workload's name: the spec's, or the trace's path.
+    pub fn name(&self) -> String {
+        match self {
+            Workload::Spec { spec, .. } => spec.name.clone(),
+            Workload::Trace { path, .. } => format!("trace:{}", path.display()),
+        }
+    }
+
+    /// The resolved parameters as JSON, for results.
+    pub fn parameters(&self) -> serde_json::Value {
+        match self {
+            Workload::Spec { spec, .. } => serde_json::to_value(spec).unwrap_or_default(),
+            Workload::Trace { path, options } => serde_json::json!({
+                "trace": path.display().to_string(),
+                "format": options.format.map(|f| f.to_string()),
+                "lenient": options.lenient,
+                "key_len": options.key_len,
+            }),
+        }
+    }
+
+    /// Starts a stream of ops. Generated workloads depend on `seed`; traces ignore it.
+    pub fn stream(&self, seed: u64) -> Result<OpStream, WorkloadError> {
+        match self {
+            Workload::Spec { spec, base } => Ok(OpStream::Generated(Box::new(Generator::new(
+                spec, base, seed,
+            )?))),
+            Workload::Trace { path, options } => {
+                Ok(OpStream::Trace(Box::new(TraceReader::open(path, options)?)))
+            }
+        }
+    }
+}
+
+/// Applies scale and overrides to a spec read from a file: `records` sets the keyspace (and
+/// a full preload), `ops` every phase measured in requests, `live_cap` every live cap.
+fn apply_params(spec: &mut WorkloadSpec, params: &PresetParams) -> Result<(), SpecError> {
+    if !(params.scale > 0.0 && params.scale.is_finite()) {
+        return Err(SpecError::Invalid(format!(
+            "scale {} must be a positive number",
+            params.scale
+        )));
+    }
+    spec.scale(params.scale);
+    if let Some(r) = params.records {
+        spec.keyspace = r.max(1);
+        if let Some(p) = &mut spec.preload {
+            p.keys = Some(r);
+        }
+    }
+    if let Some(n) = params.ops {
+        spec.phases
+            .iter_mut()
+            .filter(|p| p.ops.is_some())
+            .for_each(|p| p.ops = Some(n));
+    }
+    if let Some(c) = params.live_cap {
+        spec.phases
+            .iter_mut()
+            .filter(|p| p.live_cap.is_some())
+            .for_each(|p| p.live_cap = Some(crate::spec::Bytes(c)));
+    }
+    spec.validate()
+}
+
+/// A stream of ops from a generator or a trace.
+#[derive(Debug)]
+pub enum OpStream {
+    /// Generated.
+    Generated(Box<Generator>),
+    /// Read from a trace.
+    Trace(Box<TraceReader>),
+}
+
+impl OpStream {
+    /// Phase names; an op's `phase` indexes them. A trace has one phase, `trace`.
+    pub fn phase_names(&self) -> Vec<String> {
+        match self {
+            OpStream::Generated(g) => g.phase_names().to_vec(),
+            OpStream::Trace(_) => vec!["trace".to_string()],
+        }
+    }
+
+    /// Records a lenient trace reader skipped (0 for generators).
+    pub fn skipped(&self) -> u64 {
+        match self {
+            OpStream::Generated(_) => 0,
+            OpStream::Trace(t) => t.skipped(),
+        }
+    }
+}
+
+impl Iterator for OpStream {
+    type Item = Result<Op, WorkloadError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            OpStream::Generated(g) => g.next().map(Ok),
+            OpStream::Trace(t) => t.next().map(|r| r.map_err(WorkloadError::from)),
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Workload spec files (TOML). `workloads/examples/workload.toml` shows and explains every
+//! field; presets are built as the same [`WorkloadSpec`] values.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::dist::{Arrival, Popularity, SizeDist, TtlDist};
+use crate::OpKind;
+
+/// What went wrong with a spec.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    /// A file could not be read.
+    #[error("{}: {message}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        message: String,
+    },
+    /// A file is not valid TOML or does not fit the schema.
+    #[error("{}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What and where.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A byte count written as an integer or as a size string (`512`, `64k`, `64m`, `1g`, powers
+/// of 1024).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Bytes(pub u64);
+
+/// Parses `512`, `64k`, `64m`, `1g`, `2t` (powers of 1024; `kb`/`kib` spellings too).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (examples: 512, 64k, 64m, 1g)"))?;
+    let shift = match unit.trim() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("`{s}` has an unknown unit (use k, m, g or t)")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte count: an integer or a string like \"64m\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Bytes, E> {
+                u64::try_from(v)
+                    .map(Bytes)
+                    .map_err(|_| E::custom(format!("{v} is negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Bytes, E> {
+                parse_bytes(v).map(Bytes).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What a weighted op-mix entry does. Besides the [`OpKind`]s: `insert` (a set of a new key,
+/// growing the keyspace, YCSB D and E) and `rmw` (a get then a set of the same key, YCSB F).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MixOp {
+    /// One op of this kind on a chosen key.
+    Kind(OpKind),
+    /// A set of a new key.
+    Insert,
+    /// A get and a set of the same key.
+    ReadModifyWrite,
+}
+
+impl MixOp {
+    /// Parses a mix entry's name.
+    pub fn parse(name: &str) -> Result<MixOp, SpecError> {
+        match name {
+            "insert" => Ok(MixOp::Insert),
+            "rmw" => Ok(MixOp::ReadModifyWrite),
+            _ => name.parse::<OpKind>().map(MixOp::Kind).map_err(|_| {
+                SpecError::Invalid(format!(
+                    "mix: unknown op `{name}` (expected get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan, insert or rmw)"
+                ))
+            }),
+        }
+    }
+}
+
+/// A workload: what the keys look like, how requests choose them, and what they do, in
+/// phases.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// A short name (presets use their preset name).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// What the workload models and where its parameters come from.
+    #[serde(default)]
+    pub description: String,
+    /// Number of keys requests choose from (ids `0..keyspace`; inserts add more).
+    pub keyspace: u64,
+    /// Key lengths in bytes; each key's length is a fixed function of its id.
+    #[serde(default = "default_key_size")]
+    pub key_size: SizeDist,
+    /// Which keys requests choose.
+    #[serde(default = "default_popularity")]
+    pub popularity: Popularity,
+    /// Value sizes of writes (drawn afresh for every write).
+    pub value_size: SizeDist,
+    /// Op mix by weight: op name -> weight.
+    pub mix: BTreeMap<String, f64>,
+    /// TTLs of writes.
+    #[serde(default = "default_ttl")]
+    pub ttl: TtlDist,
+    /// How logical time advances.
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// A get marked for demand fill is followed, on a miss, by a set of the drawn value size.
+    #[serde(default)]
+    pub demand_fill: bool,
+    /// Keys written in order before the phases (phase `load`).
+    #[serde(default)]
+    pub preload: Option<Preload>,
+    /// The phases, in order.
+    pub phases: Vec<PhaseSpec>,
+}
+
+fn default_name() -> String {
+    "custom".to_string()
+}
+fn default_key_size() -> SizeDist {
+    SizeDist::Fixed { size: 16.0 }
+}
+fn default_popularity() -> Popularity {
+    Popularity::Uniform
+}
+fn default_ttl() -> TtlDist {
+    TtlDist::None
+}
+
+/// Keys written before the phases: a set of every key `0..keys`, in order, at time 0.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preload {
+    /// How many keys (default: the whole keyspace).
+    #[serde(default)]
+    pub keys: Option<u64>,
+    /// Their value sizes (default: the workload's).
+    #[serde(default)]
+    pub value_size: Option<SizeDist>,
+}
+
+/// One phase. A run phase draws requests from the mix until it has issued `ops` requests or
+/// written `bytes` (key + value bytes of writes); a `delete_fraction` phase deletes that
+/// fraction of the live keys, chosen at random, and ends. Unset fields inherit the
+/// workload's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSpec {
+    /// The phase's name, shown in results at its end.
+    pub name: String,
+    /// Length in requests drawn from the mix (an `rmw` counts once; the deletes a live cap
+    /// adds do not count).
+    #[serde(default)]
+    pub ops: Option<u64>,
+    /// Length in bytes written.
+    #[serde(default)]
+    pub bytes: Option<Bytes>,
+    /// Delete this fraction (0..=1) of the live keys at random, then end.
+    #[serde(default)]
+    pub delete_fraction: Option<f64>,
+    /// Keep live data (key + value bytes of keys written and not deleted) at or under this
+    /// cap by deleting random live keys before a write that would pass it (RAMCloud).
+    #[serde(default)]
+    pub live_cap: Option<Bytes>,
+    /// Value sizes in this phase.
+    #[serde(default)]
+    pub value_size: Option<SizeDist>,
+    /// Popularity in this phase.
+    #[serde(default)]
+    pub popularity: Option<Popularity>,
+    /// Op mix in this phase.
+    #[serde(default)]
+    pub mix: Option<BTreeMap<String, f64>>,
+    /// TTLs in this phase.
+    #[serde(default)]
+    pub ttl: Option<TtlDist>,
+    /// Arrivals in this phase.
+    #[serde(default)]
+    pub arrival: Option<Arrival>,
+}
+
+impl PhaseSpec {
+    /// A run phase of `ops` requests with everything inherited.
+    pub fn ops(name: &str, ops: u64) -> PhaseSpec {
+        PhaseSpec {
+            name: name.to_string(),
+            ops: Some(ops),
+            ..PhaseSpec::default()
+        }
+    }
+
+    /// A run phase that ends after `bytes` written.
+    pub fn bytes(name: &str, bytes: u64) -> PhaseSpec {
+        PhaseSpec {
+            name: name.to_string(),
+            bytes: Some(Bytes(bytes)),
+            ..PhaseSpec::default()
+        }
+    }
+
+    /// A phase that deletes `fraction` of the live keys.
+    pub fn delete_fraction(name: &str, fraction: f64) -> PhaseSpec {
+        PhaseSpec {
+            name: name.to_string(),
+            delete_fraction: Some(fraction),
+            ..PhaseSpec::default()
+        }
+    }
+}
+
+impl WorkloadSpec {
+    /// Reads and checks a spec file.
+    pub fn from_file(path: &Path) -> Result<WorkloadSpec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let spec = WorkloadSpec::from_toml(&text).map_err(|message| SpecError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        // Compiling checks every distribution's parameters and reads empirical tables.
+        let base = path.parent().unwrap_or(Path::new("."));
+        crate::gen::Generator::new(&spec, base, 0)
+            .map(drop)
+            .map_err(|e| match e {
+                SpecError::Invalid(message) => SpecError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                },
+                other => other,
+            })?;
+        Ok(spec)
+    }
+
+    /// Parses TOML text (no validation beyond the schema).
+    pub fn from_toml(text: &str) -> Result<WorkloadSpec, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+
+    /// The spec as TOML (what `describe` and results record).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# not representable as TOML: {e}"))
+    }
+
+    /// Checks every field that the schema cannot: ranges, phase lengths, op names.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        let bad = |m: String| Err(SpecError::Invalid(m));
+        if self.keyspace == 0 {
+            return bad("keyspace must be at least 1".into());
+        }
+        if self.phases.is_empty() {
+            return bad("a workload needs at least one phase ([[phases]])".into());
+        }
+        self.popularity.validate("popularity")?;
+        check_mix(&self.mix, "mix")?;
+        for (i, p) in self.phases.iter().enumerate() {
+            let at = format!("phases[{i}] `{}`", p.name);
+            let lengths = [
+                p.ops.is_some(),
+                p.bytes.is_some(),
+                p.delete_fraction.is_some(),
+            ];
+            if lengths.iter().filter(|&&x| x).count() != 1 {
+                return bad(format!(
+                    "{at}: give exactly one of `ops`, `bytes` or `delete_fraction`"
+                ));
+            }
+            if let Some(f) = p.delete_fraction {
+                if !(0.0..=1.0).contains(&f) {
+                    return bad(format!("{at}: delete_fraction {f} is not in 0..=1"));
+                }
+            }
+            if let Some(m) = &p.mix {
+                check_mix(m, &format!("{at}: mix"))?;
+            }
+            if let Some(pop) = &p.popularity {
+                pop.validate(&format!("{at}: popularity"))?;
+            }
+            if p.live_cap == Some(Bytes(0)) {
+                return bad(format!("{at}: live_cap must be positive"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Multiplies the keyspace, preload, phase lengths and live caps by `x` (at least 1 of
+    /// each), leaving distributions alone.
+    pub fn scale(&mut self, x: f64) {
+        let s = |n: u64| ((n as f64 * x).round() as u64).max(1);
+        self.keyspace = s(self.keyspace);
+        if let Some(p) = &mut self.preload {
+            p.keys = p.keys.map(s);
+        }
+        for p in &mut self.phases {
+            p.ops = p.ops.map(s);
+            p.bytes = p.bytes.map(|b| Bytes(s(b.0)));
+            p.live_cap = p.live_cap.map(|b| Bytes(s(b.0)));
+        }
+    }
+
+    /// Whether any phase needs the set of live keys (a live cap or a delete fraction).
+    pub fn tracks_live(&self) -> bool {
+        self.phases
+            .iter()
+            .any(|p| p.live_cap.is_some() || p.delete_fraction.is_some())
+    }
+}
+
+fn check_mix(mix: &BTreeMap<String, f64>, what: &str) -> Result<(), SpecError> {
+    if mix.is_empty() {
+        return Err(SpecError::Invalid(format!("{what}: the op mix is empty")));
+    }
+    for (name, &w) in mix {
+        MixOp::parse(name).map_err(|e| SpecError::Invalid(format!("{what}: {e}")))?;
+        if !(w >= 0.0 && w.is_finite()) {
+            return Err(SpecError::Invalid(format!(
+                "{what}: weight of `{name}` is {w}; weights must be non-negative"
+            )));
+        }
+    }
+    if mix.values().sum::<f64>() <= 0.0 {
+        return Err(SpecError::Invalid(format!("{what}: all weights are zero")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("512"), Ok(512));
+        assert_eq!(parse_bytes("64k"), Ok(65536));
+        assert_eq!(parse_bytes("64M"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert!(parse_bytes("12q").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
+    }
+}

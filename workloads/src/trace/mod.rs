@@ -1,0 +1,259 @@
+//! Trace files: read recorded request streams as [`Op`](crate::Op)s, and write them back.
+//!
+//! Four formats, each optionally zstd-compressed (a name ending in `.zst`):
+//!
+//! - `twitter`: Twitter's cache-trace CSV, no header, one request a line:
+//!   `timestamp,anonymized key,key size,value size,client id,operation,TTL`.
+//! - `oracle-general`: libCacheSim's binary, 24-byte little-endian records:
+//!   `u32 time, u64 obj_id, u32 obj_size, i64 next_access_vtime`.
+//! - `segcache`: Segcache's replay binary, 20-byte little-endian records:
+//!   `u32 time, u64 obj_id, u32 kv_len, u32 op_ttl`.
+//! - `fraglab`: fraglab's CSV, the header `time_us,op,key_id,key_len,value_len,ttl,fill,phase`
+//!   then one op a line.
+//!
+//! [`TraceFormat::detect`] tells them apart by name: `oracleGeneral` anywhere in it, `.sbin`,
+//! or `.csv` (fraglab's if the first line is its header, Twitter's otherwise), each optionally
+//! followed by `.zst`.
+//!
+//! [`TraceReader`] streams: it decodes one record per [`Iterator::next`] through a buffered
+//! (and, for `.zst`, a streaming zstd) reader, so a trace of any length replays in constant
+//! memory. [`FraglabCsvWriter`] and [`OracleGeneralWriter`] write traces atomically: into a
+//! temporary file beside the target, renamed onto it by `finish`, so a crash or an error never
+//! leaves a half-written trace under the real name.
+//!
+//! # What each format becomes
+//!
+//! Every op read from a trace has `phase: 0`, except fraglab CSV, which records the phase so
+//! that writing a stream and reading it back gives exactly the same ops. The binary formats
+//! and Twitter's CSV record whole seconds; their `time_us` is the time since the first record
+//! (saturating, since Twitter's timestamps can step back slightly), times a million. The
+//! first record's own timestamp is [`TraceReader::time_origin`]. fraglab CSV records
+//! `time_us` as it is.
+//!
+//! - **twitter** ([Yang et al., OSDI '20](https://github.com/twitter/cache-trace)): the key id
+//!   is the 64-bit FNV-1a hash of the anonymized key string ([`crate::rng::fnv1a64_bytes`]),
+//!   the key length is the key size column (1 to 65,535). Operations are get, gets, set, add,
+//!   replace, cas, append, prepend, delete, incr and decr; get and gets carry the object's
+//!   size and are marked `fill`, since the traced caches are look-aside caches whose clients
+//!   set a key after missing it. The client id is ignored. Keys must not contain commas: a
+//!   line has exactly 7 columns.
+//! - **oracle-general** (libCacheSim): every record is a `get` with `fill`, of
+//!   `obj_size` bytes, whose key is `obj_id` with [`TraceOptions::key_len`] bytes (the format
+//!   has no key sizes). The reader ignores `next_access_vtime`; the writer computes it.
+//! - **segcache** (the Segcache/Pelikan replay benchmark): decoded as
+//!   `benchmarks/trace_replay/reader.c` in the Segcache and Pelikan sources does it, which
+//!   differs from the bit-field description in REFERENCE.md: `key_len = kv_len >> 22` (10
+//!   bits), `value_len = kv_len & 0x3f_ffff` (22 bits), `op = op_ttl >> 24` (8 bits), `ttl =
+//!   op_ttl & 0xff_ffff` (24 bits, seconds). `op` is 1-based into get, gets, set, add, cas,
+//!   replace, append, prepend, delete, incr, decr (note cas before replace, unlike
+//!   [`OpKind`](crate::OpKind)'s order). A record with key length 0 or an op code outside
+//!   1..=11 is bad (Pelikan's replayer silently skips the first kind). A TTL of 0 stays 0
+//!   (none), where Pelikan's replayer substitutes its configured default TTL.
+//! - **fraglab**: one op per line under the header, `fill` as `0` or `1`, every
+//!   [`OpKind`](crate::OpKind) by name. Written by [`FraglabCsvWriter`].
+//!
+//! # oracleGeneral's `next_access_vtime`
+//!
+//! It is the 1-based position in the file of the next request to the same `obj_id`, or -1
+//! if there is none: record `i` (0-based) whose object is next requested by record `j` holds
+//! `j + 1`. That is libCacheSim's `traceConv` convention ("reference count starts with 1"),
+//! and every record of `cloudPhysicsIO.oracleGeneral.bin` in the shared data follows it; the
+//! crate's tests check the whole file. [`OracleGeneralWriter`] writes the same values, so
+//! re-writing that trace reproduces it byte for byte (given its
+//! [`time_origin`](OracleGeneralWriter::with_time_origin)).
+//!
+//! # Errors and lenient reading
+//!
+//! A [`TraceError`] names the file and, for a bad record, its number: the line number for the
+//! CSV formats (counting the header and blank lines, so an editor goes straight to it), the
+//! 1-based record number for the binary ones. Strict reading (the default) ends at the first
+//! error. [`TraceOptions::lenient`] skips bad records instead and counts them
+//! ([`TraceReader::skipped`]), and treats a truncated final binary record as one more skipped
+//! record; I/O errors, a bad zstd stream and a missing or wrong fraglab header still end the
+//! trace with an error. Blank lines in CSV traces are ignored. No input makes the readers
+//! panic, and a CSV line longer than 1 MiB is an error rather than a reason to buffer the
+//! file.
+
+use std::fmt;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+mod read;
+mod write;
+
+pub use read::TraceReader;
+pub use write::{FraglabCsvWriter, OracleGeneralWriter};
+
+/// fraglab CSV's header line.
+pub const FRAGLAB_CSV_HEADER: &str = "time_us,op,key_id,key_len,value_len,ttl,fill,phase";
+
+/// What a `.csv` file must start with to be taken for fraglab CSV rather than Twitter's: the
+/// header without its last column, so a file with an older or mangled header is still
+/// detected as ours and then rejected with a message about the header.
+const FRAGLAB_CSV_SNIFF: &str = "time_us,op,key_id,key_len,value_len,ttl,fill";
+
+/// A trace file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TraceFormat {
+    /// Twitter's cache-trace CSV.
+    Twitter,
+    /// libCacheSim's oracleGeneral binary.
+    OracleGeneral,
+    /// Segcache's 20-byte replay binary.
+    Segcache,
+    /// fraglab's own CSV.
+    Fraglab,
+}
+
+impl TraceFormat {
+    /// Every format, in the order error messages list them.
+    pub const ALL: [TraceFormat; 4] = [
+        TraceFormat::Twitter,
+        TraceFormat::OracleGeneral,
+        TraceFormat::Segcache,
+        TraceFormat::Fraglab,
+    ];
+
+    /// The format's name, as `--trace-format` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceFormat::Twitter => "twitter",
+            TraceFormat::OracleGeneral => "oracle-general",
+            TraceFormat::Segcache => "segcache",
+            TraceFormat::Fraglab => "fraglab",
+        }
+    }
+
+    /// Tells a trace's format from its file name, ignoring a trailing `.zst`: a name
+    /// containing `oracleGeneral` (as in `.oracleGeneral` and `.oracleGeneral.bin`) is
+    /// oracleGeneral, `.sbin` is Segcache, and a `.csv` file is fraglab CSV if its first line
+    /// starts with fraglab's header and Twitter's otherwise (which reads that line, so the
+    /// file must exist). Case is ignored.
+    pub fn detect(path: &Path) -> Result<TraceFormat, TraceError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let stem = name.strip_suffix(".zst").unwrap_or(&name);
+        if stem.contains("oraclegeneral") {
+            return Ok(TraceFormat::OracleGeneral);
+        }
+        if stem.ends_with(".sbin") {
+            return Ok(TraceFormat::Segcache);
+        }
+        if stem.ends_with(".csv") {
+            let mut input = read::open_input(path)?;
+            let mut first = Vec::new();
+            // The header is short; reading at most a few KiB keeps a headerless file with
+            // enormous lines from being pulled into memory just to sniff it.
+            let mut limited = (&mut input).take(4096);
+            limited
+                .read_until(b'\n', &mut first)
+                .map_err(|e| read::read_error(path, None, &e))?;
+            return Ok(if first.starts_with(FRAGLAB_CSV_SNIFF.as_bytes()) {
+                TraceFormat::Fraglab
+            } else {
+                TraceFormat::Twitter
+            });
+        }
+        Err(TraceError::new(
+            path,
+            None,
+            format!(
+                "cannot tell the trace format from the file name (known extensions: \
+                 .oracleGeneral, .oracleGeneral.bin, .sbin, .csv, each optionally followed \
+                 by .zst); name it with --trace-format ({})",
+                format_names()
+            ),
+        ))
+    }
+}
+
+fn format_names() -> String {
+    TraceFormat::ALL.map(TraceFormat::name).join(", ")
+}
+
+impl fmt::Display for TraceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown trace format name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown trace format `{0}` (expected one of twitter, oracle-general, segcache, fraglab)")]
+pub struct UnknownTraceFormat(pub String);
+
+impl FromStr for TraceFormat {
+    type Err = UnknownTraceFormat;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TraceFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| UnknownTraceFormat(s.to_string()))
+    }
+}
+
+/// How to read a trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceOptions {
+    /// The format; `None` detects it from the file name ([`TraceFormat::detect`]).
+    pub format: Option<TraceFormat>,
+    /// Skip and count bad records instead of stopping at the first.
+    pub lenient: bool,
+    /// The key length given to formats that record no key sizes (oracleGeneral). At least 1.
+    pub key_len: u16,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        TraceOptions {
+            format: None,
+            lenient: false,
+            key_len: 16,
+        }
+    }
+}
+
+/// A trace that cannot be read or written: which file, which record, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}{message}", .path.display(), RecordLabel(*.record))]
+pub struct TraceError {
+    /// The trace file.
+    pub path: PathBuf,
+    /// The bad record's 1-based number: its line number in CSV formats, its record number in
+    /// binary ones. `None` for errors about the whole file.
+    pub record: Option<u64>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl TraceError {
+    pub(crate) fn new(path: &Path, record: Option<u64>, message: impl Into<String>) -> Self {
+        TraceError {
+            path: path.to_path_buf(),
+            record,
+            message: message.into(),
+        }
+    }
+}
+
+/// Formats `record N: ` for errors about one record, nothing otherwise.
+struct RecordLabel(Option<u64>);
+
+impl fmt::Display for RecordLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "record {n}: "),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Whether a path names a zstd-compressed file.
+fn is_zst(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".zst"))
+}

@@ -1,0 +1,520 @@
+//! [`TraceReader`]: one decoder per format behind one streaming iterator.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use super::{is_zst, TraceError, TraceFormat, TraceOptions, FRAGLAB_CSV_HEADER};
+use crate::rng::fnv1a64_bytes;
+use crate::{Key, Op, OpKind};
+
+/// Read buffer size: large enough that a syscall or a zstd block is amortized over thousands
+/// of records.
+const BUF_SIZE: usize = 256 * 1024;
+
+/// The longest CSV line accepted. Real lines are under 200 bytes; the limit exists so that a
+/// binary file read as CSV (one endless "line") fails instead of filling memory.
+const MAX_LINE: u64 = 1 << 20;
+
+/// oracleGeneral's record size.
+const ORACLE_RECORD: usize = 24;
+/// Segcache's record size.
+const SEGCACHE_RECORD: usize = 20;
+
+/// Segcache's op codes, 1-based: `reader.c` documents them as "get, gets, set, add, cas,
+/// replace, append, prepend, delete, incr, decr".
+const SEGCACHE_OPS: [OpKind; 11] = [
+    OpKind::Get,
+    OpKind::Gets,
+    OpKind::Set,
+    OpKind::Add,
+    OpKind::Cas,
+    OpKind::Replace,
+    OpKind::Append,
+    OpKind::Prepend,
+    OpKind::Delete,
+    OpKind::Incr,
+    OpKind::Decr,
+];
+
+/// Opens a trace's bytes: buffered, and decompressed on the fly if the name ends in `.zst`.
+pub(super) fn open_input(path: &Path) -> Result<Box<dyn BufRead + Send>, TraceError> {
+    let file =
+        File::open(path).map_err(|e| TraceError::new(path, None, format!("cannot open: {e}")))?;
+    if is_zst(path) {
+        let decoder = zstd::stream::read::Decoder::new(file)
+            .map_err(|e| TraceError::new(path, None, format!("bad zstd stream: {e}")))?;
+        Ok(Box::new(BufReader::with_capacity(BUF_SIZE, decoder)))
+    } else {
+        Ok(Box::new(BufReader::with_capacity(BUF_SIZE, file)))
+    }
+}
+
+/// An error from reading a trace's bytes, after `records` good or bad records (if known).
+/// Errors from the operating system carry an OS error code; anything else under a `.zst` name
+/// comes from the decompressor. Neither names a record: with read-ahead buffering, the record
+/// being decoded is not where the stream went bad.
+pub(super) fn read_error(path: &Path, records: Option<u64>, e: &io::Error) -> TraceError {
+    let what = if e.raw_os_error().is_none() && is_zst(path) {
+        "bad zstd stream"
+    } else {
+        "read error"
+    };
+    let message = match records {
+        Some(n) => format!("{what} after {n} records: {e}"),
+        None => format!("{what}: {e}"),
+    };
+    TraceError::new(path, None, message)
+}
+
+/// Why a record yielded no op.
+enum Fault {
+    /// The record is bad; lenient reading skips it.
+    Bad(TraceError),
+    /// The file ends inside a record; lenient reading skips it and stops.
+    Truncated(TraceError),
+    /// Nothing after this can be trusted: I/O errors, a bad zstd stream, an overlong line.
+    Fatal(TraceError),
+}
+
+/// A streaming trace reader: an iterator of the trace's ops.
+///
+/// ```no_run
+/// use fraglab_workloads::trace::{TraceOptions, TraceReader};
+/// let mut reader = TraceReader::open("cluster52.csv.zst".as_ref(), &TraceOptions::default())?;
+/// for op in reader.by_ref() {
+///     let op = op?;
+///     // ...
+/// }
+/// println!("{} records", reader.records());
+/// # Ok::<(), fraglab_workloads::trace::TraceError>(())
+/// ```
+pub struct TraceReader {
+    path: PathBuf,
+    format: TraceFormat,
+    lenient: bool,
+    key_len: u16,
+    input: Box<dyn BufRead + Send>,
+    /// The current CSV line, reused so reading allocates nothing per record.
+    line: Vec<u8>,
+    /// Lines consumed so far (CSV formats), the number an error reports.
+    line_no: u64,
+    records: u64,
+    skipped: u64,
+    /// The first record's timestamp, in the trace's unit, which `time_us` counts from.
+    origin: Option<u64>,
+    done: bool,
+}
+
+impl fmt::Debug for TraceReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceReader")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("lenient", &self.lenient)
+            .field("records", &self.records)
+            .field("skipped", &self.skipped)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TraceReader {
+    /// Opens a trace. The format is `opts.format`, or detected from the name if that is
+    /// `None`. Fails if the file cannot be opened, the format cannot be told, a fraglab CSV
+    /// file lacks its header, or `opts.key_len` is 0.
+    pub fn open(path: &Path, opts: &TraceOptions) -> Result<TraceReader, TraceError> {
+        let format = match opts.format {
+            Some(f) => f,
+            None => TraceFormat::detect(path)?,
+        };
+        if opts.key_len == 0 {
+            return Err(TraceError::new(path, None, "key length must be at least 1"));
+        }
+        let mut reader = TraceReader {
+            path: path.to_path_buf(),
+            format,
+            lenient: opts.lenient,
+            key_len: opts.key_len,
+            input: open_input(path)?,
+            line: Vec::with_capacity(256),
+            line_no: 0,
+            records: 0,
+            skipped: 0,
+            origin: None,
+            done: false,
+        };
+        if format == TraceFormat::Fraglab {
+            reader.read_header()?;
+        }
+        Ok(reader)
+    }
+
+    /// The trace's format.
+    pub fn format(&self) -> TraceFormat {
+        self.format
+    }
+
+    /// The trace's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records read so far, good or bad (not counting fraglab CSV's header or blank lines).
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Bad records skipped so far by lenient reading.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The first record's timestamp in seconds, which `time_us` 0 stands for: set once a
+    /// Twitter, oracleGeneral or Segcache record has been read, `None` before that and for
+    /// fraglab CSV, whose times are not shifted.
+    /// [`OracleGeneralWriter::with_time_origin`](super::OracleGeneralWriter::with_time_origin)
+    /// takes it to write the original timestamps back.
+    pub fn time_origin(&self) -> Option<u64> {
+        self.origin
+    }
+
+    fn read_header(&mut self) -> Result<(), TraceError> {
+        let found = match self.next_line() {
+            Ok(true) => self.line.clone(),
+            Ok(false) => Vec::new(),
+            Err(Fault::Bad(e) | Fault::Truncated(e) | Fault::Fatal(e)) => return Err(e),
+        };
+        if found == FRAGLAB_CSV_HEADER.as_bytes() {
+            return Ok(());
+        }
+        let message = if found.is_empty() {
+            format!("missing the header `{FRAGLAB_CSV_HEADER}`")
+        } else {
+            format!(
+                "expected the header `{FRAGLAB_CSV_HEADER}`, found `{}`",
+                shown(&found)
+            )
+        };
+        Err(TraceError::new(
+            &self.path,
+            Some(self.line_no.max(1)),
+            message,
+        ))
+    }
+
+    /// Reads the next record: `Ok(None)` at the end of the trace.
+    fn read_op(&mut self) -> Result<Option<Op>, Fault> {
+        match self.format {
+            TraceFormat::Twitter | TraceFormat::Fraglab => {
+                if !self.next_line()? {
+                    return Ok(None);
+                }
+                self.records += 1;
+                let parsed = if self.format == TraceFormat::Twitter {
+                    parse_twitter(&self.line, &mut self.origin)
+                } else {
+                    parse_fraglab(&self.line)
+                };
+                parsed
+                    .map(Some)
+                    .map_err(|m| Fault::Bad(TraceError::new(&self.path, Some(self.line_no), m)))
+            }
+            TraceFormat::OracleGeneral => {
+                let mut rec = [0u8; ORACLE_RECORD];
+                if !self.next_record(&mut rec)? {
+                    return Ok(None);
+                }
+                let time = u64::from(le_u32(&rec, 0));
+                Ok(Some(Op {
+                    time_us: relative_us(&mut self.origin, time),
+                    kind: OpKind::Get,
+                    key: Key {
+                        id: le_u64(&rec, 4),
+                        len: self.key_len,
+                    },
+                    value_len: le_u32(&rec, 12),
+                    ttl: 0,
+                    fill: true,
+                    phase: 0,
+                }))
+            }
+            TraceFormat::Segcache => {
+                let mut rec = [0u8; SEGCACHE_RECORD];
+                if !self.next_record(&mut rec)? {
+                    return Ok(None);
+                }
+                let time_us = relative_us(&mut self.origin, u64::from(le_u32(&rec, 0)));
+                let id = le_u64(&rec, 4);
+                let kv_len = le_u32(&rec, 12);
+                let op_ttl = le_u32(&rec, 16);
+                let key_len = (kv_len >> 22) & 0x3ff;
+                let op = (op_ttl >> 24) as usize;
+                let bad =
+                    |m: String| Fault::Bad(TraceError::new(&self.path, Some(self.records), m));
+                if key_len == 0 {
+                    return Err(bad("key size 0".to_string()));
+                }
+                let Some(&kind) = op.checked_sub(1).and_then(|i| SEGCACHE_OPS.get(i)) else {
+                    return Err(bad(format!("unknown op code {op} (expected 1 to 11)")));
+                };
+                Ok(Some(Op {
+                    time_us,
+                    kind,
+                    key: Key {
+                        id,
+                        // 10 bits always fit.
+                        len: key_len as u16,
+                    },
+                    value_len: kv_len & 0x3f_ffff,
+                    ttl: op_ttl & 0xff_ffff,
+                    fill: matches!(kind, OpKind::Get | OpKind::Gets),
+                    phase: 0,
+                }))
+            }
+        }
+    }
+
+    /// Reads the next non-blank line into `self.line`, without its line ending. `Ok(false)` at
+    /// the end of the file.
+    fn next_line(&mut self) -> Result<bool, Fault> {
+        loop {
+            self.line.clear();
+            let n = (&mut self.input)
+                .take(MAX_LINE)
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| Fault::Fatal(read_error(&self.path, Some(self.records), &e)))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            self.line_no += 1;
+            if self.line.last() == Some(&b'\n') {
+                self.line.pop();
+            } else if n as u64 == MAX_LINE {
+                let m = format!("line is longer than {MAX_LINE} bytes");
+                return Err(Fault::Fatal(TraceError::new(
+                    &self.path,
+                    Some(self.line_no),
+                    m,
+                )));
+            }
+            if self.line.last() == Some(&b'\r') {
+                self.line.pop();
+            }
+            if !self.line.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// Reads the next binary record. `Ok(false)` at the end of the file, a truncation fault if
+    /// the file ends inside the record.
+    fn next_record<const N: usize>(&mut self, rec: &mut [u8; N]) -> Result<bool, Fault> {
+        let mut filled = 0;
+        while filled < N {
+            match self.input.read(&mut rec[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Fault::Fatal(read_error(&self.path, Some(self.records), &e))),
+            }
+        }
+        if filled == 0 {
+            return Ok(false);
+        }
+        self.records += 1;
+        if filled < N {
+            let m = format!("truncated record: {filled} of {N} bytes");
+            return Err(Fault::Truncated(TraceError::new(
+                &self.path,
+                Some(self.records),
+                m,
+            )));
+        }
+        Ok(true)
+    }
+}
+
+/// Parses a Twitter cache-trace line: `timestamp,anonymized key,key size,value size,client
+/// id,operation,TTL`.
+fn parse_twitter(line: &[u8], origin: &mut Option<u64>) -> Result<Op, String> {
+    let mut cols = [&[][..]; 7];
+    let n = split_columns(line, &mut cols);
+    if n != 7 {
+        return Err(format!("expected 7 columns, found {n}"));
+    }
+    let timestamp = parse_num(cols[0], "timestamp", u64::MAX)?;
+    let key = cols[1].trim_ascii();
+    let key_len = parse_num(cols[2], "key size", u64::from(u16::MAX))?;
+    if key_len == 0 {
+        return Err("key size 0".to_string());
+    }
+    let value_len = parse_num(cols[3], "value size", u64::from(u32::MAX))?;
+    let kind = match cols[5].trim_ascii() {
+        b"get" => OpKind::Get,
+        b"gets" => OpKind::Gets,
+        b"set" => OpKind::Set,
+        b"add" => OpKind::Add,
+        b"replace" => OpKind::Replace,
+        b"cas" => OpKind::Cas,
+        b"append" => OpKind::Append,
+        b"prepend" => OpKind::Prepend,
+        b"delete" => OpKind::Delete,
+        b"incr" => OpKind::Incr,
+        b"decr" => OpKind::Decr,
+        other => {
+            return Err(format!(
+                "unknown op `{}` (expected one of get, gets, set, add, replace, cas, \
+                 append, prepend, delete, incr, decr)",
+                shown(other)
+            ))
+        }
+    };
+    let ttl = parse_num(cols[6], "TTL", u64::from(u32::MAX))?;
+    // Only now that the record is known good may it fix the time origin.
+    Ok(Op {
+        time_us: relative_us(origin, timestamp),
+        kind,
+        key: Key {
+            id: fnv1a64_bytes(key),
+            len: key_len as u16,
+        },
+        value_len: value_len as u32,
+        ttl: ttl as u32,
+        fill: matches!(kind, OpKind::Get | OpKind::Gets),
+        phase: 0,
+    })
+}
+
+/// Microseconds from the first record's timestamp (in seconds), which this sets if it is
+/// unset, to `time`.
+fn relative_us(origin: &mut Option<u64>, time: u64) -> u64 {
+    let origin = *origin.get_or_insert(time);
+    time.saturating_sub(origin).saturating_mul(1_000_000)
+}
+
+/// Parses a fraglab CSV line: `time_us,op,key_id,key_len,value_len,ttl,fill,phase`.
+fn parse_fraglab(line: &[u8]) -> Result<Op, String> {
+    let mut cols = [&[][..]; 8];
+    let n = split_columns(line, &mut cols);
+    if n != 8 {
+        return Err(format!("expected 8 columns, found {n}"));
+    }
+    let time_us = parse_num(cols[0], "time_us", u64::MAX)?;
+    let op = cols[1].trim_ascii();
+    let kind = std::str::from_utf8(op)
+        .ok()
+        .and_then(|s| s.parse::<OpKind>().ok())
+        .ok_or_else(|| crate::UnknownOp(shown(op)).to_string())?;
+    let id = parse_num(cols[2], "key_id", u64::MAX)?;
+    let key_len = parse_num(cols[3], "key_len", u64::from(u16::MAX))?;
+    let value_len = parse_num(cols[4], "value_len", u64::from(u32::MAX))?;
+    let ttl = parse_num(cols[5], "ttl", u64::from(u32::MAX))?;
+    let fill = match cols[6].trim_ascii() {
+        b"0" => false,
+        b"1" => true,
+        other => return Err(format!("fill `{}` is not 0 or 1", shown(other))),
+    };
+    let phase = parse_num(cols[7], "phase", u64::from(u16::MAX))?;
+    Ok(Op {
+        time_us,
+        kind,
+        key: Key {
+            id,
+            len: key_len as u16,
+        },
+        value_len: value_len as u32,
+        ttl: ttl as u32,
+        fill,
+        phase: phase as u16,
+    })
+}
+
+/// Splits `line` at commas into `cols`, returning how many columns it has (which may exceed
+/// `cols.len()`; the extra ones are only counted).
+fn split_columns<'a>(line: &'a [u8], cols: &mut [&'a [u8]]) -> usize {
+    let mut n = 0;
+    for col in line.split(|&b| b == b',') {
+        if let Some(slot) = cols.get_mut(n) {
+            *slot = col;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Parses a decimal column no greater than `max`. Surrounding spaces are allowed, signs and
+/// anything else are not.
+fn parse_num(text: &[u8], column: &str, max: u64) -> Result<u64, String> {
+    let digits = text.trim_ascii();
+    if digits.is_empty() {
+        return Err(format!("{column} is empty"));
+    }
+    let mut v: u64 = 0;
+    let mut overflow = false;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return Err(format!("{column} `{}` is not a number", shown(digits)));
+        }
+        match v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')))
+        {
+            Some(next) => v = next,
+            None => overflow = true,
+        }
+    }
+    if overflow || v > max {
+        return Err(format!(
+            "{column} `{}` is out of range (max {max})",
+            shown(digits)
+        ));
+    }
+    Ok(v)
+}
+
+/// Bytes from a trace as they appear in an error message: lossy UTF-8, cut at 40 characters
+/// so a garbage line does not make a garbage-sized message.
+fn shown(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.into_owned(),
+    }
+}
+
+fn le_u32<const N: usize>(rec: &[u8; N], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&rec[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+fn le_u64<const N: usize>(rec: &[u8; N], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&rec[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+impl Iterator for TraceReader {
+    type Item = Result<Op, TraceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            match self.read_op() {
+                Ok(Some(op)) => return Some(Ok(op)),
+                Ok(None) => self.done = true,
+                Err(Fault::Bad(_)) if self.lenient => self.skipped += 1,
+                Err(Fault::Truncated(_)) if self.lenient => {
+                    self.skipped += 1;
+                    self.done = true;
+                }
+                Err(Fault::Bad(e) | Fault::Truncated(e) | Fault::Fatal(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
