@@ -98,7 +98,7 @@ pub fn describe(mut stream: OpStream) -> Result<Summary, WorkloadError> {
     let mut keys = SizeHistogram::default();
     let mut values = SizeHistogram::default();
     let mut ttls: HashMap<u32, u64> = HashMap::new();
-    let mut last: HashMap<u64, (u16, u32)> = HashMap::new();
+    let mut last: HashMap<u64, (u16, u32), crate::rng::IdBuildHasher> = HashMap::default();
     let mut time = 0u64;
     for op in stream.by_ref() {
         let op = op?;

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use crate::dist::{Clock, KeyChooser, KeyLengths, SizeSampler, Weighted};
-use crate::rng::Rng;
+use crate::rng::{IdBuildHasher, Rng};
 use crate::spec::{MixOp, SpecError, WorkloadSpec};
 use crate::{Key, Op, OpKind};
 
@@ -46,7 +46,7 @@ struct Phase {
 /// random choice and removal.
 #[derive(Debug, Default)]
 struct LiveSet {
-    index: HashMap<u64, (usize, u64)>,
+    index: HashMap<u64, (usize, u64), IdBuildHasher>,
     ids: Vec<u64>,
     bytes: u64,
 }

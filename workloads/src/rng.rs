@@ -13,22 +13,37 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// A hasher for integer keys (the live set): one multiply, as rustc's FxHasher. Keys are ids,
+/// not attacker-chosen, so SipHash's protection is not needed and its cost is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Builds [`IdHasher`]s.
+pub type IdBuildHasher = std::hash::BuildHasherDefault<IdHasher>;
+
 /// A uniform draw in `[0, 1)` from 64 random bits (the top 53).
 #[inline]
 pub fn unit(bits: u64) -> f64 {
     (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-/// FNV-1a, 64 bits, over the eight little-endian bytes of `x`: YCSB's `fnvhash64`, used to
-/// scramble Zipf ranks over the keyspace.
-#[inline]
-pub fn fnv1a64(x: u64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for i in 0..8 {
-        h ^= (x >> (8 * i)) & 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// FNV-1a, 64 bits, over bytes: turns a trace's anonymized key string into a key id.

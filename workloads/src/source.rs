@@ -25,7 +25,7 @@ pub enum Workload {
     /// A generated workload; `base` is the directory relative paths in the spec start from.
     Spec {
         /// The resolved spec.
-        spec: WorkloadSpec,
+        spec: Box<WorkloadSpec>,
         /// Directory for relative paths (empirical size tables).
         base: PathBuf,
     },
@@ -51,7 +51,10 @@ impl Workload {
             let mut spec = WorkloadSpec::from_file(path)?;
             apply_params(&mut spec, params)?;
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            return Ok(Workload::Spec { spec, base });
+            return Ok(Workload::Spec {
+                spec: Box::new(spec),
+                base,
+            });
         }
         if let Some(path) = what.strip_prefix("trace:") {
             if params != &PresetParams::default() {
@@ -72,7 +75,7 @@ impl Workload {
     /// A preset by name.
     pub fn preset(name: &str, params: &PresetParams) -> Result<Workload, WorkloadError> {
         Ok(Workload::Spec {
-            spec: presets::preset(name, params)?,
+            spec: Box::new(presets::preset(name, params)?),
             base: PathBuf::new(),
         })
     }

@@ -409,10 +409,7 @@ fn memefficiency_is_redis_s_test() {
             assert_eq!(usize::from(o.key.len), 4 + i.to_string().len());
             assert!(o.value_len < range);
         }
-        assert_eq!(
-            presets::memefficiency_threshold(u64::from(range)).is_some(),
-            true
-        );
+        assert!(presets::memefficiency_threshold(u64::from(range)).is_some());
     }
 }
 

@@ -10,20 +10,36 @@ use fraglab_workloads::rng::fnv1a64_bytes;
 use fraglab_workloads::trace::*;
 use fraglab_workloads::{Key, Op, OpKind};
 
-/// The real trace: `$FRAGLAB_DATA/cloudPhysicsIO.oracleGeneral.bin`, by default in the shared
-/// data folder beside the workspace.
+/// The real trace, `cloudPhysicsIO.oracleGeneral.bin`: from `$FRAGLAB_DATA` when set, else the
+/// shared data folder beside the workspace when present, else decompressed once from the
+/// copy checked in at `tests/data/cloudPhysicsIO.oracleGeneral.bin.zst` (so a clean clone
+/// tests the same bytes).
 fn real_trace() -> PathBuf {
-    let dir = std::env::var_os("FRAGLAB_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-        PathBuf::from,
-    );
-    let path = dir.join("cloudPhysicsIO.oracleGeneral.bin");
-    assert!(
-        path.exists(),
-        "{} is missing (set FRAGLAB_DATA)",
-        path.display()
-    );
-    path
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        const NAME: &str = "cloudPhysicsIO.oracleGeneral.bin";
+        if let Some(dir) = std::env::var_os("FRAGLAB_DATA") {
+            let path = Path::new(&dir).join(NAME);
+            assert!(
+                path.exists(),
+                "{} is missing (FRAGLAB_DATA is set)",
+                path.display()
+            );
+            return path;
+        }
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let shared = manifest.join("../../shared/data").join(NAME);
+        if shared.exists() {
+            return shared;
+        }
+        let packed = manifest.join("tests/data").join(format!("{NAME}.zst"));
+        let bytes = zstd::decode_all(std::fs::File::open(&packed).expect("checked-in trace"))
+            .expect("the checked-in trace decompresses");
+        let path = std::env::temp_dir().join(format!("fraglab-{}-{NAME}", std::process::id()));
+        std::fs::write(&path, bytes).expect("temp dir is writable");
+        path
+    })
+    .clone()
 }
 
 const REAL_REQUESTS: usize = 113_872;

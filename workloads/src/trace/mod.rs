@@ -197,7 +197,7 @@ impl FromStr for TraceFormat {
 }
 
 /// How to read a trace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceOptions {
     /// The format; `None` detects it from the file name ([`TraceFormat::detect`]).
     pub format: Option<TraceFormat>,
