@@ -411,6 +411,11 @@ impl Generator {
             return self.pending.pop_front();
         }
         if kind.writes_value() || kind == OpKind::Delete {
+            if self.live.is_none() {
+                // Nothing to track or make room for: skip the queue.
+                self.phase_bytes += op.bytes_written();
+                return Some(op);
+            }
             self.emit_write(op, live_cap);
             return self.pending.pop_front();
         }
