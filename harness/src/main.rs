@@ -6,7 +6,10 @@
 //! uses a heap of its own and jemalloc a dedicated arena, so neither sees the binary's own
 //! allocations either.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod workload_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fraglab_allocators::slab::SlabConfig;
@@ -27,13 +30,31 @@ struct Cli {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Summarize a workload by streaming it once: requests, distinct keys, op mix, key and
+    /// value sizes, working set, TTLs and phases.
+    Describe {
+        #[command(flatten)]
+        workload: workload_cmd::WorkloadArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Write a workload as a trace file: `*.csv` is fraglab's CSV, `*.oracleGeneral[.bin]` is
+    /// libCacheSim's format; add `.zst` to compress. The file appears only when complete.
+    Save {
+        #[command(flatten)]
+        workload: workload_cmd::WorkloadArgs,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the slab class table memcached 1.6.18 builds for these settings.
     SlabClasses {
         /// Growth factor between classes (memcached's -f).
@@ -90,6 +111,8 @@ fn slab_classes(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Describe { workload, format } => workload_cmd::describe_cmd(workload, *format),
+        Command::Save { workload, out } => workload_cmd::save_cmd(workload, out),
         Command::SlabClasses {
             factor,
             min_size,

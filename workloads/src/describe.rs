@@ -116,10 +116,18 @@ pub fn describe(mut stream: OpStream) -> Result<Summary, WorkloadError> {
         if op.kind.writes_value() || op.fill {
             *ttls.entry(op.ttl).or_insert(0) += 1;
         }
-        if let Some(p) = phases.get_mut(usize::from(op.phase)) {
-            p.requests += 1;
-            p.bytes_written += op.bytes_written();
+        // A fraglab CSV trace keeps the phase numbers of the workload it was saved from, but
+        // not their names.
+        let at = usize::from(op.phase);
+        while phases.len() <= at {
+            phases.push(PhaseSummary {
+                name: format!("phase {}", phases.len()),
+                requests: 0,
+                bytes_written: 0,
+            });
         }
+        phases[at].requests += 1;
+        phases[at].bytes_written += op.bytes_written();
     }
     let ttl_total: u64 = ttls.values().sum();
     let mut ttl: Vec<(u32, u64)> = ttls.into_iter().collect();

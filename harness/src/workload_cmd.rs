@@ -1,0 +1,207 @@
+//! `fraglab describe` and `fraglab save`: workloads from the command line.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use fraglab_allocators::{AllocSpec, Allocator, WithAllocator};
+use fraglab_workloads::trace::{FraglabCsvWriter, OracleGeneralWriter, TraceFormat, TraceOptions};
+use fraglab_workloads::{describe, PresetParams, Workload};
+
+use crate::Format;
+
+/// Which workload, and how big.
+#[derive(Args, Debug, Clone)]
+pub struct WorkloadArgs {
+    /// A preset name (see the README), `file:PATH` for a TOML spec, or `trace:PATH`.
+    pub workload: String,
+    /// Seed of every random choice (the same seed gives the same stream).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Multiplies records, op counts and live caps of a preset or spec.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Number of records (keyspace), after scaling.
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Requests per run phase, after scaling.
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Live-data cap of the ramcloud-* presets (512, 64k, 64m, 1g), after scaling.
+    #[arg(long)]
+    pub live_cap: Option<String>,
+    /// size-sweep: the allocator whose class boundaries to sweep.
+    #[arg(long, default_value = "slab")]
+    pub alloc: String,
+    /// size-sweep: bytes an item spends beside its value (default: the item header and the
+    /// 16-byte key of the allocator's default layout: memcached's for slab, compact's for the
+    /// others, 0 for zmalloc).
+    #[arg(long)]
+    pub overhead: Option<u64>,
+    /// Trace format, when the file name does not tell (twitter, oracle-general, segcache,
+    /// fraglab).
+    #[arg(long)]
+    pub trace_format: Option<String>,
+    /// Skip malformed trace records and count them, rather than stop at the first.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Key length for traces without keys (oracleGeneral).
+    #[arg(long, default_value_t = 16)]
+    pub key_len: u16,
+}
+
+/// Finds the class boundaries of an allocator: the largest request of each size class.
+struct Boundaries;
+
+/// The largest request size scanned for malloc-style classes.
+const SWEEP_SCAN_MAX: usize = 64 << 10;
+
+impl WithAllocator for Boundaries {
+    type Output = Result<Vec<u64>, String>;
+
+    fn run<A: Allocator>(self, alloc: A) -> Self::Output {
+        let mut out = Vec::new();
+        let mut prev = alloc.usable_size(1).map_err(|e| e.to_string())?;
+        for n in 2..=SWEEP_SCAN_MAX {
+            let Ok(cost) = alloc.usable_size(n) else {
+                break;
+            };
+            if cost != prev {
+                out.push(n as u64 - 1);
+                prev = cost;
+            }
+        }
+        if out.len() > 1000 {
+            return Err(format!(
+                "no size classes to sweep ({} distinct costs up to {SWEEP_SCAN_MAX} bytes)",
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn sweep_params(args: &WorkloadArgs) -> Result<(Vec<u64>, u64), String> {
+    let spec: AllocSpec = args.alloc.parse().map_err(|e| format!("--alloc: {e}"))?;
+    const KEY: usize = 16;
+    let (bounds, overhead) = match &spec {
+        AllocSpec::Slab(config) => {
+            let classes = config.classes().map_err(|e| format!("--alloc: {e}"))?;
+            let bounds = classes.iter().map(|c| u64::from(c.chunk_size)).collect();
+            (bounds, fraglab_engine::layout::memcached::ntotal(KEY, 0, 0))
+        }
+        other => {
+            let bounds = other
+                .build(Boundaries)
+                .map_err(|e| format!("--alloc: {e}"))?
+                .map_err(|e| format!("--alloc {}: {e}", args.alloc))?;
+            let overhead = match other {
+                AllocSpec::Zmalloc(_) => 0,
+                _ => fraglab_engine::layout::compact::HEADER + KEY,
+            };
+            (bounds, overhead)
+        }
+    };
+    Ok((bounds, args.overhead.unwrap_or(overhead as u64)))
+}
+
+impl WorkloadArgs {
+    /// Resolves the workload.
+    pub fn workload(&self) -> Result<Workload, String> {
+        let live_cap = self
+            .live_cap
+            .as_deref()
+            .map(|c| {
+                fraglab_workloads::spec::parse_bytes(c).map_err(|e| format!("--live-cap: {e}"))
+            })
+            .transpose()?;
+        let mut params = PresetParams {
+            scale: self.scale,
+            records: self.records,
+            ops: self.ops,
+            live_cap,
+            ..PresetParams::default()
+        };
+        if self.workload == "size-sweep" {
+            let (bounds, overhead) = sweep_params(self)?;
+            params.boundaries = Some(bounds);
+            params.overhead = overhead;
+        }
+        let format = self
+            .trace_format
+            .as_deref()
+            .map(|f| {
+                f.parse::<TraceFormat>()
+                    .map_err(|e| format!("--trace-format: {e}"))
+            })
+            .transpose()?;
+        let trace = TraceOptions {
+            format,
+            lenient: self.lenient,
+            key_len: self.key_len,
+        };
+        Workload::parse(&self.workload, &params, &trace).map_err(|e| e.to_string())
+    }
+}
+
+/// `fraglab describe`.
+pub fn describe_cmd(args: &WorkloadArgs, format: Format) -> Result<String, String> {
+    let workload = args.workload()?;
+    let stream = workload.stream(args.seed).map_err(|e| e.to_string())?;
+    let summary = describe(stream).map_err(|e| e.to_string())?;
+    Ok(match format {
+        Format::Text => summary.to_text(&workload.name()),
+        Format::Json => {
+            let mut json = serde_json::to_value(&summary).map_err(|e| e.to_string())?;
+            json["workload"] = serde_json::json!(workload.name());
+            json["seed"] = serde_json::json!(args.seed);
+            json["parameters"] = workload.parameters();
+            serde_json::to_string_pretty(&json).map_err(|e| e.to_string())? + "\n"
+        }
+    })
+}
+
+/// The trace format a file name asks for when writing.
+fn writer_format(path: &Path) -> Result<TraceFormat, String> {
+    let name = path.to_string_lossy();
+    let name = name.strip_suffix(".zst").unwrap_or(&name);
+    if name.ends_with(".csv") {
+        Ok(TraceFormat::Fraglab)
+    } else if name.contains("oracleGeneral") {
+        Ok(TraceFormat::OracleGeneral)
+    } else {
+        Err(format!(
+            "--out {}: name the file *.csv (fraglab CSV) or *.oracleGeneral[.bin] (libCacheSim), \
+             optionally with .zst",
+            path.display()
+        ))
+    }
+}
+
+/// `fraglab save`: writes a workload as a trace file, atomically.
+pub fn save_cmd(args: &WorkloadArgs, out: &PathBuf) -> Result<String, String> {
+    let format = writer_format(out)?;
+    let workload = args.workload()?;
+    let stream = workload.stream(args.seed).map_err(|e| e.to_string())?;
+    let err = |e: fraglab_workloads::trace::TraceError| e.to_string();
+    let n = match format {
+        TraceFormat::OracleGeneral => {
+            let mut w = OracleGeneralWriter::create(out).map_err(err)?;
+            for op in stream {
+                w.write(&op.map_err(|e| e.to_string())?).map_err(err)?;
+            }
+            w.finish().map_err(err)?
+        }
+        _ => {
+            let mut w = FraglabCsvWriter::create(out).map_err(err)?;
+            for op in stream {
+                w.write(&op.map_err(|e| e.to_string())?).map_err(err)?;
+            }
+            w.finish().map_err(err)?
+        }
+    };
+    Ok(format!(
+        "wrote {n} requests of {} to {} ({format})\n",
+        workload.name(),
+        out.display()
+    ))
+}
