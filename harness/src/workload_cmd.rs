@@ -1,6 +1,6 @@
 //! `fraglab describe` and `fraglab save`: workloads from the command line.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
 use fraglab_allocators::{AllocSpec, Allocator, WithAllocator};
@@ -178,7 +178,7 @@ fn writer_format(path: &Path) -> Result<TraceFormat, String> {
 }
 
 /// `fraglab save`: writes a workload as a trace file, atomically.
-pub fn save_cmd(args: &WorkloadArgs, out: &PathBuf) -> Result<String, String> {
+pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
     let format = writer_format(out)?;
     let workload = args.workload()?;
     let stream = workload.stream(args.seed).map_err(|e| e.to_string())?;
