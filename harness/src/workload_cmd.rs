@@ -5,7 +5,7 @@ use std::path::Path;
 use clap::Args;
 use fraglab_allocators::{AllocSpec, Allocator, WithAllocator};
 use fraglab_workloads::trace::{FraglabCsvWriter, OracleGeneralWriter, TraceFormat, TraceOptions};
-use fraglab_workloads::{describe, PresetParams, Workload};
+use fraglab_workloads::{describe, OpKind, PresetParams, Workload};
 
 use crate::Format;
 
@@ -63,6 +63,8 @@ impl WithAllocator for Boundaries {
         let mut prev = alloc.usable_size(1).map_err(|e| e.to_string())?;
         for n in 2..=SWEEP_SCAN_MAX {
             let Ok(cost) = alloc.usable_size(n) else {
+                // n - 1 was the largest request the allocator takes: the last class's edge.
+                out.push(n as u64 - 1);
                 break;
             };
             if cost != prev {
@@ -183,11 +185,19 @@ pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
     let workload = args.workload()?;
     let stream = workload.stream(args.seed).map_err(|e| e.to_string())?;
     let err = |e: fraglab_workloads::trace::TraceError| e.to_string();
+    let mut left_out = 0u64;
     let n = match format {
         TraceFormat::OracleGeneral => {
+            // oracleGeneral records accesses to objects of a size: reads and writes. Deletes,
+            // touches, counters and scans have no such record, so they are left out.
             let mut w = OracleGeneralWriter::create(out).map_err(err)?;
             for op in stream {
-                w.write(&op.map_err(|e| e.to_string())?).map_err(err)?;
+                let op = op.map_err(|e| e.to_string())?;
+                if op.kind.writes_value() || matches!(op.kind, OpKind::Get | OpKind::Gets) {
+                    w.write(&op).map_err(err)?;
+                } else {
+                    left_out += 1;
+                }
             }
             w.finish().map_err(err)?
         }
@@ -199,9 +209,16 @@ pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
             w.finish().map_err(err)?
         }
     };
-    Ok(format!(
+    let mut msg = format!(
         "wrote {n} requests of {} to {} ({format})\n",
         workload.name(),
         out.display()
-    ))
+    );
+    if left_out > 0 {
+        msg += &format!(
+            "left out {left_out} deletes, touches, counter updates and scans, which \
+             oracleGeneral cannot record\n"
+        );
+    }
+    Ok(msg)
 }

@@ -17,7 +17,7 @@
 //! | `empirical` | `path` of a `size,weight` CSV | the smallest size whose cumulative weight exceeds `u` |
 //! | `decimal` | `prefix` | keys only: `prefix` + the decimal digits of the key id (Redis's `key:N`) |
 //!
-//! Sizes are truncated to integers and clamped by the user (values to `[0, 2^31)`, keys to
+//! Sizes are truncated to integers and clamped by the user (values to `[0, 2^30)`, keys to
 //! `[digits, 250]`).
 //!
 //! mutilate (the load generator that made ETC common) passes its arguments to `GPareto` one
@@ -218,7 +218,15 @@ impl SizeDist {
                 };
                 SizeSampler::Table(Table::load(&full)?)
             }
-            SizeDist::Decimal { prefix } => SizeSampler::Decimal(prefix),
+            SizeDist::Decimal { prefix } => {
+                if what != "key_size" {
+                    return bad("`decimal` describes key sizes only".into());
+                }
+                if prefix > crate::KEY_MAX {
+                    return bad(format!("prefix {prefix} is longer than a key may be (250)"));
+                }
+                SizeSampler::Decimal(prefix)
+            }
         })
     }
 }
@@ -540,7 +548,7 @@ impl KeyLengths {
     #[inline]
     pub fn len(&self, id: u64) -> u16 {
         let len = match self.decimal {
-            Some(prefix) => prefix + decimal_digits(id),
+            Some(prefix) => prefix.saturating_add(decimal_digits(id)),
             None => {
                 let h = crate::rng::mix64(id ^ self.salt);
                 self.table[(h >> 52) as usize]
@@ -596,8 +604,9 @@ pub enum Popularity {
         #[serde(default = "default_hot_ops")]
         hot_ops: f64,
     },
-    /// Keys in order, 0, 1, 2, ..., wrapping at the keyspace; the counter carries across
-    /// phases, so a keyspace larger than the run makes every write a new key.
+    /// Keys in order, wrapping at the keyspace: 0, 1, 2, ..., or after a preload of `k` keys,
+    /// k, k + 1, ...; the counter carries across phases, so a keyspace larger than the run
+    /// makes every write a new key.
     Sequential,
 }
 
@@ -877,7 +886,9 @@ impl<T: Copy> Weighted<T> {
     /// Builds a choice; weights must be non-negative with a positive sum.
     pub fn new(items: &[(T, f64)], what: &str) -> Result<Weighted<T>, SpecError> {
         let total: f64 = items.iter().map(|i| i.1).sum();
-        if items.iter().any(|i| !(i.1 >= 0.0 && i.1.is_finite())) || total.is_nan() || total <= 0.0
+        if items.iter().any(|i| !(i.1 >= 0.0 && i.1.is_finite()))
+            || !total.is_finite()
+            || total <= 0.0
         {
             return Err(SpecError::Invalid(format!(
                 "{what}: weights must be non-negative numbers with a positive sum"

@@ -11,7 +11,8 @@
 //! evictions: it is the data the workload asked to keep, which is what RAMCloud's
 //! "memory needed for the live data" is measured against. Under a cap, a write that would
 //! pass it is preceded by deletes of random live keys until it fits, so live data never
-//! exceeds the cap after any request.
+//! exceeds the cap after any request (unless one write alone is larger than the cap: that
+//! write deletes nothing).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -259,10 +260,27 @@ impl Generator {
     }
 
     /// Before a write of `op` under `cap`: queue deletes of random live keys until it fits.
+    /// A write that stores nothing (an add of a live key, a replace of a dead one) deletes
+    /// nothing, and neither does a write too large for the cap on its own: it is emitted and
+    /// live data passes the cap until later writes' deletes bring it back.
     fn make_room(&mut self, op: &Op, cap: u64) {
         let Some(live) = &mut self.live else { return };
         let id = op.key.id;
         let new = u64::from(op.key.len) + u64::from(op.value_len);
+        let present = live.get(id);
+        let stores = match op.kind {
+            OpKind::Set => true,
+            OpKind::Add => present.is_none(),
+            OpKind::Replace | OpKind::Cas | OpKind::Append | OpKind::Prepend => present.is_some(),
+            _ => false,
+        };
+        let alone = match op.kind {
+            OpKind::Append | OpKind::Prepend => present.unwrap_or(0) + u64::from(op.value_len),
+            _ => new,
+        };
+        if !stores || alone > cap {
+            return;
+        }
         loop {
             let old = live.get(id).unwrap_or(0);
             let after = match op.kind {
@@ -275,11 +293,8 @@ impl Generator {
             let Some(victim) = live.random(&mut self.rng) else {
                 return;
             };
-            if victim == id && live.ids.len() == 1 {
-                // The write alone is larger than the cap; nothing else to delete.
-                return;
-            }
             if victim == id {
+                // `alone <= cap`, so some other key is live and can go.
                 continue;
             }
             live.remove(victim);
@@ -345,23 +360,27 @@ impl Generator {
                 }
                 continue;
             }
-            break;
-        }
-        let phase_no = self.current as u16 + self.phase_offset;
-        if let Length::DeleteFraction(f) = self.phases[self.current].length {
+            let Length::DeleteFraction(f) = self.phases[self.current].length else {
+                break;
+            };
+            let phase_no = self.current as u16 + self.phase_offset;
             let live = self.live.as_mut().expect("delete phases track live keys");
             let left = *self
                 .deletes_left
                 .get_or_insert_with(|| (f * live.ids.len() as f64).round() as u64);
+            // An empty fraction (or no live keys) ends the phase at the top of the loop.
             if left == 0 {
-                return self.draw();
+                continue;
             }
-            let victim = live.random(&mut self.rng).expect("live keys remain");
+            let victim = live
+                .random(&mut self.rng)
+                .expect("a fraction of live keys remains");
             live.remove(victim);
             self.deletes_left = Some(left - 1);
             self.phase_ops += 1;
             return Some(self.op(OpKind::Delete, victim, 0, 0, phase_no));
         }
+        let phase_no = self.current as u16 + self.phase_offset;
 
         let phase = &mut self.phases[self.current];
         let entry = phase.mix.sample(&mut self.rng);
@@ -378,7 +397,8 @@ impl Generator {
                 phase.keys.choose(rng, self.keyspace, &mut self.seq),
             ),
         };
-        let needs_value = kind.writes_value() || (kind == OpKind::Get && self.demand_fill);
+        let reads_one = matches!(kind, OpKind::Get | OpKind::Gets);
+        let needs_value = kind.writes_value() || (reads_one && self.demand_fill);
         let value_len = if kind == OpKind::Scan {
             // YCSB E: scan lengths uniform in 1..=100.
             1 + rng.below(100) as u32
@@ -395,7 +415,7 @@ impl Generator {
         let gap = phase.clock.gap(rng);
         let live_cap = phase.live_cap;
         let mut op = self.op(kind, id, value_len, ttl, phase_no);
-        op.fill = kind == OpKind::Get && self.demand_fill;
+        op.fill = reads_one && self.demand_fill;
         self.time_us += gap;
         self.phase_ops += 1;
 
@@ -403,6 +423,7 @@ impl Generator {
             // The get reads the key; the set writes it back with the drawn size.
             let mut set = op;
             set.kind = OpKind::Set;
+            set.fill = false;
             op.fill = false;
             op.value_len = 0;
             op.ttl = 0;

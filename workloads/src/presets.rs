@@ -243,7 +243,8 @@ fn ycsb(letter: &str) -> Result<WorkloadSpec, SpecError> {
         &format!(
             "YCSB core workload {} ({what}); Cooper et al., SoCC 2010, workloads/workload{letter}. \
              Records of 10 fields x 100 B stored as one 1,000-byte value; 23-byte keys (`user` + 19 \
-             digits); zipfian constant 0.99, scrambled by FNV-1a as ScrambledZipfianGenerator does. \
+             digits); zipfian constant 0.99, ranks scrambled over the keyspace by a hash as \
+             ScrambledZipfianGenerator does. \
              100,000 records (YCSB's default is 1,000) loaded first, then 1,000,000 requests.",
             letter.to_uppercase()
         ),
@@ -271,7 +272,8 @@ fn zipf(exponent: f64) -> Popularity {
 fn etc() -> WorkloadSpec {
     let mut s = base(
         "etc",
-        "Facebook ETC (Atikoglu et al., SIGMETRICS 2012), with the parameters mutilate ships: \
+        "Facebook ETC (Atikoglu et al., SIGMETRICS 2012) as mutilate models it, with the paper's \
+         parameters (mutilate passes two of its generalized Pareto arguments one place off): \
          key sizes GEV(30.7984, 8.20449, 0.078688); value sizes 0..14 B with fixed probabilities \
          summing to 0.44155, else generalized Pareto(15, 214.476, 0.348238); inter-arrival \
          generalized Pareto(0, 16.0292, 0.154971) us; 30 gets per set; uniform keys; a new value \
@@ -497,7 +499,7 @@ fn size_sweep(params: &PresetParams) -> Result<WorkloadSpec, SpecError> {
     for &b in bounds {
         if let Some(v) = b.checked_sub(params.overhead) {
             sizes.push(v);
-            sizes.push(v + 1);
+            sizes.push(v.saturating_add(1));
         }
     }
     sizes.sort_unstable();

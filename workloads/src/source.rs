@@ -49,7 +49,10 @@ impl Workload {
         if let Some(path) = what.strip_prefix("file:") {
             let path = Path::new(path);
             let mut spec = WorkloadSpec::from_file(path)?;
-            apply_params(&mut spec, params)?;
+            apply_params(&mut spec, params).map_err(|e| SpecError::Parse {
+                path: path.to_path_buf(),
+                message: format!("with the overrides given: {e}"),
+            })?;
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
             return Ok(Workload::Spec {
                 spec: Box::new(spec),
@@ -125,21 +128,36 @@ fn apply_params(spec: &mut WorkloadSpec, params: &PresetParams) -> Result<(), Sp
     }
     spec.scale(params.scale);
     if let Some(r) = params.records {
-        spec.keyspace = r.max(1);
+        if r == 0 {
+            return Err(SpecError::Invalid("records must be at least 1".into()));
+        }
+        spec.keyspace = r;
         if let Some(p) = &mut spec.preload {
             p.keys = Some(r);
         }
     }
     if let Some(n) = params.ops {
-        spec.phases
-            .iter_mut()
-            .filter(|p| p.ops.is_some())
-            .for_each(|p| p.ops = Some(n));
+        let phases: Vec<_> = spec.phases.iter_mut().filter(|p| p.ops.is_some()).collect();
+        if phases.is_empty() {
+            return Err(SpecError::Invalid(
+                "no phase is measured in requests, so --ops has nothing to set".into(),
+            ));
+        }
+        phases.into_iter().for_each(|p| p.ops = Some(n));
     }
     if let Some(c) = params.live_cap {
-        spec.phases
+        let phases: Vec<_> = spec
+            .phases
             .iter_mut()
             .filter(|p| p.live_cap.is_some())
+            .collect();
+        if phases.is_empty() {
+            return Err(SpecError::Invalid(
+                "no phase has a live cap, so --live-cap has nothing to set".into(),
+            ));
+        }
+        phases
+            .into_iter()
             .for_each(|p| p.live_cap = Some(crate::spec::Bytes(c)));
     }
     spec.validate()

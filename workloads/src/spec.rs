@@ -55,7 +55,9 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 40,
         _ => return Err(format!("`{s}` has an unknown unit (use k, m, g or t)")),
     };
+    // TOML integers are signed 64-bit: a larger size could not be written back.
     n.checked_mul(1u64 << shift)
+        .filter(|&b| b <= i64::MAX as u64)
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
@@ -74,6 +76,9 @@ impl<'de> Deserialize<'de> for Bytes {
                 f.write_str("a byte count: an integer or a string like \"64m\"")
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Bytes, E> {
+                if v > i64::MAX as u64 {
+                    return Err(E::custom(format!("{v} is too large")));
+                }
                 Ok(Bytes(v))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Bytes, E> {
@@ -279,7 +284,7 @@ impl WorkloadSpec {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
     }
 
-    /// The spec as TOML (what `describe` and results record).
+    /// The spec as TOML: a preset written out as a starting point for a spec file.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# not representable as TOML: {e}"))
     }
@@ -289,6 +294,20 @@ impl WorkloadSpec {
         let bad = |m: String| Err(SpecError::Invalid(m));
         if self.keyspace == 0 {
             return bad("keyspace must be at least 1".into());
+        }
+        if self.keyspace > KEYSPACE_MAX {
+            return bad(format!(
+                "keyspace {} is larger than 2^53, the largest the samplers draw from exactly",
+                self.keyspace
+            ));
+        }
+        if let Some(keys) = self.preload.as_ref().and_then(|p| p.keys) {
+            if keys > self.keyspace {
+                return bad(format!(
+                    "preload.keys {keys} is larger than the keyspace {}",
+                    self.keyspace
+                ));
+            }
         }
         if self.phases.is_empty() {
             return bad("a workload needs at least one phase ([[phases]])".into());
@@ -318,6 +337,12 @@ impl WorkloadSpec {
             if let Some(pop) = &p.popularity {
                 pop.validate(&format!("{at}: popularity"))?;
             }
+            if p.bytes.is_some() && !writes(p.mix.as_ref().unwrap_or(&self.mix)) {
+                return bad(format!(
+                    "{at}: a phase measured in bytes written needs writes in its mix \
+                     (set, add, replace, cas, append, prepend, insert or rmw)"
+                ));
+            }
             if p.live_cap == Some(Bytes(0)) {
                 return bad(format!("{at}: live_cap must be positive"));
             }
@@ -328,7 +353,7 @@ impl WorkloadSpec {
     /// Multiplies the keyspace, preload, phase lengths and live caps by `x` (at least 1 of
     /// each), leaving distributions alone.
     pub fn scale(&mut self, x: f64) {
-        let s = |n: u64| ((n as f64 * x).round() as u64).max(1);
+        let s = |n: u64| ((n as f64 * x).round() as u64).clamp(1, i64::MAX as u64);
         self.keyspace = s(self.keyspace);
         if let Some(p) = &mut self.preload {
             p.keys = p.keys.map(s);
@@ -346,6 +371,22 @@ impl WorkloadSpec {
             .iter()
             .any(|p| p.live_cap.is_some() || p.delete_fraction.is_some())
     }
+}
+
+/// The largest keyspace: 2^53, below which every id is exact as an `f64` (the Zipf samplers
+/// draw in floating point).
+pub const KEYSPACE_MAX: u64 = 1 << 53;
+
+/// Whether a mix has a positive weight on some write.
+fn writes(mix: &BTreeMap<String, f64>) -> bool {
+    mix.iter().any(|(name, &w)| {
+        w > 0.0
+            && match MixOp::parse(name) {
+                Ok(MixOp::Kind(k)) => k.writes_value(),
+                Ok(_) => true,
+                Err(_) => false,
+            }
+    })
 }
 
 fn check_mix(mix: &BTreeMap<String, f64>, what: &str) -> Result<(), SpecError> {

@@ -422,8 +422,13 @@ fn twitter_presets_follow_the_cluster_statistics() {
     assert!((share(OpKind::Add) - 0.04 / 0.99).abs() < 0.005);
     assert!(ops.iter().all(|o| o.key.len == 20));
     assert!(ops.iter().filter(|o| o.kind == OpKind::Get).all(|o| o.fill));
-    let ttl_day =
-        ops.iter().filter(|o| o.fill && o.ttl == 86_400).count() as f64 / share(OpKind::Get) / n;
+    // Gets and gets fill on a miss, with a TTL from the mix.
+    assert!(ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Gets)
+        .all(|o| o.fill));
+    let fills = share(OpKind::Get) + share(OpKind::Gets);
+    let ttl_day = ops.iter().filter(|o| o.fill && o.ttl == 86_400).count() as f64 / fills / n;
     assert!((ttl_day - 0.65 / 0.99).abs() < 0.01, "{ttl_day}");
     // Logical time runs at 100,000 requests a second.
     assert_eq!(ops.last().unwrap().time_us, 2_999_990);
@@ -675,4 +680,112 @@ fn describe_reports_the_required_fields() {
     assert_eq!(s.ttl[0].ttl, 86_400);
     assert!((s.ttl[0].share - 1.0).abs() < 1e-12);
     assert_eq!(s.ops.values().sum::<u64>(), 20_000);
+}
+
+fn spec_with(extra: &str, phases: &str) -> WorkloadSpec {
+    WorkloadSpec::from_toml(&format!(
+        "keyspace = 100\nvalue_size = {{ dist = \"fixed\", size = 10 }}\nmix = {{ set = 1 }}\n{extra}\n{phases}"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn inconsistent_specs_are_refused() {
+    let bytes_no_writes = spec_with(
+        "",
+        "[[phases]]\nname = \"r\"\nbytes = \"1m\"\nmix = { get = 1 }\n",
+    );
+    let e = bytes_no_writes.validate().unwrap_err().to_string();
+    assert!(e.contains("needs writes in its mix"), "{e}");
+    let preload = spec_with(
+        "[preload]\nkeys = 200\n",
+        "[[phases]]\nname = \"r\"\nops = 1\n",
+    );
+    assert!(preload
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("preload.keys 200"));
+    let huge = spec_with("", "[[phases]]\nname = \"r\"\nops = 1\n");
+    let huge = WorkloadSpec {
+        keyspace: u64::MAX,
+        ..huge
+    };
+    assert!(huge.validate().unwrap_err().to_string().contains("2^53"));
+    let decimal_values = spec_with("", "[[phases]]\nname = \"r\"\nops = 1\n");
+    let decimal_values = WorkloadSpec {
+        value_size: SizeDist::Decimal { prefix: 1 },
+        ..decimal_values
+    };
+    let e = fraglab_workloads::Generator::new(&decimal_values, Path::new("."), 1).unwrap_err();
+    assert!(e.to_string().contains("key sizes only"), "{e}");
+    let e = spec_with("", "[[phases]]\nname = \"r\"\nops = 1\n");
+    let e = WorkloadSpec {
+        mix: [("get".to_string(), 1e308), ("set".to_string(), 1e308)].into(),
+        ..e
+    };
+    let err = fraglab_workloads::Generator::new(&e, Path::new("."), 1).unwrap_err();
+    assert!(err.to_string().contains("weights"), "{err}");
+}
+
+#[test]
+fn a_write_larger_than_the_cap_deletes_nothing() {
+    let spec = spec_with(
+        "",
+        "[[phases]]\nname = \"w\"\nops = 50\nlive_cap = 100\npopularity = { dist = \"sequential\" }\n",
+    );
+    let spec = WorkloadSpec {
+        value_size: SizeDist::Uniform {
+            min: 10.0,
+            max: 200.0,
+        },
+        ..spec
+    };
+    let ops: Vec<Op> = fraglab_workloads::Generator::new(&spec, Path::new("."), 3)
+        .unwrap()
+        .collect();
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    for o in &ops {
+        let size = u64::from(o.key.len) + u64::from(o.value_len);
+        match o.kind {
+            OpKind::Set => {
+                let before: u64 = live.values().sum();
+                live.insert(o.key.id, size);
+                // Either the cap holds, or this one write is too big for it and deleted nothing.
+                let after: u64 = live.values().sum();
+                assert!(after <= 100 || (size > 100 && after >= before), "{after}");
+            }
+            OpKind::Delete => {
+                live.remove(&o.key.id).expect("deletes name live keys");
+            }
+            k => panic!("{k}"),
+        }
+    }
+    assert!(
+        ops.iter().any(|o| o.value_len > 84),
+        "the seed draws oversized writes"
+    );
+}
+
+#[test]
+fn read_modify_write_keeps_demand_fill_on_the_read() {
+    let spec = spec_with(
+        "demand_fill = true",
+        "[[phases]]\nname = \"r\"\nops = 1000\n",
+    );
+    let spec = WorkloadSpec {
+        mix: [("rmw".to_string(), 1.0), ("gets".to_string(), 1.0)].into(),
+        ..spec
+    };
+    let ops: Vec<Op> = fraglab_workloads::Generator::new(&spec, Path::new("."), 3)
+        .unwrap()
+        .collect();
+    assert!(ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Set)
+        .all(|o| !o.fill));
+    assert!(ops
+        .iter()
+        .filter(|o| o.kind == OpKind::Gets)
+        .all(|o| o.fill && o.value_len == 10));
 }

@@ -26,9 +26,15 @@
 //! Every op read from a trace has `phase: 0`, except fraglab CSV, which records the phase so
 //! that writing a stream and reading it back gives exactly the same ops. The binary formats
 //! and Twitter's CSV record whole seconds; their `time_us` is the time since the first record
-//! (saturating, since Twitter's timestamps can step back slightly), times a million. The
+//! //! times a million; a record stamped before the first one gets 0, and a later step back stays
+//! a step back (the records keep their order; TTL deadlines are computed from each request's
+//! own time). The
 //! first record's own timestamp is [`TraceReader::time_origin`]. fraglab CSV records
 //! `time_us` as it is.
+//!
+//! Key bytes are made from the id ([`crate::Key::write_to`]): a key shorter than its id's
+//! base-64 digits (11 for a 64-bit hash) keeps only the low `6 x len` bits, so two trace keys
+//! of under 11 bytes may alias (even odds at about `64^(len/2)` distinct keys of that length).
 //!
 //! - **twitter** ([Yang et al., OSDI '20](https://github.com/twitter/cache-trace)): the key id
 //!   is the 64-bit FNV-1a hash of the anonymized key string ([`crate::rng::fnv1a64_bytes`]),

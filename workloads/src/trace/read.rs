@@ -409,6 +409,9 @@ fn parse_fraglab(line: &[u8]) -> Result<Op, String> {
         .ok_or_else(|| crate::UnknownOp(shown(op)).to_string())?;
     let id = parse_num(cols[2], "key_id", u64::MAX)?;
     let key_len = parse_num(cols[3], "key_len", u64::from(u16::MAX))?;
+    if key_len == 0 {
+        return Err("key_len 0: keys need at least one byte".to_string());
+    }
     let value_len = parse_num(cols[4], "value_len", u64::from(u32::MAX))?;
     let ttl = parse_num(cols[5], "ttl", u64::from(u32::MAX))?;
     let fill = match cols[6].trim_ascii() {
