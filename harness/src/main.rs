@@ -1,19 +1,21 @@
 //! `fraglab`: the lab's command line.
 //!
-//! The binary stays thin: it parses arguments and calls the libraries. Its global allocator is
-//! mimalloc's default heap, never glibc, so that glibc's process-wide figures (`mallinfo2`)
-//! count only the blocks of a glibc allocator under test; the mimalloc allocator under test
-//! uses a heap of its own and jemalloc a dedicated arena, so neither sees the binary's own
-//! allocations either.
+//! The binary stays thin: it parses arguments and calls the library (`fraglab_harness`). Its
+//! global allocator is mimalloc's default heap, never glibc, so that glibc's process-wide
+//! figures (`mallinfo2`) count only the blocks of a glibc allocator under test; the mimalloc
+//! allocator under test uses a heap of its own and jemalloc a dedicated arena, so neither sees
+//! the binary's own allocations either.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
-mod workload_cmd;
-
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use fraglab_allocators::slab::SlabConfig;
 use fraglab_allocators::spec::parse_size;
+use fraglab_harness::run_cmd::{self, ListWhat, RunArgs};
+use fraglab_harness::workload_cmd;
+use fraglab_harness::Format;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -29,14 +31,16 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum Format {
-    Text,
-    Json,
-}
-
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Replay a workload into the engine over one allocator and measure where the bytes go.
+    Run(Box<RunArgs>),
+    /// List workloads, allocators, layouts or eviction policies.
+    List {
+        /// What to list.
+        #[arg(value_enum)]
+        what: ListWhat,
+    },
     /// Summarize a workload by streaming it once: requests, distinct keys, op mix, key and
     /// value sizes, working set, TTLs and phases.
     Describe {
@@ -108,9 +112,31 @@ fn slab_classes(
     })
 }
 
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT), after saving what it measured.
+const INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ctrl-C ends a run at its next sample; the partial result is saved, marked incomplete.
+    // A second Ctrl-C is the default: the process ends at once.
+    let _ = ctrlc::set_handler(|| {
+        if run_cmd::STOP.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+    });
+    let mut status = ExitCode::SUCCESS;
     let result = match &cli.command {
+        Command::Run(args) => run_cmd::run_cmd(args).map(|(text, complete)| {
+            if !complete {
+                status = ExitCode::from(if run_cmd::STOP.load(Ordering::SeqCst) {
+                    INTERRUPTED
+                } else {
+                    1
+                });
+            }
+            text
+        }),
+        Command::List { what } => Ok(run_cmd::list(*what)),
         Command::Describe { workload, format } => workload_cmd::describe_cmd(workload, *format),
         Command::Save { workload, out } => workload_cmd::save_cmd(workload, out),
         Command::SlabClasses {
@@ -132,7 +158,7 @@ fn main() -> ExitCode {
     match result {
         Ok(out) => {
             print!("{out}");
-            ExitCode::SUCCESS
+            status
         }
         Err(e) => {
             eprintln!("error: {e}");

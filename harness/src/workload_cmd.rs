@@ -4,16 +4,15 @@ use std::path::Path;
 
 use clap::Args;
 use fraglab_allocators::{AllocSpec, Allocator, WithAllocator};
+use fraglab_engine::LayoutKind;
 use fraglab_workloads::trace::{FraglabCsvWriter, OracleGeneralWriter, TraceFormat, TraceOptions};
 use fraglab_workloads::{describe, OpKind, PresetParams, Workload};
 
 use crate::Format;
 
-/// Which workload, and how big.
+/// How big a workload is, and how to read a trace.
 #[derive(Args, Debug, Clone)]
-pub struct WorkloadArgs {
-    /// A preset name (see the README), `file:PATH` for a TOML spec, or `trace:PATH`.
-    pub workload: String,
+pub struct WorkloadOpts {
     /// Seed of every random choice (the same seed gives the same stream).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -29,12 +28,8 @@ pub struct WorkloadArgs {
     /// Live-data cap of the ramcloud-* presets (512, 64k, 64m, 1g), after scaling.
     #[arg(long)]
     pub live_cap: Option<String>,
-    /// size-sweep: the allocator whose class boundaries to sweep.
-    #[arg(long, default_value = "slab")]
-    pub alloc: String,
     /// size-sweep: bytes an item spends beside its value (default: the item header and the
-    /// 16-byte key of the allocator's default layout: memcached's for slab, compact's for the
-    /// others, 0 for zmalloc).
+    /// 16-byte key of the layout: memcached's or compact's; 0 for redis).
     #[arg(long)]
     pub overhead: Option<u64>,
     /// Trace format, when the file name does not tell (twitter, oracle-general, segcache,
@@ -47,6 +42,28 @@ pub struct WorkloadArgs {
     /// Key length for traces without keys (oracleGeneral).
     #[arg(long, default_value_t = 16)]
     pub key_len: u16,
+}
+
+/// `describe` and `save`: a workload, and the allocator size-sweep sweeps.
+#[derive(Args, Debug, Clone)]
+pub struct WorkloadArgs {
+    /// A preset name (`fraglab list workloads`), `file:PATH` for a TOML spec, or `trace:PATH`.
+    pub workload: String,
+    /// size-sweep: the allocator whose class boundaries to sweep (its default layout sets the
+    /// item overhead).
+    #[arg(long, default_value = "slab")]
+    pub alloc: String,
+    #[command(flatten)]
+    pub opts: WorkloadOpts,
+}
+
+impl WorkloadArgs {
+    /// Resolves the workload.
+    pub fn workload(&self) -> Result<Workload, String> {
+        let alloc: AllocSpec = self.alloc.parse().map_err(|e| format!("--alloc: {e}"))?;
+        let (layout, _) = crate::run::defaults_for(&alloc);
+        self.opts.resolve(&self.workload, &alloc, layout)
+    }
 }
 
 /// Finds the class boundaries of an allocator: the largest request of each size class.
@@ -82,33 +99,39 @@ impl WithAllocator for Boundaries {
     }
 }
 
-fn sweep_params(args: &WorkloadArgs) -> Result<(Vec<u64>, u64), String> {
-    let spec: AllocSpec = args.alloc.parse().map_err(|e| format!("--alloc: {e}"))?;
+fn sweep_params(
+    alloc: &AllocSpec,
+    layout: LayoutKind,
+    overhead: Option<u64>,
+) -> Result<(Vec<u64>, u64), String> {
     const KEY: usize = 16;
-    let (bounds, overhead) = match &spec {
+    let bounds = match alloc {
         AllocSpec::Slab(config) => {
             let classes = config.classes().map_err(|e| format!("--alloc: {e}"))?;
-            let bounds = classes.iter().map(|c| u64::from(c.chunk_size)).collect();
-            (bounds, fraglab_engine::layout::memcached::ntotal(KEY, 0, 0))
+            classes.iter().map(|c| u64::from(c.chunk_size)).collect()
         }
-        other => {
-            let bounds = other
-                .build(Boundaries)
-                .map_err(|e| format!("--alloc: {e}"))?
-                .map_err(|e| format!("--alloc {}: {e}", args.alloc))?;
-            let overhead = match other {
-                AllocSpec::Zmalloc(_) => 0,
-                _ => fraglab_engine::layout::compact::HEADER + KEY,
-            };
-            (bounds, overhead)
-        }
+        other => other
+            .build(Boundaries)
+            .map_err(|e| format!("--alloc: {e}"))?
+            .map_err(|e| format!("--alloc {other}: {e}"))?,
     };
-    Ok((bounds, args.overhead.unwrap_or(overhead as u64)))
+    let default = match layout {
+        LayoutKind::Memcached => fraglab_engine::layout::memcached::ntotal(KEY, 0, 0),
+        LayoutKind::Compact => fraglab_engine::layout::compact::HEADER + KEY,
+        LayoutKind::Redis => 0,
+    };
+    Ok((bounds, overhead.unwrap_or(default as u64)))
 }
 
-impl WorkloadArgs {
-    /// Resolves the workload.
-    pub fn workload(&self) -> Result<Workload, String> {
+impl WorkloadOpts {
+    /// Resolves `workload` with these options; size-sweep sweeps `alloc`'s classes with the
+    /// item overhead of `layout`.
+    pub fn resolve(
+        &self,
+        workload: &str,
+        alloc: &AllocSpec,
+        layout: LayoutKind,
+    ) -> Result<Workload, String> {
         let live_cap = self
             .live_cap
             .as_deref()
@@ -123,8 +146,8 @@ impl WorkloadArgs {
             live_cap,
             ..PresetParams::default()
         };
-        if self.workload == "size-sweep" {
-            let (bounds, overhead) = sweep_params(self)?;
+        if workload == "size-sweep" {
+            let (bounds, overhead) = sweep_params(alloc, layout, self.overhead)?;
             params.boundaries = Some(bounds);
             params.overhead = overhead;
         }
@@ -141,21 +164,21 @@ impl WorkloadArgs {
             lenient: self.lenient,
             key_len: self.key_len,
         };
-        Workload::parse(&self.workload, &params, &trace).map_err(|e| e.to_string())
+        Workload::parse(workload, &params, &trace).map_err(|e| e.to_string())
     }
 }
 
 /// `fraglab describe`.
 pub fn describe_cmd(args: &WorkloadArgs, format: Format) -> Result<String, String> {
     let workload = args.workload()?;
-    let stream = workload.stream(args.seed).map_err(|e| e.to_string())?;
+    let stream = workload.stream(args.opts.seed).map_err(|e| e.to_string())?;
     let summary = describe(stream).map_err(|e| e.to_string())?;
     Ok(match format {
         Format::Text => summary.to_text(&workload.name()),
         Format::Json => {
             let mut json = serde_json::to_value(&summary).map_err(|e| e.to_string())?;
             json["workload"] = serde_json::json!(workload.name());
-            json["seed"] = serde_json::json!(args.seed);
+            json["seed"] = serde_json::json!(args.opts.seed);
             json["parameters"] = workload.parameters();
             serde_json::to_string_pretty(&json).map_err(|e| e.to_string())? + "\n"
         }
@@ -183,7 +206,7 @@ fn writer_format(path: &Path) -> Result<TraceFormat, String> {
 pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
     let format = writer_format(out)?;
     let workload = args.workload()?;
-    let stream = workload.stream(args.seed).map_err(|e| e.to_string())?;
+    let stream = workload.stream(args.opts.seed).map_err(|e| e.to_string())?;
     let err = |e: fraglab_workloads::trace::TraceError| e.to_string();
     let mut left_out = 0u64;
     let n = match format {

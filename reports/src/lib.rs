@@ -1,5 +1,12 @@
-//! `fraglab-reports` will own the versioned results schema (one JSON per run with a CSV
-//! timeline beside it), atomic loading and saving of result files, and the renderers built on
-//! saved results: summary tables, Markdown, a self-contained HTML page with SVG charts, and PNG
-//! on request. Rendering never re-runs anything. It depends on nothing else in the workspace
-//! and has no content yet: the reports issue builds it.
+//! `fraglab-reports`: the results schema, and saving and loading result files.
+//!
+//! One run is one [`RunResult`], saved as JSON with its timeline beside it as CSV
+//! ([`RunResult::save`]). Files are written atomically (a temporary file renamed into place),
+//! so a reader never sees half a result, and a run cut short is saved with `complete: false`.
+//! `docs/results-schema.md` describes every field; [`SCHEMA`] is its version. Renderers (tables,
+//! Markdown, HTML, charts) read these files and never re-run anything; the reports issue adds
+//! them.
+
+pub mod schema;
+
+pub use schema::*;

@@ -1,0 +1,314 @@
+//! `fraglab run` and `fraglab list`.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use clap::Args;
+use fraglab_allocators::AllocSpec;
+use fraglab_engine::{LayoutKind, Policy};
+use fraglab_reports::RunResult;
+
+use crate::run::{defaults_for, run, Progress, RunSpec};
+use crate::workload_cmd::WorkloadOpts;
+use crate::Format;
+
+/// `fraglab run`'s arguments.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// A preset name (`fraglab list workloads`), `file:PATH` for a TOML spec, or `trace:PATH`.
+    #[arg(long)]
+    pub workload: String,
+    /// The allocator spec, `NAME[:key=value,...]` (`fraglab list allocators`).
+    #[arg(long, default_value = "slab")]
+    pub alloc: String,
+    /// compact, memcached or redis (default: memcached for slab, redis for zmalloc, compact
+    /// for the others).
+    #[arg(long)]
+    pub layout: Option<String>,
+    /// Eviction policy (default: slab-lru for slab, sampled-lru for the others).
+    #[arg(long)]
+    pub evict: Option<String>,
+    /// Memory limit (512, 64k, 64m, 1g); default none.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// Ops between timeline samples (default: about 200 samples per run).
+    #[arg(long)]
+    pub sample_every: Option<u64>,
+    /// Time one op in this many for latency histograms (0: none).
+    #[arg(long, default_value_t = 64)]
+    pub latency_every: u64,
+    /// Write the result JSON here (and the timeline CSV beside it).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// What to print on stdout: a readable summary, or the result JSON.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub opts: WorkloadOpts,
+}
+
+/// Set by Ctrl-C: runs stop at the next sample and save what they measured.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn update(&self, done: u64, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(done);
+    }
+}
+
+/// Parses a size argument (`64m`).
+pub fn size_arg(flag: &str, value: &str) -> Result<u64, String> {
+    fraglab_allocators::spec::parse_size(value).map_err(|e| format!("--{flag} {value}: {e}"))
+}
+
+impl RunArgs {
+    /// Resolves the arguments into a run.
+    pub fn spec(&self) -> Result<RunSpec, String> {
+        let alloc: AllocSpec = self.alloc.parse().map_err(|e| format!("--alloc: {e}"))?;
+        let (default_layout, default_policy) = defaults_for(&alloc);
+        let layout = match &self.layout {
+            Some(l) => l
+                .parse::<LayoutKind>()
+                .map_err(|e| format!("--layout: {e}"))?,
+            None => default_layout,
+        };
+        let policy = match &self.evict {
+            Some(p) => p.parse::<Policy>().map_err(|e| format!("--evict: {e}"))?,
+            None => default_policy,
+        };
+        let memory = self
+            .memory
+            .as_deref()
+            .map(|m| size_arg("memory", m))
+            .transpose()?;
+        let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
+        Ok(RunSpec {
+            workload_arg: self.workload.clone(),
+            workload,
+            alloc,
+            layout,
+            policy,
+            memory,
+            seed: self.opts.seed,
+            sample_every: self.sample_every,
+            latency_every: self.latency_every,
+            command: std::env::args().collect(),
+        })
+    }
+}
+
+/// Runs and reports; returns what to print and whether the run completed.
+pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
+    let spec = args.spec()?;
+    let bar = if !args.quiet && std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} ops ({eta} left)",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        b.set_message(format!("{} on {}", spec.workload_arg, spec.alloc));
+        Some(Bar(b))
+    } else {
+        None
+    };
+    let progress: &dyn Progress = match &bar {
+        Some(b) => b,
+        None => &(),
+    };
+    let result = run(&spec, &STOP, progress)?;
+    if let Some(b) = &bar {
+        b.0.finish_and_clear();
+    }
+    if let Some(out) = &args.out {
+        result.save(out).map_err(|e| e.to_string())?;
+    }
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&result).map_err(|e| e.to_string())? + "\n",
+        Format::Text => summary_text(&result),
+    };
+    Ok((text, result.complete))
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
+}
+
+fn signed_mib(b: i64) -> String {
+    format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
+}
+
+/// A readable summary of a result.
+pub fn summary_text(r: &RunResult) -> String {
+    let s = &r.summary;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{} | {} | layout {} | evict {} | memory {} | seed {}{}",
+        r.run.workload,
+        r.run.alloc,
+        r.run.layout,
+        r.run.eviction,
+        r.run.memory_limit.map_or("unlimited".to_string(), mib),
+        r.run.seed,
+        if r.complete {
+            String::new()
+        } else {
+            format!(
+                " | INCOMPLETE: {}",
+                r.incomplete_reason.as_deref().unwrap_or("?")
+            )
+        }
+    );
+    let _ = writeln!(
+        t,
+        "ops        {} in {:.3} s: {:.2} M ops/s",
+        s.ops,
+        s.elapsed_s,
+        s.ops_per_sec / 1e6
+    );
+    let _ = writeln!(t, "                   at end        peak");
+    for (name, end, peak) in [
+        ("items", s.items as f64, s.peak.items as f64),
+        (
+            "payload",
+            s.payload_bytes as f64,
+            s.peak.payload_bytes as f64,
+        ),
+        (
+            "requested",
+            s.requested_bytes as f64,
+            s.peak.requested_bytes as f64,
+        ),
+        (
+            "allocated",
+            s.allocated_bytes as f64,
+            s.peak.allocated_bytes as f64,
+        ),
+        (
+            "footprint",
+            s.footprint_bytes as f64,
+            s.peak.footprint_bytes as f64,
+        ),
+        ("index", s.index_bytes as f64, s.peak.index_bytes as f64),
+        ("rss", s.rss_bytes as f64, s.peak.rss_bytes as f64),
+    ] {
+        if name == "items" {
+            let _ = writeln!(t, "{name:<12} {end:>14.0} {peak:>14.0}");
+        } else {
+            let _ = writeln!(
+                t,
+                "{name:<12} {:>14} {:>14}",
+                mib(end as u64),
+                mib(peak as u64)
+            );
+        }
+    }
+    let _ = writeln!(t, "rss before data {}", mib(s.rss_baseline_bytes));
+    let _ = writeln!(
+        t,
+        "metadata {} | internal waste {} | external fragmentation {} | efficiency {:.3}",
+        signed_mib(s.metadata_bytes),
+        signed_mib(s.internal_waste_bytes),
+        signed_mib(s.external_fragmentation_bytes),
+        s.efficiency
+    );
+    let _ = writeln!(
+        t,
+        "hits {} | misses {} | evictions {} | expired {} | oom errors {}",
+        s.hits, s.misses, s.evictions, s.expired, s.oom_errors
+    );
+    if !r.command_errors.is_empty() {
+        let _ = writeln!(t, "command errors {:?}", r.command_errors);
+    }
+    if !r.latency.is_empty() {
+        let _ = writeln!(
+            t,
+            "latency (ns)      timed      p50      p90      p99    p99.9      max"
+        );
+        for (k, l) in &r.latency {
+            let _ = writeln!(
+                t,
+                "  {k:<8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                l.timed, l.p50_ns, l.p90_ns, l.p99_ns, l.p999_ns, l.max_ns
+            );
+        }
+    }
+    if r.phases.len() > 1 {
+        let _ = writeln!(
+            t,
+            "phases              ops    M ops/s    footprint at end   peak footprint"
+        );
+        for p in &r.phases {
+            let _ = writeln!(
+                t,
+                "  {:<14} {:>10} {:>10.2} {:>18} {:>16}",
+                p.name,
+                p.ops,
+                p.ops_per_sec / 1e6,
+                mib(p.end.memory.footprint_bytes),
+                mib(p.peak.footprint_bytes)
+            );
+        }
+    }
+    t
+}
+
+/// What `fraglab list` lists.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListWhat {
+    /// Workload presets.
+    Workloads,
+    /// Allocator specs, with their defaults.
+    Allocators,
+    /// Object layouts.
+    Layouts,
+    /// Eviction policies.
+    Policies,
+}
+
+/// `fraglab list`.
+pub fn list(what: ListWhat) -> String {
+    let mut t = String::new();
+    match what {
+        ListWhat::Workloads => {
+            for name in fraglab_workloads::presets::NAMES {
+                let params = fraglab_workloads::PresetParams {
+                    boundaries: Some(vec![96]),
+                    ..Default::default()
+                };
+                let about = fraglab_workloads::presets::preset(name, &params)
+                    .map(|s| s.description)
+                    .unwrap_or_default();
+                let first = about.split(". ").next().unwrap_or("").trim_end_matches('.');
+                let _ = writeln!(t, "{name:<20} {first}");
+            }
+        }
+        ListWhat::Allocators => {
+            for spec in AllocSpec::all() {
+                let _ = writeln!(t, "{spec}");
+            }
+        }
+        ListWhat::Layouts => {
+            for l in LayoutKind::ALL {
+                let _ = writeln!(t, "{l}");
+            }
+        }
+        ListWhat::Policies => {
+            for p in Policy::ALL {
+                let _ = writeln!(t, "{}", p.name());
+            }
+        }
+    }
+    t
+}

@@ -1,0 +1,382 @@
+//! Schema version 1 of a run's results. Field names are the metric names of DESIGN.md.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version this crate writes and reads.
+pub const SCHEMA: u32 = 1;
+
+/// One run: what ran, where, and what it measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Schema version ([`SCHEMA`]).
+    pub schema: u32,
+    /// False when the run was interrupted (Ctrl-C) or failed part way: the figures cover the
+    /// ops replayed so far.
+    pub complete: bool,
+    /// Why the run is incomplete, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete_reason: Option<String>,
+    /// The configuration.
+    pub run: RunInfo,
+    /// The machine and build.
+    pub env: Env,
+    /// Figures at the end of the run, and peaks.
+    pub summary: Summary,
+    /// Per phase: its extent, throughput, the figures at its end and its peaks.
+    pub phases: Vec<PhaseResult>,
+    /// Samples every `run.sample_every` ops and at each phase end.
+    pub timeline: Vec<Sample>,
+    /// Latency per op kind, from the ops timed (one in `run.latency_every`).
+    pub latency: BTreeMap<String, Latency>,
+    /// Commands refused with an error other than out-of-memory, by error.
+    pub command_errors: BTreeMap<String, u64>,
+    /// The allocator's own statistics at the end (for slab: `total_malloced` and `classes`).
+    pub allocator_detail: serde_json::Value,
+}
+
+/// What ran.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The workload as given (`etc`, `file:...`, `trace:...`).
+    pub workload: String,
+    /// The workload's resolved parameters (its full spec, or the trace and how it was read).
+    pub workload_parameters: serde_json::Value,
+    /// The allocator spec with every default resolved.
+    pub alloc: String,
+    /// The allocator's name (`slab`, `jemalloc`, ...).
+    pub alloc_name: String,
+    /// Versions of the allocator libraries involved (`jemalloc`, `mimalloc`, `glibc`).
+    pub library_versions: BTreeMap<String, String>,
+    /// The layout (`compact`, `memcached`, `redis`).
+    pub layout: String,
+    /// The eviction policy.
+    pub eviction: String,
+    /// The memory limit in bytes, if any.
+    pub memory_limit: Option<u64>,
+    /// The seed.
+    pub seed: u64,
+    /// Ops in the workload (the replay's length if complete).
+    pub ops: u64,
+    /// What was measured: `engine` (in process), or a real server.
+    pub target: String,
+    /// Ops between timeline samples.
+    pub sample_every: u64,
+    /// One op in this many is timed for latency (0: none).
+    pub latency_every: u64,
+    /// The command line that produced this result.
+    pub command: Vec<String>,
+}
+
+/// The machine and the build.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Env {
+    /// CPU model (`/proc/cpuinfo`).
+    pub cpu_model: String,
+    /// Cores available to the process.
+    pub cores: u32,
+    /// Kernel release.
+    pub kernel: String,
+    /// rustc that built fraglab.
+    pub rustc: String,
+    /// fraglab's version.
+    pub fraglab_version: String,
+    /// The git commit fraglab was built from (`unknown` outside a checkout).
+    pub fraglab_commit: String,
+    /// When the run started, UTC, RFC 3339.
+    pub started_at: String,
+}
+
+/// The memory figures, in bytes (DESIGN.md, "What every byte is spent on").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Keys stored.
+    pub items: u64,
+    /// Key + value bytes stored.
+    pub payload_bytes: u64,
+    /// Bytes the engine asked the allocator for.
+    pub requested_bytes: u64,
+    /// Usable bytes the allocator gave.
+    pub allocated_bytes: u64,
+    /// Bytes the allocator holds from the OS.
+    pub footprint_bytes: u64,
+    /// The engine's index outside the allocator.
+    pub index_bytes: u64,
+    /// The process's resident set.
+    pub rss_bytes: u64,
+}
+
+impl Memory {
+    /// Field-wise maximum.
+    pub fn max(&self, o: &Memory) -> Memory {
+        Memory {
+            items: self.items.max(o.items),
+            payload_bytes: self.payload_bytes.max(o.payload_bytes),
+            requested_bytes: self.requested_bytes.max(o.requested_bytes),
+            allocated_bytes: self.allocated_bytes.max(o.allocated_bytes),
+            footprint_bytes: self.footprint_bytes.max(o.footprint_bytes),
+            index_bytes: self.index_bytes.max(o.index_bytes),
+            rss_bytes: self.rss_bytes.max(o.rss_bytes),
+        }
+    }
+
+    /// `payload / (footprint + index)`, 0 when nothing is held.
+    pub fn efficiency(&self) -> f64 {
+        let held = self.footprint_bytes + self.index_bytes;
+        if held == 0 {
+            0.0
+        } else {
+            self.payload_bytes as f64 / held as f64
+        }
+    }
+}
+
+/// The run's figures at its end.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Ops replayed.
+    pub ops: u64,
+    /// Time spent replaying, seconds (sampling pauses excluded).
+    pub elapsed_s: f64,
+    /// `ops / elapsed_s`.
+    pub ops_per_sec: f64,
+    /// Keys stored.
+    pub items: u64,
+    /// Key + value bytes stored.
+    pub payload_bytes: u64,
+    /// Bytes asked of the allocator.
+    pub requested_bytes: u64,
+    /// Usable bytes given.
+    pub allocated_bytes: u64,
+    /// Bytes held from the OS.
+    pub footprint_bytes: u64,
+    /// Index outside the allocator.
+    pub index_bytes: u64,
+    /// Resident set at the end.
+    pub rss_bytes: u64,
+    /// Resident set before any data.
+    pub rss_baseline_bytes: u64,
+    /// `requested - payload` (headers, keys' metadata, per-key structures).
+    pub metadata_bytes: i64,
+    /// `allocated - requested` (size-class rounding).
+    pub internal_waste_bytes: i64,
+    /// `footprint - allocated` (held but not handed out).
+    pub external_fragmentation_bytes: i64,
+    /// Reads that found their key.
+    pub hits: u64,
+    /// Reads that did not.
+    pub misses: u64,
+    /// Keys evicted to make room.
+    pub evictions: u64,
+    /// Keys removed because their TTL passed (lazily or by the active pass).
+    pub expired: u64,
+    /// Writes refused for lack of memory.
+    pub oom_errors: u64,
+    /// `payload / (footprint + index)`.
+    pub efficiency: f64,
+    /// Each memory figure at its maximum over the samples.
+    pub peak: Memory,
+}
+
+/// One phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseResult {
+    /// The phase's name.
+    pub name: String,
+    /// Ops replayed in it.
+    pub ops: u64,
+    /// Time replaying it, seconds.
+    pub elapsed_s: f64,
+    /// `ops / elapsed_s`.
+    pub ops_per_sec: f64,
+    /// The sample at its end.
+    pub end: Sample,
+    /// Each memory figure at its maximum during the phase.
+    pub peak: Memory,
+}
+
+/// One timeline sample.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Ops replayed so far.
+    pub op: u64,
+    /// The phase the last op belonged to.
+    pub phase: u16,
+    /// The workload's logical time, seconds.
+    pub time_s: f64,
+    /// Replay time so far, seconds (sampling excluded).
+    pub elapsed_s: f64,
+    /// Memory figures.
+    #[serde(flatten)]
+    pub memory: Memory,
+    /// Reads that hit so far.
+    pub hits: u64,
+    /// Reads that missed so far.
+    pub misses: u64,
+    /// Successful writes so far.
+    pub sets: u64,
+    /// Keys deleted so far.
+    pub deletes: u64,
+    /// Evictions so far.
+    pub evictions: u64,
+    /// Expired keys removed so far.
+    pub expired: u64,
+    /// Writes refused for memory so far.
+    pub oom_errors: u64,
+}
+
+/// The CSV timeline's columns, in order.
+pub const TIMELINE_COLUMNS: &[&str] = &[
+    "op",
+    "phase",
+    "time_s",
+    "elapsed_s",
+    "items",
+    "payload_bytes",
+    "requested_bytes",
+    "allocated_bytes",
+    "footprint_bytes",
+    "index_bytes",
+    "rss_bytes",
+    "hits",
+    "misses",
+    "sets",
+    "deletes",
+    "evictions",
+    "expired",
+    "oom_errors",
+];
+
+/// Latency of one op kind, nanoseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Ops of this kind replayed.
+    pub count: u64,
+    /// Ops of this kind timed.
+    pub timed: u64,
+    /// Mean of the timed ops.
+    pub mean_ns: f64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Largest.
+    pub max_ns: u64,
+}
+
+/// A result file that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ResultError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn err(path: &Path, message: impl ToString) -> ResultError {
+    ResultError {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultError> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| err(path, "not a file name"))?
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        err(path, e)
+    })
+}
+
+impl RunResult {
+    /// The timeline file that goes with a result file: `X.json` -> `X.timeline.csv`.
+    pub fn timeline_path(json: &Path) -> PathBuf {
+        let stem = json
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        json.with_file_name(format!("{stem}.timeline.csv"))
+    }
+
+    /// The timeline as CSV ([`TIMELINE_COLUMNS`]).
+    pub fn timeline_csv(&self) -> String {
+        let mut s = TIMELINE_COLUMNS.join(",");
+        s.push('\n');
+        for t in &self.timeline {
+            let m = &t.memory;
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                t.op,
+                t.phase,
+                t.time_s,
+                t.elapsed_s,
+                m.items,
+                m.payload_bytes,
+                m.requested_bytes,
+                m.allocated_bytes,
+                m.footprint_bytes,
+                m.index_bytes,
+                m.rss_bytes,
+                t.hits,
+                t.misses,
+                t.sets,
+                t.deletes,
+                t.evictions,
+                t.expired,
+                t.oom_errors
+            );
+        }
+        s
+    }
+
+    /// Saves the result as JSON at `path` and the timeline as CSV beside it, each atomically
+    /// (the timeline first, so a result file never names a missing timeline).
+    pub fn save(&self, path: &Path) -> Result<(), ResultError> {
+        write_atomic(&Self::timeline_path(path), self.timeline_csv().as_bytes())?;
+        let json = serde_json::to_string_pretty(self).map_err(|e| err(path, e))?;
+        write_atomic(path, (json + "\n").as_bytes())
+    }
+
+    /// Reads a result file, checking the schema version.
+    pub fn load(path: &Path) -> Result<RunResult, ResultError> {
+        let text = std::fs::read_to_string(path).map_err(|e| err(path, e))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| err(path, format!("not JSON: {e}")))?;
+        match value.get("schema").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(SCHEMA) => {}
+            Some(v) => {
+                return Err(err(
+                    path,
+                    format!("schema {v}; this fraglab reads {SCHEMA}"),
+                ))
+            }
+            None => return Err(err(path, "no `schema` field: not a fraglab result")),
+        }
+        serde_json::from_value(value).map_err(|e| err(path, format!("not a valid result: {e}")))
+    }
+}
