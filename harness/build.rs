@@ -22,6 +22,11 @@ fn main() {
         "cargo:rustc-env=FRAGLAB_COMMIT={commit}{}",
         if dirty { "-dirty" } else { "" }
     );
+    // Rebuild when the commit moves: HEAD names a branch, whose ref file is what changes.
     println!("cargo:rerun-if-changed=../.git/HEAD");
     println!("cargo:rerun-if-changed=../.git/index");
+    println!("cargo:rerun-if-changed=../.git/packed-refs");
+    if let Some(head) = output("git", &["symbolic-ref", "-q", "HEAD"]) {
+        println!("cargo:rerun-if-changed=../.git/{head}");
+    }
 }
