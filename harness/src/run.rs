@@ -12,8 +12,10 @@
 //! delete and touch are themselves; a scan reads `value_len` keys from the op's key id up,
 //! each the op's key length. Values are letters, never digits, so Redis never stores them as
 //! integers and incr/decr of a stored value fails (counted in `command_errors`). Time is the
-//! op's logical time in whole seconds; the active expiry pass (Redis's sampling cycle) runs
-//! every 100 ms of logical time, as Redis's `hz 10` does.
+//! op's logical time in whole seconds. With the redis layout, the active expiry pass (Redis's
+//! sampling cycle) runs every 100 ms of logical time, as Redis's default `hz 10` does; the
+//! memcached and compact layouts reclaim expired items when an access or an eviction finds
+//! them (memcached's LRU crawler is not modeled).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
