@@ -158,6 +158,14 @@ impl SlabConfig {
                 self.chunk_max
             ));
         }
+        if ITEM_HEADER + self.min > self.chunk_max {
+            // memcached accepts such a -n and builds a first class larger than a page, which
+            // holds no chunk at all; the model refuses it.
+            return err(format!(
+                "min ({}) plus the {ITEM_HEADER}-byte item header must fit in chunk_max ({})",
+                self.min, self.chunk_max
+            ));
+        }
         if self.item_max < 1024 || self.item_max > 1 << 30 {
             return err(format!(
                 "item_max must be between 1024 and 1073741824 bytes (got {})",

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use clap::{Parser, Subcommand};
 use fraglab_allocators::slab::SlabConfig;
 use fraglab_allocators::spec::parse_size;
+use fraglab_harness::compare::{self, CompareArgs};
 use fraglab_harness::run_cmd::{self, ListWhat, RunArgs};
 use fraglab_harness::workload_cmd;
 use fraglab_harness::Format;
@@ -35,6 +36,12 @@ struct Cli {
 enum Command {
     /// Replay a workload into the engine over one allocator and measure where the bytes go.
     Run(Box<RunArgs>),
+    /// Run a matrix of workloads x allocators x layouts, each cell a `fraglab run` of its own.
+    ///
+    /// Cells run as child processes, `--jobs` at once, `--repeat` times each; a rerun with the
+    /// same `--out` resumes. Allocator specs contain commas, so `--allocs` separates them with
+    /// `;` or spaces (`--allocs 'jemalloc;slab:factor=1.08'`), or repeat `--allocs`.
+    Compare(Box<CompareArgs>),
     /// List workloads, allocators, layouts or eviction policies.
     List {
         /// What to list.
@@ -134,6 +141,10 @@ fn main() -> ExitCode {
                     1
                 });
             }
+            text
+        }),
+        Command::Compare(args) => compare::compare_cmd(args).map(|(text, code)| {
+            status = ExitCode::from(code);
             text
         }),
         Command::List { what } => Ok(run_cmd::list(*what)),
