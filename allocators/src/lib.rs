@@ -68,7 +68,9 @@ pub enum AllocError {
     /// evicts and retries, or reports the error.
     #[error("memory limit reached: a request of {size} bytes does not fit")]
     OutOfMemory {
-        /// The request that was refused.
+        /// The request that was refused; or, when the request is built of several blocks
+        /// (the slab's chunked items), the size of the block that did not fit, so that the
+        /// engine evicts in the size class that ran out.
         size: usize,
     },
 }
@@ -249,6 +251,16 @@ pub trait Allocator {
     /// The version of the underlying library, where there is one (`5.3.0-...` for jemalloc).
     fn library_version(&self) -> Option<String> {
         None
+    }
+
+    /// Called when a request failed with [`AllocError::OutOfMemory`] `{ size }` and the caller
+    /// found nothing to evict for `size`. Returns `true` if a retry may now succeed another
+    /// way. The slab's chunked items do this: a tail chunk first waits for an eviction in its
+    /// own class, and only when there is none takes a full-size chunk (memcached's
+    /// `do_item_alloc_chunk`). Others have no second way and return `false`.
+    fn on_no_victim(&mut self, size: usize) -> bool {
+        let _ = size;
+        false
     }
 }
 

@@ -357,6 +357,12 @@ pub struct Slab<P: PageSource = MmapPages> {
     mem_malloced: u64,
     pages_past_limit: u32,
     tally: Tally,
+    /// The class of a chunked item's tail that found its class full: the `OutOfMemory` the
+    /// slab returned names a size in it, so the engine evicts there first.
+    tail_waiting: Option<usize>,
+    /// Set by `on_no_victim` when nothing in the tail's class could be evicted: the next
+    /// chunked allocation's tail may take a full-size chunk instead.
+    tail_fallback: bool,
 }
 
 // SAFETY: the raw pointers in a `Slab` point only into pages the slab owns exclusively; nothing
@@ -416,6 +422,8 @@ impl<P: PageSource> Slab<P> {
             mem_malloced: 0,
             pages_past_limit: 0,
             tally: Tally::default(),
+            tail_waiting: None,
+            tail_fallback: false,
         })
     }
 
@@ -533,8 +541,13 @@ impl<P: PageSource> Slab<P> {
             return Err(too_large);
         }
         let hdr_id = self.class_index(hdr_total);
+        // memcached pulls every chunk with `do_item_alloc_pull`, which evicts in that chunk's
+        // own class when it is full. So an `OutOfMemory` from here names a size in the class
+        // that ran out (the header's, the largest, or the tail's), and the engine evicts there.
+        let fallback = std::mem::take(&mut self.tail_fallback);
+        self.tail_waiting = None;
         let Some(hdr) = self.take_chunk(hdr_id, 0) else {
-            return Err(AllocError::OutOfMemory { size });
+            return Err(AllocError::OutOfMemory { size: hdr_total });
         };
         // SAFETY: `hdr` is a chunk of at least `hdr_total` bytes that we own; the link fits in
         // its first 48 bytes and chunks are 8-aligned.
@@ -553,16 +566,19 @@ impl<P: PageSource> Slab<P> {
             let csize = (remain + CHUNK_HEADER).min(self.config.chunk_max);
             let mut id = self.class_index(csize);
             let mut chunk = self.take_chunk(id, 0);
-            if chunk.is_none() && id != self.largest() {
-                // `do_item_alloc_chunk`: a tail that cannot get its own class takes a full-size
-                // chunk instead.
+            if chunk.is_none() && id != self.largest() && fallback {
+                // `do_item_alloc_chunk`: a tail whose class is full and has nothing to evict
+                // takes a full-size chunk instead.
                 id = self.largest();
                 chunk = self.take_chunk(id, 0);
             }
             let Some(chunk) = chunk else {
                 // SAFETY: the chain from `hdr` is complete up to `last`, whose `next` is null.
                 unsafe { self.free_chain(hdr) };
-                return Err(AllocError::OutOfMemory { size });
+                if id != self.largest() {
+                    self.tail_waiting = Some(id);
+                }
+                return Err(AllocError::OutOfMemory { size: csize });
             };
             let len = csize - CHUNK_HEADER;
             // SAFETY: as for the header chunk; `last` is a chunk of this chain we own.
@@ -871,6 +887,18 @@ impl<P: PageSource> Allocator for Slab<P> {
             return total;
         }
         self.classes[self.class_index(size)].size as usize
+    }
+
+    fn on_no_victim(&mut self, size: usize) -> bool {
+        // Only a tail waiting for its class has a second way: a full-size chunk.
+        match self.tail_waiting {
+            Some(id) if size <= self.config.chunk_max && self.class_index(size) == id => {
+                self.tail_waiting = None;
+                self.tail_fallback = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn size_class(&self, size: usize) -> Option<u32> {

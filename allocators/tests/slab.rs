@@ -275,8 +275,10 @@ fn a_600000_byte_item_is_stored_chunked_like_memcached() {
 
 #[test]
 fn a_tail_that_cannot_get_its_class_takes_a_full_chunk() {
-    // Limit of one page: class 31 (the tail's class) has a page already full, so the tail of a
-    // chunked item falls back to a 524,288-byte chunk, as `do_item_alloc_chunk` does.
+    // Limit of one page: class 31 (the tail's class) has a page already full. As
+    // `do_item_alloc_chunk` does, the tail first waits for an eviction in its own class: the
+    // error names a size in class 31 (the tail chunk, 75,702 + 48 bytes). Only when the caller
+    // has nothing to evict there does the tail take a 524,288-byte chunk.
     let mut slab = Slab::new(cfg()).unwrap();
     slab.set_limit(Some(PAGE_SIZE as u64));
     let tails: Vec<_> = (0..12).map(|_| slab.alloc(80_000).unwrap()).collect();
@@ -284,7 +286,18 @@ fn a_tail_that_cannot_get_its_class_takes_a_full_chunk() {
         slab.alloc(80_000),
         Err(AllocError::OutOfMemory { size: 80_000 })
     );
+    assert_eq!(
+        slab.alloc_item(600_000, 58),
+        Err(AllocError::OutOfMemory { size: 75_750 })
+    );
+    assert_eq!(slab.size_class(75_750), slab.size_class(80_000));
+    assert!(
+        !slab.on_no_victim(80_000 + 200_000),
+        "only the waiting tail's class"
+    );
+    assert!(slab.on_no_victim(75_750));
     let item = slab.alloc_item(600_000, 58).unwrap();
+    assert!(!slab.on_no_victim(75_750), "the fallback is used once");
     let d = detail(&slab);
     let used: Vec<(u32, u64)> = d
         .classes

@@ -422,6 +422,11 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                 }
                 Err(AllocError::OutOfMemory { size }) => {
                     if self.policy == Policy::Noeviction || !self.evict_one(size, protect, now) {
+                        // Nothing to evict for `size`: the allocator may have another way
+                        // (a chunked item's tail taking a full-size chunk).
+                        if self.alloc.on_no_victim(size) {
+                            continue;
+                        }
                         self.counters.oom_errors += 1;
                         return Err(CmdError::OutOfMemory);
                     }

@@ -3,8 +3,8 @@
 //! the pages and used chunks of the run's `allocator_detail` equal memcached's `stats slabs`,
 //! and so do the items and the evictions. One case fits in 64 MiB (51 pages, a few chunked
 //! items of 520 KB to 1 MB among them); the other writes several times that, so most classes
-//! evict. A third, with chunked items under eviction, is ignored: it finds a difference (see
-//! its comment).
+//! evict. A third has chunked items under eviction, where every chunk must evict in its own
+//! class (see its comment).
 //!
 //! memcached is started from PATH on 127.0.0.1 and a free port by the allocators' test helper,
 //! which checks by pid that the server answering is its own and stops it by pid. Without
@@ -311,19 +311,15 @@ fn twitter_trace_past_64m_evicts_as_memcached_does() {
 
 /// As above with about 40 items of 520 KB to 1 MB (memcached's chunked items) among the sets.
 ///
-/// Fails today (memcached evicts 14387, fraglab 14386; pages, used chunks and items all equal).
-/// At set 4803, a 659165-byte value (a 233-byte key) needs a header chunk in class 7, a full
-/// 524288-byte chunk in class 39 and a 134975-byte tail chunk in class 34; classes 39 and 34 are
-/// full. Both evict the tail of class 39's LRU (a chunked item, which frees two class-39
-/// chunks). Then memcached allocates the tail with `do_item_alloc_pull(size, 34)`, which evicts
-/// from class 34 (`items:34:evicted` +1), and falls back to a full-size chunk only when that
-/// class cannot make room; fraglab's `Slab::alloc_chunked` takes the free class-39 chunk at once
-/// without evicting in class 34. (By the code, not seen in this trace: when a chunked item's
-/// header class is full, memcached evicts in the header's class, while fraglab's store evicts
-/// from class 39, the class `size_class` gives the whole item's size.)
+/// Regression test for a difference this test found: at set 4803, a 659165-byte value (a
+/// 233-byte key) needs a header chunk in class 7, a full 524288-byte chunk in class 39 and a
+/// 134975-byte tail chunk in class 34, and classes 39 and 34 are full. Both evict the tail of
+/// class 39's LRU (a chunked item, freeing two class-39 chunks). memcached then allocates the
+/// tail with `do_item_alloc_pull(size, 34)`, which evicts from class 34, and falls back to a
+/// full-size chunk only when that class cannot make room. The slab used to take the free
+/// class-39 chunk at once, one eviction short (14386 against 14387); now its `OutOfMemory`
+/// names a size in the class that ran out and it falls back only through `on_no_victim`.
 #[test]
-#[ignore = "fraglab's chunked-item tail falls back to the largest class before evicting in \
-            the tail's class, as memcached does first"]
 fn twitter_trace_with_large_items_past_64m_evicts_as_memcached_does() {
     if !memcached_available() {
         return;
