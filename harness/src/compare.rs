@@ -1102,6 +1102,18 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         );
     }
     eprintln!("wrote {}", plan.dir.join("compare.json").display());
+    if !stopped {
+        // The report is rendered from the saved cells, like `fraglab report DIR`.
+        let opts = fraglab_reports::render::RenderOptions {
+            markdown: true,
+            html: true,
+            png: false,
+        };
+        match crate::report_cmd::report(&plan.dir, None, opts) {
+            Ok(r) => eprint!("{}", crate::report_cmd::describe(&r)),
+            Err(e) => eprintln!("report not rendered: {e}"),
+        }
+    }
     let code = if stopped {
         INTERRUPTED
     } else if !failed.is_empty() || unfinished > 0 {

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod env;
+pub mod report_cmd;
 pub mod run;
 pub mod run_cmd;
 pub mod workload_cmd;

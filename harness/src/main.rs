@@ -42,6 +42,8 @@ enum Command {
     /// same `--out` resumes. Allocator specs contain commas, so `--allocs` separates them with
     /// `;` or spaces (`--allocs 'jemalloc;slab:factor=1.08'`), or repeat `--allocs`.
     Compare(Box<CompareArgs>),
+    /// Render saved results as a Markdown report and a self-contained HTML page, with charts.
+    Report(fraglab_harness::report_cmd::ReportArgs),
     /// List workloads, allocators, layouts or eviction policies.
     List {
         /// What to list.
@@ -148,6 +150,7 @@ fn main() -> ExitCode {
             text
         }),
         Command::List { what } => Ok(run_cmd::list(*what)),
+        Command::Report(args) => fraglab_harness::report_cmd::report_cmd(args),
         Command::Describe { workload, format } => workload_cmd::describe_cmd(workload, *format),
         Command::Save { workload, out } => workload_cmd::save_cmd(workload, out),
         Command::SlabClasses {

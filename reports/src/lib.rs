@@ -1,12 +1,23 @@
-//! `fraglab-reports`: the results schema, and saving and loading result files.
+//! `fraglab-reports`: the results schema, and the reports rendered from saved results.
 //!
-//! One run is one [`RunResult`], saved as JSON with its timeline beside it as CSV
-//! ([`RunResult::save`]). Files are written atomically (a temporary file renamed into place),
-//! so a reader never sees half a result, and a run cut short is saved with `complete: false`.
-//! `docs/results-schema.md` describes every field; [`SCHEMA`] is its version. Renderers (tables,
-//! Markdown, HTML, charts) read these files and never re-run anything; the reports issue adds
-//! them.
+//! A pipeline in stages, as criterion.rs does it (measure, then analyse saved data, then
+//! render through several backends):
+//!
+//! 1. [`schema`]: one run is one [`RunResult`], saved as JSON with its timeline beside it as
+//!    CSV ([`RunResult::save`]), atomically; a run cut short is saved with `complete: false`.
+//!    `docs/results-schema.md` describes every field; [`SCHEMA`] is its version.
+//! 2. [`set`]: a directory of results loaded and grouped into cells (one configuration, its
+//!    repeats), with medians and spreads; files that are not valid results are listed, not
+//!    fatal.
+//! 3. [`table`] and [`chart`]: the numbers and the figures.
+//! 4. [`render`]: a Markdown file and a self-contained HTML page. Rendering never re-runs
+//!    anything.
 
+pub mod chart;
+pub mod render;
 pub mod schema;
+pub mod set;
+pub mod table;
 
 pub use schema::*;
+pub use set::{Cell, CellKey, ResultSet, Skipped, Spread};

@@ -1,0 +1,469 @@
+//! The tables behind the charts: every number a chart draws, as median and spread, and the
+//! method (commands, versions, machine). Renderers turn them into Markdown or HTML.
+
+use std::collections::BTreeMap;
+
+use crate::schema::RunResult;
+use crate::set::{human_bytes, Cell, ResultSet, Spread};
+
+/// A table: a title, column headers and rows of cells already formatted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// Anchor id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// What the table shows and how to read it.
+    pub note: String,
+    /// Column headers.
+    pub headers: Vec<String>,
+    /// Rows.
+    pub rows: Vec<Vec<String>>,
+}
+
+fn bytes_spread(s: Spread) -> String {
+    if s.min == s.max {
+        human_bytes(s.median)
+    } else {
+        format!(
+            "{} [{}–{}]",
+            human_bytes(s.median),
+            human_bytes(s.min),
+            human_bytes(s.max)
+        )
+    }
+}
+
+fn num_spread(s: Spread, scale: f64, digits: usize) -> String {
+    if s.min == s.max {
+        format!("{:.*}", digits, s.median / scale)
+    } else {
+        format!(
+            "{:.*} [{:.*}–{:.*}]",
+            digits,
+            s.median / scale,
+            digits,
+            s.min / scale,
+            digits,
+            s.max / scale
+        )
+    }
+}
+
+fn limit(c: &Cell) -> String {
+    c.key
+        .memory_limit
+        .map_or("none".to_string(), |m| human_bytes(m as f64))
+}
+
+fn row_head(c: &Cell) -> Vec<String> {
+    vec![
+        c.key.workload.clone(),
+        c.key.alloc.clone(),
+        c.key.layout.clone(),
+        limit(c),
+    ]
+}
+
+const HEAD: [&str; 4] = ["workload", "allocator", "layout", "memory limit"];
+
+fn headers(rest: &[&str]) -> Vec<String> {
+    HEAD.iter().chain(rest).map(|s| s.to_string()).collect()
+}
+
+/// The summary: one row per cell.
+pub fn summary(set: &ResultSet) -> Table {
+    let rows = set
+        .cells
+        .iter()
+        .map(|c| {
+            let mut r = row_head(c);
+            r.extend([
+                c.runs.len().to_string(),
+                num_spread(c.spread(|r| r.summary.ops_per_sec), 1e6, 2),
+                bytes_spread(c.spread(|r| r.summary.payload_bytes as f64)),
+                bytes_spread(c.spread(|r| r.summary.footprint_bytes as f64)),
+                bytes_spread(c.spread(|r| r.summary.index_bytes as f64)),
+                num_spread(c.spread(|r| r.summary.efficiency), 1.0, 3),
+                num_spread(c.spread(|r| r.summary.evictions as f64), 1.0, 0),
+                num_spread(c.spread(miss_ratio), 1.0, 4),
+                if c.complete() { "yes" } else { "NO" }.to_string(),
+            ]);
+            r
+        })
+        .collect();
+    Table {
+        id: "summary".into(),
+        title: "Summary".into(),
+        note: "One row per configuration; figures are medians over its repeats with [min–max] \
+               when they differ. Throughput excludes sampling pauses. Efficiency is payload / \
+               (footprint + index)."
+            .into(),
+        headers: headers(&[
+            "runs",
+            "M ops/s",
+            "payload",
+            "footprint",
+            "index",
+            "efficiency",
+            "evictions",
+            "miss ratio",
+            "complete",
+        ]),
+        rows,
+    }
+}
+
+/// `misses / (hits + misses)`, 0 without reads.
+pub fn miss_ratio(r: &RunResult) -> f64 {
+    let reads = r.summary.hits + r.summary.misses;
+    if reads == 0 {
+        0.0
+    } else {
+        r.summary.misses as f64 / reads as f64
+    }
+}
+
+/// Memory needed for the live data (chart 1) and where the bytes go (chart 2).
+pub fn bytes(set: &ResultSet) -> Table {
+    let rows = set
+        .cells
+        .iter()
+        .map(|c| {
+            let s = |f: fn(&RunResult) -> f64| bytes_spread(c.spread(f));
+            let mut r = row_head(c);
+            r.extend([
+                s(|r| r.summary.payload_bytes as f64),
+                s(|r| r.summary.metadata_bytes as f64),
+                s(|r| r.summary.internal_waste_bytes as f64),
+                s(|r| r.summary.external_fragmentation_bytes as f64),
+                s(|r| r.summary.index_bytes as f64),
+                s(|r| (r.summary.footprint_bytes + r.summary.index_bytes) as f64),
+                num_spread(
+                    c.spread(|r| {
+                        let p = r.summary.payload_bytes as f64;
+                        if p == 0.0 {
+                            0.0
+                        } else {
+                            (r.summary.footprint_bytes + r.summary.index_bytes) as f64 / p
+                        }
+                    }),
+                    1.0,
+                    2,
+                ),
+                s(|r| r.summary.peak.footprint_bytes as f64),
+                s(|r| r.summary.rss_bytes as f64),
+            ]);
+            r
+        })
+        .collect();
+    Table {
+        id: "bytes".into(),
+        title: "Where the bytes go".into(),
+        note: "At the end of each run: payload (key + value stored), metadata (requested − \
+               payload), internal waste (allocated − requested), external fragmentation \
+               (footprint − allocated), index; memory needed = footprint + index, and its ratio \
+               to the payload. Peak footprint is the maximum over the timeline samples."
+            .into(),
+        headers: headers(&[
+            "payload",
+            "metadata",
+            "internal waste",
+            "external fragmentation",
+            "index",
+            "memory needed",
+            "needed / payload",
+            "peak footprint",
+            "rss",
+        ]),
+        rows,
+    }
+}
+
+/// Per phase: ops, throughput, footprint at the end and at peak (chart 3's numbers).
+pub fn phases(set: &ResultSet) -> Table {
+    let mut rows = Vec::new();
+    for c in &set.cells {
+        let r = c.representative();
+        for p in &r.phases {
+            let mut row = row_head(c);
+            row.extend([
+                p.name.clone(),
+                p.ops.to_string(),
+                format!("{:.2}", p.ops_per_sec / 1e6),
+                human_bytes(p.end.memory.payload_bytes as f64),
+                human_bytes(p.end.memory.requested_bytes as f64),
+                human_bytes(p.end.memory.allocated_bytes as f64),
+                human_bytes(p.end.memory.footprint_bytes as f64),
+                human_bytes(p.peak.footprint_bytes as f64),
+            ]);
+            rows.push(row);
+        }
+    }
+    Table {
+        id: "phases".into(),
+        title: "Phases".into(),
+        note: "Each phase of the median-throughput run: the figures at its end, and its peak \
+               footprint."
+            .into(),
+        headers: headers(&[
+            "phase",
+            "ops",
+            "M ops/s",
+            "payload",
+            "requested",
+            "allocated",
+            "footprint",
+            "peak footprint",
+        ]),
+        rows,
+    }
+}
+
+/// Latency percentiles per op kind (chart 5's numbers).
+pub fn latency(set: &ResultSet) -> Table {
+    let mut rows = Vec::new();
+    for c in &set.cells {
+        let r = c.representative();
+        for (kind, l) in &r.latency {
+            let mut row = row_head(c);
+            row.extend([
+                kind.clone(),
+                l.count.to_string(),
+                l.timed.to_string(),
+                l.p50_ns.to_string(),
+                l.p90_ns.to_string(),
+                l.p99_ns.to_string(),
+                l.p999_ns.to_string(),
+                l.max_ns.to_string(),
+            ]);
+            rows.push(row);
+        }
+    }
+    Table {
+        id: "latency".into(),
+        title: "Latency (ns)".into(),
+        note: "From the median-throughput run's HdrHistograms: one op in `latency_every` timed."
+            .into(),
+        headers: headers(&["op", "count", "timed", "p50", "p90", "p99", "p99.9", "max"]),
+        rows,
+    }
+}
+
+/// Per slab class (chart 4's numbers), for every slab cell.
+pub fn slab_classes(set: &ResultSet) -> Table {
+    let mut rows = Vec::new();
+    for c in &set.cells {
+        let r = c.representative();
+        let d = &r.allocator_detail;
+        if d.get("allocator").and_then(|a| a.as_str()) != Some("slab") {
+            continue;
+        }
+        for cl in d["classes"].as_array().into_iter().flatten() {
+            let g = |f: &str| cl[f].as_u64().unwrap_or(0);
+            let chunk_bytes = g("used_chunks") * g("chunk_size");
+            let mut row = row_head(c);
+            row.extend([
+                g("class").to_string(),
+                g("chunk_size").to_string(),
+                g("total_pages").to_string(),
+                g("used_chunks").to_string(),
+                g("free_chunks").to_string(),
+                g("mem_requested").to_string(),
+                chunk_bytes.to_string(),
+                chunk_bytes.saturating_sub(g("mem_requested")).to_string(),
+            ]);
+            rows.push(row);
+        }
+    }
+    Table {
+        id: "slab-classes".into(),
+        title: "Slab classes".into(),
+        note: "memcached's `stats slabs` for each slab run: chunk bytes = used chunks × chunk \
+               size; waste = chunk bytes − requested."
+            .into(),
+        headers: headers(&[
+            "class",
+            "chunk size",
+            "pages",
+            "used chunks",
+            "free chunks",
+            "requested",
+            "chunk bytes",
+            "waste",
+        ]),
+        rows,
+    }
+}
+
+/// Miss ratio against the memory limit (chart 7's numbers), for workloads run at several
+/// limits.
+pub fn miss_ratio_table(set: &ResultSet) -> Option<Table> {
+    let mut rows = Vec::new();
+    for w in set.workloads() {
+        let mut by_series: BTreeMap<String, Vec<&Cell>> = BTreeMap::new();
+        for c in set.cells_of(&w) {
+            by_series.entry(c.key.series()).or_default().push(c);
+        }
+        for cells in by_series.values() {
+            let limits: Vec<Option<u64>> = cells.iter().map(|c| c.key.memory_limit).collect();
+            if limits.iter().filter(|l| l.is_some()).count() < 2 {
+                continue;
+            }
+            for c in cells {
+                let mut row = row_head(c);
+                row.extend([
+                    num_spread(c.spread(miss_ratio), 1.0, 4),
+                    num_spread(c.spread(|r| r.summary.evictions as f64), 1.0, 0),
+                    bytes_spread(c.spread(|r| r.summary.footprint_bytes as f64)),
+                ]);
+                rows.push(row);
+            }
+        }
+    }
+    (!rows.is_empty()).then(|| Table {
+        id: "miss-ratio".into(),
+        title: "Miss ratio against memory limit".into(),
+        note: "misses / (hits + misses) for workloads run at several memory limits.".into(),
+        headers: headers(&["miss ratio", "evictions", "footprint"]),
+        rows,
+    })
+}
+
+/// The exact command lines, allocator versions and tunables, the machine and the date.
+pub fn method(set: &ResultSet) -> Table {
+    let mut rows = Vec::new();
+    for c in &set.cells {
+        for (r, f) in c.runs.iter().zip(&c.files) {
+            let versions: Vec<String> = r
+                .run
+                .library_versions
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            rows.push(vec![
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                r.run.command.join(" "),
+                r.run.alloc.clone(),
+                versions.join("; "),
+                format!(
+                    "{} ({} cores), {}",
+                    r.env.cpu_model, r.env.cores, r.env.kernel
+                ),
+                format!(
+                    "fraglab {} {}, {}",
+                    r.env.fraglab_version, r.env.fraglab_commit, r.env.rustc
+                ),
+                r.env.started_at.clone(),
+            ]);
+        }
+    }
+    Table {
+        id: "method".into(),
+        title: "Method".into(),
+        note: "Every run: the command that produced it, the allocator with every tunable \
+               resolved and its library version, the machine, the build, and when it ran."
+            .into(),
+        headers: [
+            "file",
+            "command",
+            "allocator spec",
+            "library",
+            "machine",
+            "build",
+            "started",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows,
+    }
+}
+
+/// After/before ratios cell by cell against a baseline set (cells matched by key).
+pub fn baseline(set: &ResultSet, base: &ResultSet) -> Table {
+    let mut rows = Vec::new();
+    for c in &set.cells {
+        let Some(b) = base.cells.iter().find(|b| b.key == c.key) else {
+            let mut row = row_head(c);
+            row.extend([
+                "not in baseline".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+            rows.push(row);
+            continue;
+        };
+        let ratio = |f: fn(&RunResult) -> f64| {
+            let before = b.spread(f).median;
+            let after = c.spread(f).median;
+            if before == 0.0 {
+                if after == 0.0 {
+                    "1.000".to_string()
+                } else {
+                    "n/a".to_string()
+                }
+            } else {
+                format!("{:.3}", after / before)
+            }
+        };
+        let mut row = row_head(c);
+        row.extend([
+            ratio(|r| r.summary.ops_per_sec),
+            ratio(|r| r.summary.footprint_bytes as f64),
+            ratio(|r| (r.summary.footprint_bytes + r.summary.index_bytes) as f64),
+            ratio(|r| r.summary.efficiency),
+        ]);
+        rows.push(row);
+    }
+    for b in &base.cells {
+        if !set.cells.iter().any(|c| c.key == b.key) {
+            let mut row = row_head(b);
+            row.extend([
+                "only in baseline".to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+            rows.push(row);
+        }
+    }
+    Table {
+        id: "baseline".into(),
+        title: "Against the baseline".into(),
+        note: format!(
+            "Ratios of medians, this set / the baseline ({}): above 1 means more throughput, \
+             more memory, or better efficiency than before.",
+            base.dir.display()
+        ),
+        headers: headers(&[
+            "M ops/s ratio",
+            "footprint ratio",
+            "memory needed ratio",
+            "efficiency ratio",
+        ]),
+        rows,
+    }
+}
+
+/// Every table of a set, in report order.
+pub fn all(set: &ResultSet, base: Option<&ResultSet>) -> Vec<Table> {
+    let mut out = vec![summary(set), bytes(set)];
+    if let Some(b) = base {
+        out.push(baseline(set, b));
+    }
+    out.push(phases(set));
+    out.push(latency(set));
+    let slab = slab_classes(set);
+    if !slab.rows.is_empty() {
+        out.push(slab);
+    }
+    if let Some(m) = miss_ratio_table(set) {
+        out.push(m);
+    }
+    out.push(method(set));
+    out
+}
