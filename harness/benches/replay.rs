@@ -48,6 +48,7 @@ fn spec(workload: Workload, name: &str, alloc: &str, layout: LayoutKind, latency
         sample_every: None,
         latency_every: latency,
         command: Vec::new(),
+        values: Default::default(),
     }
 }
 

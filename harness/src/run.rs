@@ -10,8 +10,9 @@
 //! set, add and replace store; cas replays as replace (a cas of a present key succeeds when
 //! nothing raced it, and a replay has no race); append, prepend, incr (+1), decr (-1),
 //! delete and touch are themselves; a scan reads `value_len` keys from the op's key id up,
-//! each the op's key length. Values are letters, never digits, so Redis never stores them as
-//! integers and incr/decr of a stored value fails (counted in `command_errors`). Time is the
+//! each the op's key length. Values are letters by default (`--values letters`), so Redis
+//! never stores them as integers and incr/decr of a stored value fails (counted in
+//! `command_errors`); `--values digits` makes them integers up to 19 bytes. Time is the
 //! op's logical time in whole seconds. With the redis layout, the active expiry pass (Redis's
 //! sampling cycle) runs every 100 ms of logical time, as Redis's default `hz 10` does; the
 //! memcached and compact layouts reclaim expired items when an access or an eviction finds
@@ -58,6 +59,43 @@ pub struct RunSpec {
     pub latency_every: u64,
     /// The command line, for the record.
     pub command: Vec<String>,
+    /// What value bytes look like.
+    pub values: ValueBytes,
+}
+
+/// The bytes of values: the workload gives only their lengths.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ValueBytes {
+    /// `ABC...Z` repeated: never an integer, so Redis stores every value as a string.
+    #[default]
+    Letters,
+    /// `1234567890...` (a leading 1, never 0): values of up to 19 digits are integers, which
+    /// Redis stores encoded (and shares below 10,000), and incr/decr succeed on them.
+    Digits,
+}
+
+impl ValueBytes {
+    /// The name, as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueBytes::Letters => "letters",
+            ValueBytes::Digits => "digits",
+        }
+    }
+
+    /// Byte `i` of every value.
+    #[inline]
+    pub fn byte(self, i: usize) -> u8 {
+        match self {
+            ValueBytes::Letters => VALUE_PATTERN[i % 26],
+            ValueBytes::Digits => DIGIT_PATTERN[i % 10],
+        }
+    }
+
+    /// A value of `len` bytes.
+    pub fn value(self, len: usize) -> Vec<u8> {
+        (0..len).map(|i| self.byte(i)).collect()
+    }
 }
 
 /// The default layout and eviction policy for an allocator: the system it models.
@@ -112,6 +150,7 @@ pub fn run(
         stop,
         progress,
         redis_time: spec.layout == LayoutKind::Redis,
+        values: spec.values,
     };
     let m = with_store(&spec.alloc, spec.layout, spec.memory, config, replay)
         .map_err(|e| e.to_string())?;
@@ -173,6 +212,8 @@ pub fn run(
             sample_every,
             latency_every: spec.latency_every,
             command: spec.command.clone(),
+            values: spec.values.name().to_string(),
+            server: None,
         },
         env,
         summary,
@@ -234,15 +275,18 @@ struct Replay<'a> {
     stop: &'a AtomicBool,
     progress: &'a dyn Progress,
     redis_time: bool,
+    values: ValueBytes,
 }
 
 /// Letters for values: never parsed as integers.
 const VALUE_PATTERN: &[u8; 26] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// Digits for values, starting with 1 so that no value has a leading zero.
+const DIGIT_PATTERN: &[u8; 10] = b"1234567890";
 
-fn grow_values(values: &mut Vec<u8>, len: usize) {
+fn grow_values(values: &mut Vec<u8>, len: usize, kind: ValueBytes) {
     let start = values.len();
     values.reserve(len - start);
-    values.extend((start..len).map(|i| VALUE_PATTERN[i % 26]));
+    values.extend((start..len).map(|i| kind.byte(i)));
 }
 
 /// Names of command errors, by [`error_index`].
@@ -269,6 +313,7 @@ fn error_index(e: &CmdError) -> usize {
 struct Buffers {
     key: Vec<u8>,
     values: Vec<u8>,
+    kind: ValueBytes,
     out: Vec<u8>,
     errors: [u64; 6],
 }
@@ -278,7 +323,7 @@ impl Buffers {
     fn value(&mut self, len: u32) -> &[u8] {
         let len = len as usize;
         if len > self.values.len() {
-            grow_values(&mut self.values, len);
+            grow_values(&mut self.values, len, self.kind);
         }
         &self.values[..len]
     }
@@ -445,6 +490,7 @@ impl WithStore for Replay<'_> {
         let mut b = Buffers {
             key: Vec::with_capacity(256),
             values: Vec::new(),
+            kind: self.values,
             out: Vec::new(),
             errors: [0; 6],
         };

@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Value bytes: letters (never integers) or digits (integers up to 19 bytes).
+    #[arg(long, value_enum, default_value_t = crate::run::ValueBytes::Letters)]
+    pub values: crate::run::ValueBytes,
     #[command(flatten)]
     pub opts: WorkloadOpts,
 }
@@ -101,6 +104,7 @@ impl RunArgs {
             sample_every: self.sample_every,
             latency_every: self.latency_every,
             command: std::env::args().collect(),
+            values: self.values,
         })
     }
 }

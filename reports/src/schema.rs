@@ -70,6 +70,30 @@ pub struct RunInfo {
     pub latency_every: u64,
     /// The command line that produced this result.
     pub command: Vec<String>,
+    /// What value bytes looked like: `letters` or `digits`.
+    #[serde(default = "letters")]
+    pub values: String,
+    /// The real server measured, when `target` is not `engine`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
+}
+
+fn letters() -> String {
+    "letters".to_string()
+}
+
+/// A real server a run drove.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// The program (`memcached`, `redis-server`).
+    pub program: String,
+    /// Its version, as it reports it.
+    pub version: String,
+    /// The full command line it was started with.
+    pub args: Vec<String>,
+    /// Its configuration as it reports it (memcached `stats settings`, Redis `CONFIG GET *`
+    /// for the settings that matter).
+    pub config: BTreeMap<String, String>,
 }
 
 /// The machine and the build.
