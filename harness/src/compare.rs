@@ -3,14 +3,14 @@
 //! ```text
 //! fraglab compare [--workloads W1,W2,...] [--allocs 'SPEC;SPEC ...'|all]...
 //!                 [--layouts L1,L2,...] [--repeat N] [--jobs N] [--out DIR] [--scale X]
-//!                 [--seed S] [--memory SIZE]
+//!                 [--seed S] [--memory SIZE] [--targets engine,memcached,redis]
 //! ```
 //!
-//! The matrix is workloads x allocators x layouts x repeats. Every cell is one `fraglab run`
-//! started as a child process (`current_exe() run --workload W --alloc A [--layout L]
-//! [--scale X] --seed S [--memory M] --out DIR/cells/ID.json --quiet --format json`), so RSS
-//! and allocator state never leak from one cell into the next. `--jobs` children run at once
-//! (default: the cores available).
+//! The matrix is workloads x allocators x layouts x targets x repeats. Every cell is one
+//! `fraglab run` started as a child process (`current_exe() run --workload W --alloc A
+//! [--layout L] [--target T] [--scale X] --seed S [--memory M] --out DIR/cells/ID.json --quiet
+//! --format json`), so RSS and allocator state never leak from one cell into the next.
+//! `--jobs` children run at once (default: the cores available).
 //!
 //! # Arguments
 //!
@@ -27,6 +27,13 @@
 //!   cells run without `--layout`). Without `--layouts` every allocator runs on its default
 //!   layout only. A combination `fraglab run` refuses (the redis layout keeps no list links,
 //!   so it refuses slab's `slab-lru`) is not run and is reported as skipped, with the reason.
+//! - `--targets` is comma-separated: `engine` (the default: in the child's process),
+//!   `memcached`, `redis` (a real server the child starts, drives with the same op stream and
+//!   stops: `fraglab run --target T`; see [`crate::peer`]). A real-server cell of an allocator
+//!   its target refuses is skipped with the reason: memcached runs only the `slab` specs (the
+//!   allocator it models; each slab spec is its own memcached configuration), and Redis only
+//!   the `zmalloc` specs (the real Redis does not depend on the spec, so it runs once per
+//!   zmalloc spec rather than once per allocator). A policy the server lacks is refused too.
 //! - `--repeat N` runs each cell N times (files `...-r0.json`, `...-r1.json`, same seed): the
 //!   summary gives the median of every figure and the min-max of throughput.
 //! - `--scale X` applies to every workload but traces (a trace replays as recorded). Without
@@ -40,14 +47,15 @@
 //! # Files
 //!
 //! `DIR/cells/ID.json` (and `ID.timeline.csv`) per cell, where ID is
-//! `WORKLOAD__ALLOC__LAYOUT__HASH-rN`: the names with every character but letters, digits and
-//! `-` made `_` (cut at 48 characters), and HASH a stable FNV-1a hash of everything the child
-//! is given (workload, canonical spec, layout, scale, seed, memory), so cells of other
-//! settings never collide with these. `DIR/compare.json` lists every cell (workload, alloc,
-//! layout, scale, repeat, file, status, the child's wall time, the error tail of a failed one,
-//! its figures) and one group per workload x alloc x layout with the median, min and max of
-//! each figure over the repeats; it is rewritten atomically after every finished cell, so it
-//! is current even if compare is killed.
+//! `WORKLOAD__ALLOC__LAYOUT__HASH-rN` (`WORKLOAD__ALLOC__LAYOUT__TARGET__HASH-rN` for a real
+//! server): the names with every character but letters, digits and `-` made `_` (cut at 48
+//! characters), and HASH a stable FNV-1a hash of everything the child is given (workload,
+//! canonical spec, layout, scale, seed, memory, and the target when it is not `engine`), so
+//! cells of other settings never collide with these. `DIR/compare.json` lists every cell
+//! (workload, alloc, layout, target, scale, repeat, file, status, the child's wall time, the
+//! error tail of a failed one, its figures) and one group per workload x alloc x layout x
+//! target with the median, min and max of each figure over the repeats; it is rewritten
+//! atomically after every finished cell, so it is current even if compare is killed.
 //!
 //! Statuses: `ok` (ran and completed), `resumed` (a complete result was already there),
 //! `skipped` (the combination is refused), `failed` (the child exited non-zero: the last lines
@@ -69,7 +77,9 @@
 //!
 //! One progress line per finished cell on stderr (`[k/n] cell: ok 1.23 s`; with a progress
 //! bar when stderr is a terminal), and on stdout a table with one row per workload x alloc x
-//! layout: M ops/s median [min-max], footprint and payload MiB, efficiency, evictions, status.
+//! layout x target: M ops/s median [min-max], footprint and payload MiB, efficiency,
+//! evictions, status. A real server's M ops/s is its pipelined throughput over loopback, not
+//! comparable with the engine's.
 //!
 //! # The default suite
 //!
@@ -97,6 +107,7 @@ use fraglab_engine::{LayoutKind, Unsupported};
 use fraglab_reports::{write_atomic, RunResult};
 use serde::Serialize;
 
+use crate::peer::Target;
 use crate::run::defaults_for;
 use crate::run_cmd::{size_arg, STOP};
 
@@ -163,6 +174,10 @@ pub struct CompareArgs {
     /// Memory limit of every cell (512, 64k, 64m, 1g); default none.
     #[arg(long)]
     pub memory: Option<String>,
+    /// Targets, comma-separated: engine (in process), memcached, redis (a real server per
+    /// cell; memcached runs the slab specs, redis the zmalloc specs). Default: engine.
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
 }
 
 /// One run of the matrix.
@@ -177,6 +192,7 @@ struct Cell {
     layout: LayoutKind,
     /// Whether `--layout` is passed (false: the allocator's default).
     layout_given: bool,
+    target: Target,
     repeat: u32,
     /// Relative to the output directory.
     file: String,
@@ -191,6 +207,7 @@ struct Plan {
     workloads: Vec<String>,
     allocs: Vec<String>,
     layouts: Vec<String>,
+    targets: Vec<String>,
     repeat: u32,
     jobs: usize,
     seed: u64,
@@ -258,6 +275,7 @@ struct CellRecord {
     alloc: String,
     layout: String,
     default_layout: bool,
+    target: String,
     repeat: u32,
     file: String,
     status: Status,
@@ -301,13 +319,14 @@ impl Spread {
     }
 }
 
-/// One workload x alloc x layout in compare.json: the figures over its repeats.
+/// One workload x alloc x layout x target in compare.json: the figures over its repeats.
 #[derive(Debug, Clone, Serialize)]
 struct GroupRecord {
     workload: String,
     scale: Option<f64>,
     alloc: String,
     layout: String,
+    target: String,
     /// `ok`, `incomplete`, `failed`, `skipped` or `not-run`.
     status: &'static str,
     /// Runs the figures are taken from: the complete ones, or the partial ones when none
@@ -335,6 +354,7 @@ struct Settings<'a> {
     workloads: &'a [String],
     allocs: &'a [String],
     layouts: &'a [String],
+    targets: &'a [String],
     repeat: u32,
     jobs: usize,
     seed: u64,
@@ -401,6 +421,39 @@ fn refusal(alloc: &AllocSpec, layout: LayoutKind) -> Option<String> {
     let (_, policy) = defaults_for(alloc);
     (policy.needs_links() && layout == LayoutKind::Redis)
         .then(|| Unsupported { policy, layout }.to_string())
+}
+
+/// Why a cell of `target` is not run for this allocator and layout, if it is not: the engine's
+/// rule above; a real server's refusal ([`crate::peer::refusal`]); and Redis runs only the
+/// zmalloc specs (the real server is the same whatever the spec).
+fn target_refusal(target: Target, alloc: &AllocSpec, layout: LayoutKind) -> Option<String> {
+    let (_, policy) = defaults_for(alloc);
+    match target {
+        Target::Engine => refusal(alloc, layout),
+        Target::Redis if !matches!(alloc, AllocSpec::Zmalloc(_)) => Some(
+            "the redis target runs with the zmalloc specs only (the real Redis does not depend \
+             on --alloc)"
+                .into(),
+        ),
+        _ => crate::peer::refusal(target, alloc, policy),
+    }
+}
+
+fn target_list(values: &[String]) -> Result<Vec<Target>, String> {
+    let mut out = Vec::new();
+    for v in values {
+        let t = v
+            .trim()
+            .parse::<Target>()
+            .map_err(|e| format!("--targets: {e}"))?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.is_empty() {
+        out.push(Target::Engine);
+    }
+    Ok(out)
 }
 
 fn check_workload(w: &str) -> Result<(), String> {
@@ -479,6 +532,7 @@ impl Plan {
             }
         }
         let allocs = alloc_list(&args.allocs)?;
+        let targets = target_list(&args.targets)?;
         // None: the allocator's default layout.
         let mut layouts: Vec<Option<LayoutKind>> = Vec::new();
         for l in &args.layouts {
@@ -543,33 +597,41 @@ impl Plan {
                 }
                 let alloc = a.to_string();
                 for (layout, layout_given) in mine {
-                    let key = format!(
-                        "{w}\0{alloc}\0{layout}\0{scale:?}\0{}\0{memory:?}",
-                        args.seed
-                    );
-                    let hash = fnv1a(key.as_bytes()) as u32;
-                    let refused = refusal(a, layout);
-                    for repeat in 0..args.repeat {
-                        let id = format!(
-                            "{}__{}__{}__{hash:08x}-r{repeat}",
-                            slug(w, 48),
-                            slug(&alloc, 48),
-                            layout.name()
+                    for &target in &targets {
+                        // Engine cells keep the key and id they had before targets existed.
+                        let (tkey, tid) = match target {
+                            Target::Engine => (String::new(), String::new()),
+                            t => (format!("\0{t}"), format!("__{t}")),
+                        };
+                        let key = format!(
+                            "{w}\0{alloc}\0{layout}\0{scale:?}\0{}\0{memory:?}{tkey}",
+                            args.seed
                         );
-                        cells.push(Cell {
-                            file: format!("cells/{id}.json"),
-                            id,
-                            group,
-                            workload: w.clone(),
-                            scale,
-                            alloc: alloc.clone(),
-                            layout,
-                            layout_given,
-                            repeat,
-                            refused: refused.clone(),
-                        });
+                        let hash = fnv1a(key.as_bytes()) as u32;
+                        let refused = target_refusal(target, a, layout);
+                        for repeat in 0..args.repeat {
+                            let id = format!(
+                                "{}__{}__{}{tid}__{hash:08x}-r{repeat}",
+                                slug(w, 48),
+                                slug(&alloc, 48),
+                                layout.name()
+                            );
+                            cells.push(Cell {
+                                file: format!("cells/{id}.json"),
+                                id,
+                                group,
+                                workload: w.clone(),
+                                scale,
+                                alloc: alloc.clone(),
+                                layout,
+                                layout_given,
+                                target,
+                                repeat,
+                                refused: refused.clone(),
+                            });
+                        }
+                        group += 1;
                     }
-                    group += 1;
                 }
             }
         }
@@ -582,6 +644,7 @@ impl Plan {
                 .iter()
                 .map(|l| l.map_or("default".to_string(), |l| l.name().to_string()))
                 .collect(),
+            targets: targets.iter().map(|t| t.to_string()).collect(),
             repeat: args.repeat,
             jobs,
             seed: args.seed,
@@ -601,6 +664,9 @@ impl Plan {
         ];
         if cell.layout_given {
             a.extend(["--layout".into(), cell.layout.name().into()]);
+        }
+        if cell.target != Target::Engine {
+            a.extend(["--target".into(), cell.target.to_string()]);
         }
         if let Some(s) = cell.scale {
             a.extend(["--scale".into(), s.to_string()]);
@@ -627,6 +693,7 @@ impl Plan {
             alloc: cell.alloc.clone(),
             layout: cell.layout.name().to_string(),
             default_layout: !cell.layout_given,
+            target: cell.target.to_string(),
             repeat: cell.repeat,
             file: cell.file.clone(),
             status: Status::Pending,
@@ -645,6 +712,7 @@ fn finished(plan: &Plan, cell: &Cell) -> Option<RunResult> {
         && r.run.workload == cell.workload
         && r.run.alloc == cell.alloc
         && r.run.layout == cell.layout.name()
+        && r.run.target == cell.target.name()
         && r.run.seed == plan.seed
         && r.run.memory_limit == plan.memory)
         .then_some(r)
@@ -782,6 +850,7 @@ fn groups(plan: &Plan, records: &[CellRecord]) -> Vec<GroupRecord> {
             scale: first.scale,
             alloc: first.alloc.clone(),
             layout: first.layout.name().to_string(),
+            target: first.target.to_string(),
             status,
             runs: figures.len(),
             complete_runs: complete.len(),
@@ -818,6 +887,7 @@ impl Writer<'_> {
                 workloads: &plan.workloads,
                 allocs: &plan.allocs,
                 layouts: &plan.layouts,
+                targets: &plan.targets,
                 repeat: plan.repeat,
                 jobs: plan.jobs,
                 seed: plan.seed,
@@ -838,13 +908,14 @@ fn mib(b: f64) -> String {
     format!("{:.2}", b / f64::from(1u32 << 20))
 }
 
-/// The summary table: one row per workload x alloc x layout.
+/// The summary table: one row per workload x alloc x layout x target.
 fn table(groups: &[GroupRecord]) -> String {
     let header = [
         "workload",
         "scale",
         "alloc",
         "layout",
+        "target",
         "M ops/s median [min-max]",
         "footprint MiB",
         "payload MiB",
@@ -852,7 +923,7 @@ fn table(groups: &[GroupRecord]) -> String {
         "evictions",
         "status",
     ];
-    let rows: Vec<[String; 10]> = groups
+    let rows: Vec<[String; 11]> = groups
         .iter()
         .map(|g| {
             let ops = g.ops_per_sec.map_or("-".into(), |s| {
@@ -889,6 +960,7 @@ fn table(groups: &[GroupRecord]) -> String {
                 g.scale.map_or("-".into(), |s| s.to_string()),
                 g.alloc.clone(),
                 g.layout.clone(),
+                g.target.clone(),
                 ops,
                 g.footprint_bytes.map_or("-".into(), |s| mib(s.median)),
                 g.payload_bytes.map_or("-".into(), |s| mib(s.median)),
@@ -907,7 +979,7 @@ fn table(groups: &[GroupRecord]) -> String {
     }
     // Text columns left-aligned, numbers right-aligned; the last column unpadded.
     let left = [
-        true, false, true, true, false, false, false, false, false, true,
+        true, false, true, true, true, false, false, false, false, false, true,
     ];
     let line = |cells: &[String]| {
         let mut s = String::new();
@@ -1006,11 +1078,13 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         .filter(|r| r.status == Status::Skipped)
         .count();
     eprintln!(
-        "compare: {} cells ({} workloads, {} allocators, layouts {}, {} repeat{}) in {}, {} job{}",
+        "compare: {} cells ({} workloads, {} allocators, layouts {}, targets {}, {} repeat{}) in \
+         {}, {} job{}",
         plan.cells.len(),
         plan.workloads.len(),
         plan.allocs.len(),
         plan.layouts.join(","),
+        plan.targets.join(","),
         plan.repeat,
         if plan.repeat == 1 { "" } else { "s" },
         plan.dir.display(),
@@ -1185,6 +1259,33 @@ mod tests {
             help.contains(&format!("default: {DEFAULT_SCALE} for")),
             "{help}"
         );
+    }
+
+    #[test]
+    fn targets_refuse_what_they_cannot_run() {
+        let slab: AllocSpec = "slab".parse().unwrap();
+        let zm: AllocSpec = "zmalloc:backend=jemalloc,prefix=0".parse().unwrap();
+        let je: AllocSpec = "jemalloc".parse().unwrap();
+        let mc = LayoutKind::Memcached;
+        assert!(target_refusal(Target::Memcached, &slab, mc).is_none());
+        assert!(target_refusal(Target::Memcached, &je, mc)
+            .unwrap()
+            .contains("--alloc slab"));
+        assert!(target_refusal(Target::Redis, &zm, LayoutKind::Redis).is_none());
+        assert!(target_refusal(Target::Redis, &je, LayoutKind::Compact)
+            .unwrap()
+            .contains("zmalloc"));
+        assert!(target_refusal(Target::Engine, &slab, LayoutKind::Redis)
+            .unwrap()
+            .contains("slab-lru"));
+        assert_eq!(
+            target_list(&["redis".into(), "engine".into(), "redis".into()]).unwrap(),
+            [Target::Redis, Target::Engine]
+        );
+        assert_eq!(target_list(&[]).unwrap(), [Target::Engine]);
+        assert!(target_list(&["valkey".into()])
+            .unwrap_err()
+            .contains("engine, memcached, redis"));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 pub mod compare;
 pub mod env;
+pub mod peer;
 pub mod report_cmd;
 pub mod run;
 pub mod run_cmd;
+pub mod validate;
 pub mod workload_cmd;
 
 /// Output format of commands that print results.

@@ -44,6 +44,13 @@ enum Command {
     Compare(Box<CompareArgs>),
     /// Render saved results as a Markdown report and a self-contained HTML page, with charts.
     Report(fraglab_harness::report_cmd::ReportArgs),
+    /// Run the model-against-real cases (memcached, Redis) and print a table; exit 1 if any
+    /// case is beyond its tolerance.
+    Validate {
+        /// Output format: a table, or `{"cases": [...]}`.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// List workloads, allocators, layouts or eviction policies.
     List {
         /// What to list.
@@ -150,6 +157,14 @@ fn main() -> ExitCode {
             text
         }),
         Command::List { what } => Ok(run_cmd::list(*what)),
+        Command::Validate { format } => {
+            fraglab_harness::validate::validate(*format, &run_cmd::STOP).map(|(text, all)| {
+                if !all {
+                    status = ExitCode::FAILURE;
+                }
+                text
+            })
+        }
         Command::Report(args) => fraglab_harness::report_cmd::report_cmd(args),
         Command::Describe { workload, format } => workload_cmd::describe_cmd(workload, *format),
         Command::Save { workload, out } => workload_cmd::save_cmd(workload, out),

@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Value bytes: letters (never integers) or digits (integers up to 19 bytes).
     #[arg(long, value_enum, default_value_t = crate::run::ValueBytes::Letters)]
     pub values: crate::run::ValueBytes,
+    /// What to measure: engine (in this process), or a real memcached or redis-server
+    /// started from PATH on a free loopback port and driven with the same op stream.
+    #[arg(long, default_value = "engine")]
+    pub target: crate::peer::Target,
     #[command(flatten)]
     pub opts: WorkloadOpts,
 }
@@ -130,7 +134,10 @@ pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
         Some(b) => b,
         None => &(),
     };
-    let result = run(&spec, &STOP, progress)?;
+    let result = match args.target {
+        crate::peer::Target::Engine => run(&spec, &STOP, progress)?,
+        target => crate::peer::run_peer(&spec, target, &STOP, progress)?,
+    };
     if let Some(b) = &bar {
         b.0.finish_and_clear();
     }

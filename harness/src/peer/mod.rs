@@ -1,0 +1,1054 @@
+//! Peers: the same workloads replayed into the real memcached and redis-server, measured into
+//! the same results schema.
+//!
+//! `fraglab run --target memcached|redis` (and [`run_peer`]) starts the server itself from
+//! PATH on 127.0.0.1 and a free port, confirms by process id that the server answering is the
+//! one it started (memcached's `stats` `pid`, Redis's `INFO server` `process_id`), drives it
+//! with the workload's op stream over its own protocol, samples its statistics at the same
+//! points as an in-process run, and stops it by its process id (SIGTERM, up to 2 s, then
+//! SIGKILL) when the run ends, fails or is interrupted. A line `started memcached pid N on
+//! 127.0.0.1:PORT` goes to stderr when the server is up.
+//!
+//! # Starting the servers
+//!
+//! - memcached (the target models the slab allocator, so `--alloc` must be `slab[:...]`):
+//!   `memcached -l 127.0.0.1 -p PORT -U 0 -t 1 -m MB -f FACTOR -n MIN -I ITEM_MAX -o
+//!   slab_chunk_max=CHUNK_MAX,slab_automove=0[,slab_sizes=A-B-C]` (plus `-u root` when run as
+//!   root). MB is `--memory` rounded up to whole MiB; without a limit it is 65536 (64 GiB), so
+//!   nothing is evicted. The slab automover is off: its thread moves pages by the wall clock,
+//!   which a model replaying logical time cannot follow. `--evict slab-lru` (the default of
+//!   slab) is memcached's own LRU per class; `--evict noeviction` adds `-M` (a write that
+//!   finds no memory gets an error); other policies are refused.
+//! - Redis: `redis-server --bind 127.0.0.1 --port PORT --save '' --appendonly no
+//!   --activerehashing no [--maxmemory BYTES --maxmemory-policy P]`. Active rehashing is off
+//!   for the reason the memcached automover is: Redis's cron would finish a dict's
+//!   incremental rehash (and free the old bucket array) by the wall clock, 1 ms every 100 ms,
+//!   so whether a sample sees one table or two would depend on how fast the replay ran; with
+//!   it off, rehashing moves with the commands only, as in the engine. The policy is mapped
+//!   from `--evict`:
+//!   `sampled-lru` -> `allkeys-lru`, `lfu` -> `allkeys-lfu`, `random` -> `allkeys-random`,
+//!   `volatile-lru`, `volatile-ttl`, `volatile-random` and `noeviction` as they are;
+//!   `slab-lru`, `lru` and `fifo` have no Redis equivalent and are refused. `maxmemory` is
+//!   what Redis counts against it: its `used_memory`, which includes its own baseline (about
+//!   0.9 MB on an empty server) and its clients' buffers, which the engine's limit does not.
+//!   The allocator spec does not change the real Redis (it uses the allocator it was built
+//!   with, `mem_allocator`); the spec is recorded as given.
+//! - A missing binary is an error naming the Debian package (`apt-get install memcached`,
+//!   `apt-get install redis-server`).
+//!
+//! # How ops become commands
+//!
+//! Keys are the same bytes as in-process ([`fraglab_workloads::Key::write_to`]), values the
+//! same bytes ([`crate::run::ValueBytes`]), client flags 0. Requests are pipelined: up to
+//! [`BATCH`] ops (and at most [`BATCH_BYTES`] of requests) are written, then their replies
+//! read; a batch never crosses a sample point or a phase end (nor a key with a pending demand
+//! fill, below).
+//!
+//! | op | memcached text protocol | RESP (Redis) |
+//! |---|---|---|
+//! | get, gets | `get K`, `gets K` | `GET K` |
+//! | set | `set K 0 TTL LEN` | `SET K V [EX TTL]` |
+//! | add | `add K 0 TTL LEN` | `SET K V [EX TTL] NX` |
+//! | replace, cas | `replace K 0 TTL LEN` (a cas replays as a replace: a replay has no race) | `SET K V [EX TTL] XX` |
+//! | append | `append K 0 0 LEN` | `APPEND K V` (creates a missing key, as Redis does) |
+//! | prepend | `prepend K 0 0 LEN` | not sent: Redis has no PREPEND; counted in `command_errors` as `unsupported` |
+//! | incr, decr | `incr K 1`, `decr K 1` | `INCRBY K 1`, `DECRBY K 1` |
+//! | delete | `delete K` | `DEL K` |
+//! | touch | `touch K TTL` | `EXPIRE K TTL`, or `PERSIST K` for a TTL of 0 |
+//! | scan | `get K1 K2 ...` (split into lines of at most 2,000 bytes) | `MGET K1 K2 ...` |
+//!
+//! - **Demand fill**: a get marked `fill` that missed is followed by its set (with the op's
+//!   value length and TTL). Its reply arrives with the rest of its batch, so the set is sent
+//!   at the start of the next batch (or in a round trip of its own before a sample, a phase
+//!   end or the end of the run): the fill comes after the other ops of its batch, where
+//!   in-process it comes right after its get. So that no op sees the key before its fill, an
+//!   op on a key that a get with `fill` earlier in the batch read ends the batch (the keys of
+//!   a scan are not checked). What remains reordered is the fill against the other keys'
+//!   ops of its batch, which matters only under a memory limit (which item an eviction
+//!   picks, which write is refused). Without one, hits, misses, items and payload come out
+//!   as in-process (checked on etc, twitter-14 and twitter-52 at small scales).
+//! - **Time**: logical time cannot be imposed on a real server. TTLs run on the server's own
+//!   clock from the moment the command arrives, and the replay runs as fast as the server
+//!   answers, so a workload that spans hours of logical time takes seconds and its keys do
+//!   not expire as they do in-process. A memcached TTL above 30 days (which memcached would
+//!   read as an absolute Unix time) is sent as now + TTL.
+//! - **Errors**: out-of-memory replies (memcached `SERVER_ERROR out of memory ...`, Redis
+//!   `-OOM ...`) count as `oom_errors`; other error replies count in `command_errors` by kind:
+//!   `value_too_large` (memcached `SERVER_ERROR object too large for cache`, Redis `string
+//!   exceeds maximum allowed size`), `not_an_integer` (memcached `CLIENT_ERROR cannot increment
+//!   or decrement non-numeric value`, Redis `value is not an integer or out of range`),
+//!   `overflow`, `invalid_ttl`, `wrong_type`, `unsupported` (above), `key_too_long` (a key over
+//!   memcached's 250 bytes, refused before sending), and `other: MESSAGE` for anything else.
+//!
+//! # Redis warm-up
+//!
+//! Redis allocates a latency histogram (about 24 KB) the first time each command runs. Before
+//! the baseline every command the replay can send (SET with EX, NX and XX, GET, APPEND,
+//! INCRBY, DECRBY, DEL, EXPIRE, PERSIST, MGET, INFO, CONFIG GET) runs once on a scratch key,
+//! which is then deleted. Then the baseline is taken.
+//!
+//! # Samples
+//!
+//! The run samples at the same op counts as an in-process run (every `sample_every` ops,
+//! counted in a pass over the workload first, and at every phase end). The figures map so:
+//!
+//! **memcached** (`stats`, `stats slabs`, `stats items`, pipelined on the data connection):
+//!
+//! | field | from |
+//! |---|---|
+//! | `items` | `curr_items` |
+//! | `requested_bytes` | the sum of `items:N:mem_requested` (the items' sizes, header included) |
+//! | `allocated_bytes` | the sum of `N:used_chunks` x `N:chunk_size` |
+//! | `footprint_bytes` | `total_malloced` (slab pages) |
+//! | `index_bytes` | `hash_bytes` (the hash table) |
+//! | `rss_bytes` | the server's `VmRSS` (`/proc/PID/status`) |
+//! | `payload_bytes` | `requested - items x 59`: memcached's item header 48 + the CAS value 8 + the key's NUL 1 + the value's CRLF 2, with client flags 0. Exact for the items fraglab writes (flags 0, CAS on) |
+//! | `hits`, `misses` | `get_hits`, `get_misses` (a multi-key get counts each key) |
+//! | `evictions` | `evictions` |
+//! | `expired` | `get_expired + reclaimed + crawler_reclaimed`: found expired by a read, reclaimed from an LRU tail, removed by the LRU crawler |
+//! | `oom_errors`, `sets`, `deletes` | counted from the replies |
+//!
+//! `allocator_detail` has the slab allocator's shape: `allocator: "slab"`, `total_malloced`,
+//! `limit_maxbytes`, `pool_pages` (`slab_global_page_pool`), and `classes[]` (every class
+//! with pages) with `class`, `chunk_size`, `perslab` (`chunks_per_page`), `total_pages`,
+//! `used_chunks`, `free_chunks`, `mem_requested`, and `evicted` (from `stats items`).
+//!
+//! **Redis** (`INFO`, on a fresh connection: see below):
+//!
+//! | field | from |
+//! |---|---|
+//! | `allocated_bytes` | `used_memory` - the baseline `used_memory`: the growth since the warm-up |
+//! | `requested_bytes` | the same (Redis does not report requested sizes) |
+//! | `footprint_bytes` | `allocator_active` - the baseline `allocator_active` |
+//! | `rss_bytes` | `used_memory_rss` (absolute, like `rss_baseline_bytes`) |
+//! | `items` | the keys of db0 (`INFO keyspace`) |
+//! | `index_bytes` | 0: Redis's dict tables are inside `used_memory` |
+//! | `payload_bytes` | key + value bytes stored and not deleted, tracked by the client from the replies; evictions and expiry are not seen, so under eviction or TTLs it is an upper bound |
+//! | `hits`, `misses` | `keyspace_hits`, `keyspace_misses`, less their baseline |
+//! | `evictions`, `expired` | `evicted_keys`, `expired_keys`, less their baseline |
+//! | `oom_errors`, `sets`, `deletes` | counted from the replies |
+//!
+//! `allocator_detail`: `{"allocator": "redis", "used_memory", "used_memory_baseline",
+//! "allocator_allocated", "allocator_active", "allocator_resident",
+//! "mem_fragmentation_ratio", "mem_allocator", "used_memory_reported",
+//! "client_reply_buffer"}` from the last sample (see below for the last two).
+//!
+//! Redis counts its clients' query and reply buffers in `used_memory`, and they grow and
+//! shrink with the pipelined traffic. So every Redis sample closes the data connection, opens
+//! a new one and sends `INFO` and `CLIENT INFO` on it, again until `connected_clients` is 1
+//! (the old client freed): each sample then counts exactly one fresh client, as the baseline
+//! does, and the next batches go on the new connection. The one part of a fresh client that
+//! Redis's cron resizes, its reply buffer (`rbs` of `CLIENT INFO`), is taken out of
+//! `used_memory` (so is `allocator_detail.used_memory`; INFO's own figure is
+//! `allocator_detail.used_memory_reported`, and the buffer `client_reply_buffer`). `allocator_active` and `used_memory_rss` are refreshed by
+//! Redis's cron every 100 ms: the baseline and the sample at each phase end wait 150 ms for
+//! them; the other samples may be up to 100 ms old in those two figures (`used_memory` is
+//! always current).
+//!
+//! # Throughput, latency and failures
+//!
+//! `elapsed_s` and `ops_per_sec` are the time spent in round trips (sampling excluded): a real
+//! server's throughput over loopback with this pipelining. Latency is recorded as what it is,
+//! the round trip of one pipelined batch (write to last reply), under the kind `round_trip`,
+//! one entry per batch (`count` = `timed` = batches; none when `--latency-every 0`). It is
+//! never comparable with the per-op latency of an in-process run.
+//!
+//! A server that dies or stops answering mid-run (connection reset or closed, no reply within
+//! 60 s) ends the run: the error goes to stderr and the result keeps the samples taken, marked
+//! incomplete with the reason (`memcached (pid N) died (signal: 9 (SIGKILL)) after 12288 of
+//! 60000 ops: ...`); the batch in flight is not counted. Ctrl-C (`stop`) ends the run after the
+//! batch in flight, with a last sample, as in-process runs do.
+
+mod conn;
+mod memcached;
+mod redis;
+mod server;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use fraglab_allocators::AllocSpec;
+use fraglab_engine::Policy;
+use fraglab_reports::{
+    Latency, Memory, PhaseResult, RunInfo, RunResult, Sample, ServerInfo, Summary, SCHEMA,
+};
+use fraglab_workloads::{Op, OpKind};
+use hdrhistogram::Histogram;
+
+use crate::run::{Progress, RunSpec, ValueBytes, SAMPLES_PER_RUN};
+
+use conn::Conn;
+use server::Server;
+
+/// Ops per pipelined batch.
+pub const BATCH: usize = 128;
+/// A batch ends early once its requests reach this many bytes.
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// What a run measures: the engine in this process, or a real server.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The in-process engine ([`crate::run::run`]).
+    Engine,
+    /// A real memcached.
+    Memcached,
+    /// A real redis-server.
+    Redis,
+}
+
+impl Target {
+    /// Every target.
+    pub const ALL: [Target; 3] = [Target::Engine, Target::Memcached, Target::Redis];
+
+    /// The name, as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Engine => "engine",
+            Target::Memcached => "memcached",
+            Target::Redis => "redis",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| format!("unknown target `{s}`; valid: engine, memcached, redis"))
+    }
+}
+
+/// Redis's name for an engine eviction policy, if Redis has it.
+pub fn redis_policy(p: Policy) -> Option<&'static str> {
+    Some(match p {
+        Policy::SampledLru => "allkeys-lru",
+        Policy::Lfu => "allkeys-lfu",
+        Policy::Random => "allkeys-random",
+        Policy::VolatileLru => "volatile-lru",
+        Policy::VolatileTtl => "volatile-ttl",
+        Policy::VolatileRandom => "volatile-random",
+        Policy::Noeviction => "noeviction",
+        Policy::SlabLru | Policy::Lru | Policy::Fifo => return None,
+    })
+}
+
+/// Why `target` cannot run this allocator and eviction policy, if it cannot.
+pub fn refusal(target: Target, alloc: &AllocSpec, policy: Policy) -> Option<String> {
+    match target {
+        Target::Engine => None,
+        Target::Memcached => {
+            if !matches!(alloc, AllocSpec::Slab(_)) {
+                Some(
+                    "the memcached target models the slab allocator: use --alloc slab[:...]".into(),
+                )
+            } else if !matches!(policy, Policy::SlabLru | Policy::Noeviction) {
+                Some(format!(
+                    "the memcached target evicts with memcached's own LRU: --evict slab-lru \
+                     (the default), or noeviction (memcached -M); not `{}`",
+                    policy.name()
+                ))
+            } else {
+                None
+            }
+        }
+        Target::Redis => redis_policy(policy).is_none().then(|| {
+            format!(
+                "the redis target has no eviction policy `{}`: use --evict sampled-lru \
+                 (allkeys-lru), lfu (allkeys-lfu), random (allkeys-random), volatile-lru, \
+                 volatile-ttl, volatile-random or noeviction{}",
+                policy.name(),
+                if policy == Policy::SlabLru {
+                    " (slab-lru is the default of --alloc slab: use --alloc zmalloc[:...] or \
+                     give --evict)"
+                } else {
+                    ""
+                }
+            )
+        }),
+    }
+}
+
+/// What a reply is expected to be.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// A read of one key: a value or a miss.
+    Retrieval,
+    /// A read of several keys.
+    Multi,
+    /// A store (set, add, replace): stored or not.
+    Store,
+    /// An append or prepend: stored or not; Redis answers the new length.
+    Concat,
+    /// incr/decr: the new value or not found.
+    Arith,
+    /// A delete.
+    Delete,
+    /// A touch / EXPIRE / PERSIST.
+    Touch,
+}
+
+/// One request in flight.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Pending {
+    /// The op it came from (for a demand fill: the get, with `kind` set).
+    pub op: Op,
+    /// What its reply is.
+    pub expect: Expect,
+}
+
+/// What a reply said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// A read found its key (or a multi-key read ended).
+    Hit,
+    /// A read did not.
+    Miss,
+    /// A write stored.
+    Stored,
+    /// A conditional write did not store.
+    NotStored,
+    /// A write stored a value of this many bytes (append, incr).
+    Len(u64),
+    /// A delete removed its key.
+    Deleted,
+    /// The key was not there (delete, incr, touch).
+    NotFound,
+    /// A touch changed the key's TTL.
+    Touched,
+    /// Refused for memory.
+    Oom,
+    /// Another error, by kind.
+    Error(String),
+}
+
+/// A server's figures at a sample.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Figures {
+    pub memory: Memory,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    pub expired: u64,
+}
+
+/// One kind of real server, started and connected.
+pub(crate) trait Peer {
+    /// The server process.
+    fn server(&mut self) -> &mut Server;
+    /// The connection for data (Redis replaces it at every sample).
+    fn conn(&mut self) -> &mut Conn;
+    /// Appends the requests for `op` to `out` and what their replies are to `pending`;
+    /// `Err(kind)` when the op cannot be sent (counted as a command error).
+    fn encode(
+        &mut self,
+        op: &Op,
+        value: &[u8],
+        out: &mut Vec<u8>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(), &'static str>;
+    /// Reads one reply.
+    fn read(conn: &mut Conn, expect: Expect) -> io::Result<Outcome>;
+    /// Takes a sample; `settle`: wait until the server's periodic figures are current.
+    fn sample(&mut self, settle: bool, payload: u64) -> io::Result<Figures>;
+    /// Whether the payload is tracked by the client (Redis) rather than derived (memcached).
+    fn tracks_payload(&self) -> bool;
+    /// The resident set before any data.
+    fn rss_baseline(&self) -> u64;
+    /// `allocator_detail` from the last sample.
+    fn detail(&self) -> serde_json::Value;
+    /// `library_versions`.
+    fn library_versions(&self) -> BTreeMap<String, String>;
+    /// The server, its version, command line and configuration.
+    fn server_info(&self) -> ServerInfo;
+}
+
+/// Replays `spec` into a real server (`target` memcached or redis; `engine` runs
+/// [`crate::run::run`]). `stop` ends the replay early (Ctrl-C). Errors before any op ran
+/// (a refused configuration, a server that cannot start) are `Err`; a server that dies part
+/// way ends the run with what was measured, marked incomplete (see the module docs).
+pub fn run_peer(
+    spec: &RunSpec,
+    target: Target,
+    stop: &AtomicBool,
+    progress: &dyn Progress,
+) -> Result<RunResult, String> {
+    if target == Target::Engine {
+        return crate::run::run(spec, stop, progress);
+    }
+    if let Some(why) = refusal(target, &spec.alloc, spec.policy) {
+        return Err(why);
+    }
+    let env = crate::env::env();
+    // One streaming pass to count the ops, for the sampling interval and progress.
+    let mut total = 0u64;
+    for op in spec.workload.stream(spec.seed).map_err(|e| e.to_string())? {
+        op.map_err(|e| e.to_string())?;
+        total += 1;
+    }
+    let sample_every = spec
+        .sample_every
+        .unwrap_or((total / SAMPLES_PER_RUN).max(1))
+        .max(1);
+    let m = match target {
+        Target::Memcached => {
+            let mut peer = memcached::Memcached::start(spec)?;
+            replay(&mut peer, spec, total, sample_every, stop, progress)?
+        }
+        Target::Redis => {
+            let mut peer = redis::Redis::start(spec)?;
+            replay(&mut peer, spec, total, sample_every, stop, progress)?
+        }
+        Target::Engine => unreachable!("handled above"),
+    };
+    // The server is stopped (dropped) by now.
+    let last = m.timeline.last().cloned().unwrap_or_else(|| Sample {
+        op: 0,
+        phase: 0,
+        time_s: 0.0,
+        elapsed_s: 0.0,
+        memory: Memory {
+            rss_bytes: m.rss_baseline,
+            ..Memory::default()
+        },
+        hits: 0,
+        misses: 0,
+        sets: 0,
+        deletes: 0,
+        evictions: 0,
+        expired: 0,
+        oom_errors: 0,
+    });
+    let mem = last.memory;
+    let elapsed = m.elapsed.as_secs_f64();
+    let peak = m
+        .timeline
+        .iter()
+        .fold(Memory::default(), |p, s| p.max(&s.memory));
+    let summary = Summary {
+        ops: m.ops,
+        elapsed_s: elapsed,
+        ops_per_sec: per_sec(m.ops, elapsed),
+        items: mem.items,
+        payload_bytes: mem.payload_bytes,
+        requested_bytes: mem.requested_bytes,
+        allocated_bytes: mem.allocated_bytes,
+        footprint_bytes: mem.footprint_bytes,
+        index_bytes: mem.index_bytes,
+        rss_bytes: mem.rss_bytes,
+        rss_baseline_bytes: m.rss_baseline,
+        metadata_bytes: mem.requested_bytes as i64 - mem.payload_bytes as i64,
+        internal_waste_bytes: mem.allocated_bytes as i64 - mem.requested_bytes as i64,
+        external_fragmentation_bytes: mem.footprint_bytes as i64 - mem.allocated_bytes as i64,
+        hits: last.hits,
+        misses: last.misses,
+        evictions: last.evictions,
+        expired: last.expired,
+        oom_errors: last.oom_errors,
+        efficiency: mem.efficiency(),
+        peak,
+    };
+    Ok(RunResult {
+        schema: SCHEMA,
+        complete: m.incomplete.is_none(),
+        incomplete_reason: m.incomplete,
+        run: RunInfo {
+            workload: spec.workload_arg.clone(),
+            workload_parameters: spec.workload.parameters(),
+            alloc: spec.alloc.to_string(),
+            alloc_name: spec.alloc.name().to_string(),
+            library_versions: m.library_versions,
+            layout: spec.layout.name().to_string(),
+            eviction: spec.policy.name().to_string(),
+            memory_limit: spec.memory,
+            seed: spec.seed,
+            ops: total,
+            target: target.name().to_string(),
+            sample_every,
+            latency_every: spec.latency_every,
+            command: spec.command.clone(),
+            values: spec.values.name().to_string(),
+            server: Some(m.server),
+        },
+        env,
+        summary,
+        phases: m.phases,
+        timeline: m.timeline,
+        latency: m.latency,
+        command_errors: m.command_errors,
+        allocator_detail: m.allocator_detail,
+    })
+}
+
+fn per_sec(ops: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        ops as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// What a replay measured.
+struct Measured {
+    ops: u64,
+    elapsed: Duration,
+    rss_baseline: u64,
+    timeline: Vec<Sample>,
+    phases: Vec<PhaseResult>,
+    latency: BTreeMap<String, Latency>,
+    command_errors: BTreeMap<String, u64>,
+    allocator_detail: serde_json::Value,
+    library_versions: BTreeMap<String, String>,
+    server: ServerInfo,
+    incomplete: Option<String>,
+}
+
+/// Value bytes, grown on demand (the same bytes as the in-process runner's).
+struct Values {
+    kind: ValueBytes,
+    bytes: Vec<u8>,
+}
+
+impl Values {
+    fn get(&mut self, len: u32) -> &[u8] {
+        let len = len as usize;
+        if len > self.bytes.len() {
+            let start = self.bytes.len();
+            self.bytes.extend((start..len).map(|i| self.kind.byte(i)));
+        }
+        &self.bytes[..len]
+    }
+}
+
+/// A key's identity for payload tracking: the id as its bytes show it (a key shorter than its
+/// id's digits keeps the low digits only), and the length.
+fn key_identity(op: &Op) -> (u64, u16) {
+    let k = op.key;
+    let bits = 6 * u32::from(k.len);
+    let id = if bits >= 64 {
+        k.id
+    } else {
+        k.id & ((1u64 << bits) - 1)
+    };
+    (id, k.len)
+}
+
+/// Client-side counters and the payload the client stored.
+struct Counters {
+    sets: u64,
+    deletes: u64,
+    oom: u64,
+    errors: BTreeMap<String, u64>,
+    /// Value length per live key (Redis only).
+    live: HashMap<(u64, u16), u32>,
+    payload: u64,
+    track: bool,
+}
+
+impl Counters {
+    fn store(&mut self, op: &Op, value_len: u64) {
+        self.sets += 1;
+        if self.track {
+            let value_len = value_len.min(u64::from(u32::MAX)) as u32;
+            let key_len = u64::from(op.key.len);
+            let old = self.live.insert(key_identity(op), value_len);
+            if let Some(old) = old {
+                self.payload -= key_len + u64::from(old);
+            }
+            self.payload += key_len + u64::from(value_len);
+        }
+    }
+
+    fn delete(&mut self, op: &Op) {
+        self.deletes += 1;
+        if self.track {
+            if let Some(old) = self.live.remove(&key_identity(op)) {
+                self.payload -= u64::from(op.key.len) + u64::from(old);
+            }
+        }
+    }
+
+    fn error(&mut self, kind: &str) {
+        *self.errors.entry(kind.to_string()).or_insert(0) += 1;
+    }
+
+    /// Counts one reply; returns whether it was a miss of a get to fill.
+    fn note(&mut self, p: &Pending, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Miss => return p.op.fill && p.expect == Expect::Retrieval,
+            Outcome::Hit | Outcome::NotStored | Outcome::NotFound | Outcome::Touched => {}
+            Outcome::Stored => self.store(&p.op, u64::from(p.op.value_len)),
+            Outcome::Len(n) => self.store(&p.op, n),
+            Outcome::Deleted => self.delete(&p.op),
+            Outcome::Oom => self.oom += 1,
+            Outcome::Error(kind) => self.error(&kind),
+        }
+        false
+    }
+}
+
+/// A demand fill: the set that follows a get that missed.
+fn fill_op(get: &Op) -> Op {
+    Op {
+        kind: OpKind::Set,
+        fill: false,
+        ..*get
+    }
+}
+
+/// Sends `out` and reads one reply per entry of `pending`.
+fn round_trip<P: Peer>(
+    peer: &mut P,
+    out: &[u8],
+    pending: &[Pending],
+    outcomes: &mut Vec<Outcome>,
+) -> io::Result<()> {
+    outcomes.clear();
+    peer.conn().exchange(out, |c| {
+        for p in pending {
+            outcomes.push(P::read(c, p.expect)?);
+        }
+        Ok(())
+    })
+}
+
+/// The batch state of a replay.
+struct Replayer<'a, P: Peer> {
+    peer: &'a mut P,
+    values: Values,
+    counters: Counters,
+    out: Vec<u8>,
+    pending: Vec<Pending>,
+    outcomes: Vec<Outcome>,
+    fills: Vec<Op>,
+    elapsed: Duration,
+    rtt: Histogram<u64>,
+    batches: u64,
+    time_rtt: bool,
+}
+
+impl<P: Peer> Replayer<'_, P> {
+    /// Encodes `op` into the batch, or counts why it cannot be sent.
+    fn encode(&mut self, op: &Op) {
+        let value = self.values.get(op.value_len);
+        if let Err(kind) = self
+            .peer
+            .encode(op, value, &mut self.out, &mut self.pending)
+        {
+            self.counters.error(kind);
+        }
+    }
+
+    /// Sends the batch, reads its replies and counts them; misses to fill are queued.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            self.out.clear();
+            return Ok(());
+        }
+        let t = Instant::now();
+        let r = round_trip(self.peer, &self.out, &self.pending, &mut self.outcomes);
+        let ns = t.elapsed();
+        self.elapsed += ns;
+        r?;
+        self.batches += 1;
+        if self.time_rtt {
+            self.rtt.saturating_record((ns.as_nanos() as u64).max(1));
+        }
+        for (p, o) in self.pending.iter().zip(self.outcomes.drain(..)) {
+            if self.counters.note(p, o) {
+                self.fills.push(fill_op(&p.op));
+            }
+        }
+        self.out.clear();
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Encodes the queued fills into the (empty) batch.
+    fn encode_fills(&mut self) {
+        let fills = std::mem::take(&mut self.fills);
+        for f in &fills {
+            self.encode(f);
+        }
+    }
+
+    /// Sends the queued fills in a round trip of their own (before a sample).
+    fn flush_fills(&mut self) -> io::Result<()> {
+        if self.fills.is_empty() {
+            return Ok(());
+        }
+        self.encode_fills();
+        self.flush()
+    }
+
+    fn sample(&mut self, ops: u64, phase: u16, time_us: u64, settle: bool) -> io::Result<Sample> {
+        let f = self.peer.sample(settle, self.counters.payload)?;
+        Ok(Sample {
+            op: ops,
+            phase,
+            time_s: time_us as f64 / 1e6,
+            elapsed_s: self.elapsed.as_secs_f64(),
+            memory: f.memory,
+            hits: f.hits,
+            misses: f.misses,
+            sets: self.counters.sets,
+            deletes: self.counters.deletes,
+            evictions: f.evictions,
+            expired: f.expired,
+            oom_errors: self.counters.oom,
+        })
+    }
+}
+
+/// Describes a failed round trip: the server died, or the connection failed.
+fn failure<P: Peer>(peer: &mut P, e: &io::Error, ops: u64, total: u64) -> String {
+    let server = peer.server();
+    let (program, pid) = (server.program, server.pid());
+    match server.exited_within(Duration::from_millis(500)) {
+        Some(status) => {
+            format!("{program} (pid {pid}) died ({status}) after {ops} of {total} ops: {e}")
+        }
+        None => format!(
+            "the connection to {program} (pid {pid}) failed after {ops} of {total} ops: {e}"
+        ),
+    }
+}
+
+/// The replay loop: batches, samples at the same points as in-process, phases.
+fn replay<P: Peer>(
+    peer: &mut P,
+    spec: &RunSpec,
+    total: u64,
+    sample_every: u64,
+    stop: &AtomicBool,
+    progress: &dyn Progress,
+) -> Result<Measured, String> {
+    let track = peer.tracks_payload();
+    let stream = spec.workload.stream(spec.seed).map_err(|e| e.to_string())?;
+    let names = stream.phase_names();
+    let mut stream = stream.peekable();
+    let rss_baseline = peer.rss_baseline();
+    let mut r = Replayer {
+        peer,
+        values: Values {
+            kind: spec.values,
+            bytes: Vec::new(),
+        },
+        counters: Counters {
+            sets: 0,
+            deletes: 0,
+            oom: 0,
+            errors: BTreeMap::new(),
+            live: HashMap::new(),
+            payload: 0,
+            track,
+        },
+        out: Vec::with_capacity(1 << 16),
+        pending: Vec::with_capacity(BATCH * 2),
+        outcomes: Vec::with_capacity(BATCH * 2),
+        fills: Vec::new(),
+        elapsed: Duration::ZERO,
+        rtt: Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds"),
+        batches: 0,
+        time_rtt: spec.latency_every > 0,
+    };
+    let mut timeline: Vec<Sample> = Vec::with_capacity(SAMPLES_PER_RUN as usize + 16);
+    let mut phases: Vec<PhaseResult> = Vec::new();
+    let mut phase: u16 = 0;
+    let mut phase_start_ops = 0u64;
+    let mut phase_start_elapsed = Duration::ZERO;
+    let mut phase_peak = Memory::default();
+    let mut ops = 0u64;
+    let mut last_time_us = 0u64;
+    let mut next_sample = sample_every;
+    let mut incomplete: Option<String> = None;
+    // Keys of this batch's gets that fill on a miss.
+    let mut fill_keys: HashSet<(u64, u16)> = HashSet::new();
+
+    // The end of a phase: a sample (settled), the phase's record, the timeline.
+    #[allow(clippy::too_many_arguments)]
+    fn end_phase<P: Peer>(
+        r: &mut Replayer<'_, P>,
+        names: &[String],
+        ops: u64,
+        phase: u16,
+        time_us: u64,
+        timeline: &mut Vec<Sample>,
+        phase_peak: &mut Memory,
+        phases: &mut Vec<PhaseResult>,
+        start_ops: u64,
+        start_elapsed: Duration,
+    ) -> io::Result<()> {
+        r.flush_fills()?;
+        let s = r.sample(ops, phase, time_us, true)?;
+        *phase_peak = phase_peak.max(&s.memory);
+        let secs = (r.elapsed - start_elapsed).as_secs_f64();
+        phases.push(PhaseResult {
+            name: names
+                .get(usize::from(phase))
+                .cloned()
+                .unwrap_or_else(|| format!("phase {phase}")),
+            ops: ops - start_ops,
+            elapsed_s: secs,
+            ops_per_sec: per_sec(ops - start_ops, secs),
+            end: s.clone(),
+            peak: *phase_peak,
+        });
+        *phase_peak = Memory::default();
+        // A sample at the same op count was taken without settling: this one replaces it.
+        if timeline.last().map(|t| t.op) == Some(ops) {
+            timeline.pop();
+        }
+        timeline.push(s);
+        Ok(())
+    }
+
+    let result: io::Result<()> = (|| {
+        loop {
+            // Fills of the last batch go first.
+            r.encode_fills();
+            fill_keys.clear();
+            let mut n = 0u64;
+            let mut new_phase = None;
+            let mut stream_end = false;
+            let mut batch_last_time = last_time_us;
+            while (n as usize) < BATCH && r.out.len() < BATCH_BYTES && ops + n < next_sample {
+                match stream.peek() {
+                    None => {
+                        stream_end = true;
+                        break;
+                    }
+                    Some(Err(_)) => {
+                        if let Some(Err(e)) = stream.next() {
+                            incomplete = Some(format!("workload error after {} ops: {e}", ops + n));
+                        }
+                        stream_end = true;
+                        break;
+                    }
+                    Some(Ok(op)) if op.phase != phase => {
+                        new_phase = Some(op.phase);
+                        break;
+                    }
+                    // A key whose get may need a fill ends the batch: the fill goes first.
+                    Some(Ok(op)) if fill_keys.contains(&key_identity(op)) => break,
+                    Some(Ok(_)) => {}
+                }
+                let Some(Ok(op)) = stream.next() else {
+                    unreachable!("peeked")
+                };
+                if op.fill && matches!(op.kind, OpKind::Get | OpKind::Gets) {
+                    fill_keys.insert(key_identity(&op));
+                }
+                r.encode(&op);
+                batch_last_time = op.time_us;
+                n += 1;
+            }
+            r.flush()?;
+            ops += n;
+            last_time_us = batch_last_time;
+            let at_sample = n > 0 && ops == next_sample;
+            if at_sample {
+                r.flush_fills()?;
+                let s = r.sample(ops, phase, last_time_us, false)?;
+                phase_peak = phase_peak.max(&s.memory);
+                timeline.push(s);
+                progress.update(ops, total);
+                next_sample += sample_every;
+            }
+            if stop.load(Ordering::Relaxed) {
+                incomplete = Some(format!("interrupted after {ops} of {total} ops"));
+                break;
+            }
+            if let Some(p) = new_phase {
+                end_phase(
+                    &mut r,
+                    &names,
+                    ops,
+                    phase,
+                    last_time_us,
+                    &mut timeline,
+                    &mut phase_peak,
+                    &mut phases,
+                    phase_start_ops,
+                    phase_start_elapsed,
+                )?;
+                phase = p;
+                phase_start_ops = ops;
+                phase_start_elapsed = r.elapsed;
+            }
+            if stream_end {
+                break;
+            }
+        }
+        if ops > 0 || timeline.is_empty() {
+            end_phase(
+                &mut r,
+                &names,
+                ops,
+                phase,
+                last_time_us,
+                &mut timeline,
+                &mut phase_peak,
+                &mut phases,
+                phase_start_ops,
+                phase_start_elapsed,
+            )?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // A batch, a fill or a sample failed: the batch in flight is not counted in `ops`.
+        let why = failure(r.peer, &e, ops, total);
+        eprintln!("error: {why}");
+        incomplete = Some(why);
+    }
+    progress.update(ops, total);
+    let mut latency = BTreeMap::new();
+    if r.batches > 0 && r.time_rtt {
+        let h = &r.rtt;
+        latency.insert(
+            "round_trip".to_string(),
+            Latency {
+                count: r.batches,
+                timed: h.len(),
+                mean_ns: if h.is_empty() { 0.0 } else { h.mean() },
+                p50_ns: h.value_at_quantile(0.5),
+                p90_ns: h.value_at_quantile(0.9),
+                p99_ns: h.value_at_quantile(0.99),
+                p999_ns: h.value_at_quantile(0.999),
+                max_ns: h.max(),
+            },
+        );
+    }
+    let ops_done = ops;
+    let elapsed = r.elapsed;
+    let command_errors = std::mem::take(&mut r.counters.errors);
+    let peer = r.peer;
+    Ok(Measured {
+        ops: ops_done,
+        elapsed,
+        rss_baseline,
+        timeline,
+        phases,
+        latency,
+        command_errors,
+        allocator_detail: peer.detail(),
+        library_versions: peer.library_versions(),
+        server: peer.server_info(),
+        incomplete,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fraglab_workloads::Key;
+
+    #[test]
+    fn targets_parse_and_print() {
+        for t in Target::ALL {
+            assert_eq!(t.to_string().parse::<Target>().unwrap(), t);
+        }
+        let e = "valkey".parse::<Target>().unwrap_err();
+        assert!(e.contains("engine, memcached, redis"), "{e}");
+    }
+
+    #[test]
+    fn policies_map_to_redis_or_are_refused() {
+        assert_eq!(redis_policy(Policy::SampledLru), Some("allkeys-lru"));
+        assert_eq!(redis_policy(Policy::Lfu), Some("allkeys-lfu"));
+        assert_eq!(redis_policy(Policy::VolatileTtl), Some("volatile-ttl"));
+        assert_eq!(redis_policy(Policy::SlabLru), None);
+        let slab: AllocSpec = "slab".parse().unwrap();
+        let je: AllocSpec = "jemalloc".parse().unwrap();
+        assert!(refusal(Target::Memcached, &slab, Policy::SlabLru).is_none());
+        assert!(refusal(Target::Memcached, &slab, Policy::Noeviction).is_none());
+        assert!(refusal(Target::Memcached, &je, Policy::SlabLru)
+            .unwrap()
+            .contains("use --alloc slab[:...]"));
+        assert!(refusal(Target::Redis, &slab, Policy::SlabLru)
+            .unwrap()
+            .contains("allkeys-lru"));
+        assert!(refusal(Target::Redis, &je, Policy::SampledLru).is_none());
+        assert!(refusal(Target::Engine, &je, Policy::Fifo).is_none());
+    }
+
+    fn op(kind: OpKind, id: u64, len: u16, value_len: u32) -> Op {
+        Op {
+            time_us: 0,
+            kind,
+            key: Key { id, len },
+            value_len,
+            ttl: 0,
+            fill: false,
+            phase: 0,
+        }
+    }
+
+    #[test]
+    fn the_payload_follows_stores_and_deletes() {
+        let mut c = Counters {
+            sets: 0,
+            deletes: 0,
+            oom: 0,
+            errors: BTreeMap::new(),
+            live: HashMap::new(),
+            payload: 0,
+            track: true,
+        };
+        let set = |id, v| Pending {
+            op: op(OpKind::Set, id, 8, v),
+            expect: Expect::Store,
+        };
+        assert!(!c.note(&set(1, 100), Outcome::Stored));
+        assert!(!c.note(&set(2, 50), Outcome::Stored));
+        assert!(!c.note(&set(1, 10), Outcome::Stored));
+        assert_eq!(c.payload, 8 + 10 + 8 + 50);
+        let del = Pending {
+            op: op(OpKind::Delete, 2, 8, 0),
+            expect: Expect::Delete,
+        };
+        c.note(&del, Outcome::Deleted);
+        assert_eq!(c.payload, 18);
+        let append = Pending {
+            op: op(OpKind::Append, 1, 8, 5),
+            expect: Expect::Concat,
+        };
+        c.note(&append, Outcome::Len(15));
+        assert_eq!(c.payload, 23);
+        // A key shorter than its id's digits is the key of the id's low digits.
+        let alias = Pending {
+            op: op(OpKind::Set, 1 + (1 << 48), 8, 1),
+            expect: Expect::Store,
+        };
+        c.note(&alias, Outcome::Stored);
+        assert_eq!(c.payload, 9);
+        c.note(&set(3, 1), Outcome::Oom);
+        c.note(&set(3, 1), Outcome::Error("not_an_integer".into()));
+        assert_eq!((c.sets, c.deletes, c.oom), (5, 1, 1));
+        assert_eq!(c.errors["not_an_integer"], 1);
+        let get = Pending {
+            op: Op {
+                fill: true,
+                ..op(OpKind::Get, 9, 8, 30)
+            },
+            expect: Expect::Retrieval,
+        };
+        assert!(c.note(&get, Outcome::Miss), "a miss to fill");
+        assert!(!c.note(&get, Outcome::Hit));
+        let f = fill_op(&get.op);
+        assert_eq!((f.kind, f.fill, f.value_len), (OpKind::Set, false, 30));
+    }
+}

@@ -1,0 +1,703 @@
+//! The Redis peer: RESP, `INFO` and `CLIENT INFO` on a fresh connection per sample.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write as _};
+use std::time::Duration;
+
+use fraglab_reports::{Memory, ServerInfo};
+use fraglab_workloads::{Key, Op, OpKind};
+
+use super::conn::Conn;
+use super::server::{Launch, Server};
+use super::{redis_policy, Expect, Figures, Outcome, Peer, Pending};
+use crate::run::RunSpec;
+
+/// Settings recorded in `server.config` (`CONFIG GET`).
+const CONFIG: &[&str] = &[
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
+    "maxmemory-eviction-tenacity",
+    "hz",
+    "dynamic-hz",
+    "activedefrag",
+    "active-expire-effort",
+    "activerehashing",
+    "lazyfree-lazy-eviction",
+    "lazyfree-lazy-expire",
+    "lazyfree-lazy-server-del",
+    "lazyfree-lazy-user-del",
+    "lfu-log-factor",
+    "lfu-decay-time",
+    "latency-tracking",
+    "jemalloc-bg-thread",
+    "io-threads",
+    "save",
+    "appendonly",
+    "bind",
+    "port",
+    "hash-max-listpack-entries",
+    "hash-max-listpack-value",
+    "set-max-intset-entries",
+    "zset-max-listpack-entries",
+    "list-max-listpack-size",
+];
+
+/// How long the baseline and phase-end samples wait for Redis's cron (every 100 ms at the
+/// default `hz 10`) to refresh `allocator_active` and `used_memory_rss`.
+const SETTLE: Duration = Duration::from_millis(150);
+/// How long a sample waits for the server to free the closed data connection.
+const CLIENT_FREE_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Info = HashMap<String, String>;
+
+/// A reply, with bulk strings and arrays skipped.
+#[derive(Debug)]
+enum Reply {
+    Status(bool),
+    Error(String),
+    Int(i64),
+    Nil,
+    Bulk,
+    Array,
+}
+
+fn bad(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+/// The header of a reply: its type byte and the rest of the line.
+fn header(c: &mut Conn) -> io::Result<(u8, String)> {
+    let line = c.line()?;
+    let Some((&t, rest)) = line.split_first() else {
+        return Err(bad("an empty reply line".into()));
+    };
+    Ok((t, String::from_utf8_lossy(rest).into_owned()))
+}
+
+fn int(s: &str) -> io::Result<i64> {
+    s.parse()
+        .map_err(|_| bad(format!("a malformed length or integer `{s}`")))
+}
+
+/// Reads one reply, skipping the contents of bulk strings and arrays.
+fn reply(c: &mut Conn) -> io::Result<Reply> {
+    let (t, rest) = header(c)?;
+    Ok(match t {
+        b'+' => Reply::Status(rest == "OK"),
+        b'-' => Reply::Error(rest),
+        b':' => Reply::Int(int(&rest)?),
+        b'$' => {
+            let n = int(&rest)?;
+            if n < 0 {
+                Reply::Nil
+            } else {
+                c.skip(n as usize + 2)?;
+                Reply::Bulk
+            }
+        }
+        b'*' => {
+            let n = int(&rest)?;
+            if n < 0 {
+                Reply::Nil
+            } else {
+                for _ in 0..n {
+                    reply(c)?;
+                }
+                Reply::Array
+            }
+        }
+        other => return Err(bad(format!("an unknown reply type `{}`", other as char))),
+    })
+}
+
+/// Reads a bulk string.
+fn bulk(c: &mut Conn) -> io::Result<Vec<u8>> {
+    let (t, rest) = header(c)?;
+    match t {
+        b'$' => {
+            let n = int(&rest)?;
+            if n < 0 {
+                return Err(bad("a nil reply where a string was expected".into()));
+            }
+            let mut v = c.take(n as usize + 2)?;
+            v.truncate(n as usize);
+            Ok(v)
+        }
+        b'-' => Err(bad(format!("error reply: {rest}"))),
+        _ => Err(bad(format!("unexpected reply `{}{rest}`", t as char))),
+    }
+}
+
+/// Reads an array of bulk strings.
+fn strings(c: &mut Conn) -> io::Result<Vec<String>> {
+    let (t, rest) = header(c)?;
+    if t != b'*' {
+        return Err(bad(format!("unexpected reply `{}{rest}`", t as char)));
+    }
+    let n = int(&rest)?;
+    (0..n.max(0))
+        .map(|_| bulk(c).map(|b| String::from_utf8_lossy(&b).into_owned()))
+        .collect()
+}
+
+/// Appends a RESP array header.
+fn array(out: &mut Vec<u8>, n: usize) {
+    let _ = write!(out, "*{n}\r\n");
+}
+
+/// Appends a bulk string.
+fn arg(out: &mut Vec<u8>, b: &[u8]) {
+    let _ = write!(out, "${}\r\n", b.len());
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends a key as a bulk string.
+fn key_arg(out: &mut Vec<u8>, key: Key) {
+    let _ = write!(out, "${}\r\n", key.len);
+    key.write_to(out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A command of plain arguments.
+fn command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    array(&mut out, args.len());
+    for a in args {
+        arg(&mut out, a);
+    }
+    out
+}
+
+/// `INFO`'s text as a map (the `# Section` lines dropped).
+fn parse_info(text: &[u8]) -> Info {
+    String::from_utf8_lossy(text)
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// `CLIENT INFO`'s `name=value` fields.
+fn parse_client(text: &[u8]) -> Info {
+    String::from_utf8_lossy(text)
+        .split_whitespace()
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn num(i: &Info, name: &str) -> u64 {
+    i.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Keys of db0 (`db0:keys=N,expires=M,avg_ttl=T`).
+fn db0_keys(i: &Info) -> u64 {
+    i.get("db0")
+        .and_then(|v| {
+            v.split(',')
+                .find_map(|f| f.strip_prefix("keys="))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pid_of(port: u16) -> io::Result<u32> {
+    let mut c = Conn::connect(port)?;
+    let info = c.exchange(&command(&[b"INFO", b"server"]), bulk)?;
+    num(&parse_info(&info), "process_id")
+        .try_into()
+        .ok()
+        .filter(|&p: &u32| p > 0)
+        .ok_or_else(|| bad("no process_id in INFO server".into()))
+}
+
+/// An error reply as the replay counts it.
+fn error_outcome(e: &str) -> Outcome {
+    let kind = if e.starts_with("OOM") {
+        return Outcome::Oom;
+    } else if e.contains("not an integer") {
+        "not_an_integer"
+    } else if e.contains("would overflow") {
+        "overflow"
+    } else if e.contains("invalid expire time") {
+        "invalid_ttl"
+    } else if e.contains("exceeds maximum allowed size") {
+        "value_too_large"
+    } else if e.starts_with("WRONGTYPE") {
+        "wrong_type"
+    } else {
+        return Outcome::Error(format!("other: {}", e.chars().take(80).collect::<String>()));
+    };
+    Outcome::Error(kind.into())
+}
+
+/// The baseline: figures after the warm-up, before any data.
+#[derive(Debug, Default)]
+struct Base {
+    used_memory: u64,
+    allocator_active: u64,
+    rss: u64,
+    hits: u64,
+    misses: u64,
+    evicted: u64,
+    expired: u64,
+}
+
+/// A running redis-server and a connection to it.
+#[derive(Debug)]
+pub(crate) struct Redis {
+    server: Server,
+    conn: Conn,
+    version: String,
+    mem_allocator: String,
+    config: BTreeMap<String, String>,
+    base: Base,
+    last: Info,
+}
+
+impl Redis {
+    /// Starts redis-server for `spec`, warms its commands up and takes the baseline.
+    pub fn start(spec: &RunSpec) -> Result<Redis, String> {
+        let policy = redis_policy(spec.policy)
+            .ok_or_else(|| format!("the redis target has no policy `{}`", spec.policy.name()))?;
+        let memory = spec.memory;
+        let make = |port: u16| {
+            let mut a: Vec<String> = [
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--activerehashing",
+                "no",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            if let Some(m) = memory {
+                a.extend([
+                    "--maxmemory".into(),
+                    m.to_string(),
+                    "--maxmemory-policy".into(),
+                    policy.into(),
+                ]);
+            }
+            a
+        };
+        let server = Server::start(&Launch {
+            program: "redis-server",
+            package: "redis-server",
+            args: &make,
+            pid_of: &pid_of,
+            port_taken: &["Address already in use"],
+        })?;
+        eprintln!(
+            "started redis-server pid {} on 127.0.0.1:{}",
+            server.pid(),
+            server.port
+        );
+        let pid = server.pid();
+        let io = |e: io::Error| format!("redis-server (pid {pid}): {e}");
+        let conn = Conn::connect(server.port).map_err(io)?;
+        let mut r = Redis {
+            server,
+            conn,
+            version: String::new(),
+            mem_allocator: String::new(),
+            config: BTreeMap::new(),
+            base: Base::default(),
+            last: Info::new(),
+        };
+        r.warm_up().map_err(io)?;
+        let info = r.fresh_info(true).map_err(io)?;
+        r.version = info.get("redis_version").cloned().unwrap_or_default();
+        r.mem_allocator = info.get("mem_allocator").cloned().unwrap_or_default();
+        r.base = Base {
+            used_memory: num(&info, "used_memory"),
+            allocator_active: num(&info, "allocator_active"),
+            rss: num(&info, "used_memory_rss"),
+            hits: num(&info, "keyspace_hits"),
+            misses: num(&info, "keyspace_misses"),
+            evicted: num(&info, "evicted_keys"),
+            expired: num(&info, "expired_keys"),
+        };
+        r.last = info;
+        Ok(r)
+    }
+
+    /// Runs every command the replay can send once on a scratch key (Redis allocates a
+    /// latency histogram on each command's first use), and reads the configuration.
+    fn warm_up(&mut self) -> io::Result<()> {
+        let mut out = Vec::new();
+        let cmds: &[&[&[u8]]] = &[
+            &[b"SET", b"fraglab:warm", b"1", b"EX", b"100"],
+            &[b"SET", b"fraglab:warm", b"1", b"NX"],
+            &[b"SET", b"fraglab:warm", b"1", b"XX"],
+            &[b"GET", b"fraglab:warm"],
+            &[b"APPEND", b"fraglab:warm", b"2"],
+            &[b"INCRBY", b"fraglab:warm", b"1"],
+            &[b"DECRBY", b"fraglab:warm", b"1"],
+            &[b"EXPIRE", b"fraglab:warm", b"100"],
+            &[b"PERSIST", b"fraglab:warm"],
+            &[b"MGET", b"fraglab:warm", b"fraglab:warm"],
+            &[b"DEL", b"fraglab:warm"],
+            &[b"INFO"],
+            &[b"CLIENT", b"INFO"],
+        ];
+        for c in cmds {
+            out.extend(command(c));
+        }
+        self.conn.exchange(&out, |c| {
+            for _ in cmds {
+                if let Reply::Error(e) = reply(c)? {
+                    return Err(bad(format!("warm-up: {e}")));
+                }
+            }
+            Ok(())
+        })?;
+        let mut get: Vec<&[u8]> = vec![b"CONFIG", b"GET"];
+        get.extend(CONFIG.iter().map(|s| s.as_bytes()));
+        let pairs = self.conn.exchange(&command(&get), strings)?;
+        self.config = pairs
+            .chunks(2)
+            .filter_map(|p| match p {
+                [k, v] => Some((k.clone(), v.clone())),
+                _ => None,
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// `INFO` on a fresh connection, once the server has freed the previous one, with
+    /// `used_memory` less the new client's reply buffer (which Redis's cron resizes):
+    /// every sample then counts one fresh client, as the baseline does. The new connection
+    /// carries the next batches.
+    fn fresh_info(&mut self, settle: bool) -> io::Result<Info> {
+        let port = self.server.port;
+        // Closing the data connection frees its buffers in the server.
+        self.conn = Conn::connect(port)?;
+        if settle {
+            std::thread::sleep(SETTLE);
+            self.conn = Conn::connect(port)?;
+        }
+        let mut out = command(&[b"INFO"]);
+        out.extend(command(&[b"CLIENT", b"INFO"]));
+        let deadline = std::time::Instant::now() + CLIENT_FREE_TIMEOUT;
+        loop {
+            let (info, client) = self.conn.exchange(&out, |c| Ok((bulk(c)?, bulk(c)?)))?;
+            let mut info = parse_info(&info);
+            if num(&info, "connected_clients") == 1 {
+                let client = parse_client(&client);
+                let reported = num(&info, "used_memory");
+                let used = reported.saturating_sub(num(&client, "rbs"));
+                info.insert("used_memory".into(), used.to_string());
+                info.insert("used_memory_reported".into(), reported.to_string());
+                info.insert("client_rbs".into(), num(&client, "rbs").to_string());
+                return Ok(info);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the server kept {} clients after ours closed",
+                        num(&info, "connected_clients")
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Appends the RESP requests for `op` (see the module docs of `peer`).
+fn encode_op(
+    op: &Op,
+    value: &[u8],
+    out: &mut Vec<u8>,
+    pending: &mut Vec<Pending>,
+) -> Result<(), &'static str> {
+    let expect = match op.kind {
+        OpKind::Get | OpKind::Gets => {
+            array(out, 2);
+            arg(out, b"GET");
+            key_arg(out, op.key);
+            Expect::Retrieval
+        }
+        OpKind::Set | OpKind::Add | OpKind::Replace | OpKind::Cas => {
+            let cond: Option<&[u8]> = match op.kind {
+                OpKind::Set => None,
+                OpKind::Add => Some(b"NX"),
+                _ => Some(b"XX"),
+            };
+            array(
+                out,
+                3 + if op.ttl > 0 { 2 } else { 0 } + usize::from(cond.is_some()),
+            );
+            arg(out, b"SET");
+            key_arg(out, op.key);
+            arg(out, value);
+            if op.ttl > 0 {
+                arg(out, b"EX");
+                arg(out, op.ttl.to_string().as_bytes());
+            }
+            if let Some(c) = cond {
+                arg(out, c);
+            }
+            Expect::Store
+        }
+        OpKind::Append => {
+            array(out, 3);
+            arg(out, b"APPEND");
+            key_arg(out, op.key);
+            arg(out, value);
+            Expect::Concat
+        }
+        OpKind::Prepend => return Err("unsupported"),
+        OpKind::Incr | OpKind::Decr => {
+            array(out, 3);
+            arg(
+                out,
+                if op.kind == OpKind::Incr {
+                    b"INCRBY"
+                } else {
+                    b"DECRBY"
+                },
+            );
+            key_arg(out, op.key);
+            arg(out, b"1");
+            Expect::Arith
+        }
+        OpKind::Delete => {
+            array(out, 2);
+            arg(out, b"DEL");
+            key_arg(out, op.key);
+            Expect::Delete
+        }
+        OpKind::Touch => {
+            if op.ttl > 0 {
+                array(out, 3);
+                arg(out, b"EXPIRE");
+                key_arg(out, op.key);
+                arg(out, op.ttl.to_string().as_bytes());
+            } else {
+                array(out, 2);
+                arg(out, b"PERSIST");
+                key_arg(out, op.key);
+            }
+            Expect::Touch
+        }
+        OpKind::Scan => {
+            if op.value_len == 0 {
+                return Ok(());
+            }
+            array(out, 1 + op.value_len as usize);
+            arg(out, b"MGET");
+            for i in 0..u64::from(op.value_len) {
+                key_arg(
+                    out,
+                    Key {
+                        id: op.key.id.wrapping_add(i),
+                        len: op.key.len,
+                    },
+                );
+            }
+            Expect::Multi
+        }
+    };
+    pending.push(Pending { op: *op, expect });
+    Ok(())
+}
+
+impl Peer for Redis {
+    fn server(&mut self) -> &mut Server {
+        &mut self.server
+    }
+
+    fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+
+    fn encode(
+        &mut self,
+        op: &Op,
+        value: &[u8],
+        out: &mut Vec<u8>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(), &'static str> {
+        encode_op(op, value, out, pending)
+    }
+
+    fn read(c: &mut Conn, expect: Expect) -> io::Result<Outcome> {
+        let r = reply(c)?;
+        Ok(match (expect, r) {
+            (_, Reply::Error(e)) => error_outcome(&e),
+            (Expect::Retrieval, Reply::Bulk) => Outcome::Hit,
+            (Expect::Retrieval, Reply::Nil) => Outcome::Miss,
+            (Expect::Multi, Reply::Array) => Outcome::Hit,
+            (Expect::Store, Reply::Status(true)) => Outcome::Stored,
+            (Expect::Store, Reply::Nil) => Outcome::NotStored,
+            (Expect::Concat, Reply::Int(n)) => Outcome::Len(n.max(0) as u64),
+            (Expect::Arith, Reply::Int(n)) => Outcome::Len(n.to_string().len() as u64),
+            (Expect::Delete, Reply::Int(n)) => {
+                if n > 0 {
+                    Outcome::Deleted
+                } else {
+                    Outcome::NotFound
+                }
+            }
+            (Expect::Touch, Reply::Int(n)) => {
+                if n > 0 {
+                    Outcome::Touched
+                } else {
+                    Outcome::NotFound
+                }
+            }
+            (e, r) => Outcome::Error(format!("other: unexpected reply {r:?} to a {e:?}")),
+        })
+    }
+
+    fn sample(&mut self, settle: bool, payload: u64) -> io::Result<Figures> {
+        let i = self.fresh_info(settle)?;
+        let b = &self.base;
+        let allocated = num(&i, "used_memory").saturating_sub(b.used_memory);
+        let f = Figures {
+            memory: Memory {
+                items: db0_keys(&i),
+                payload_bytes: payload,
+                requested_bytes: allocated,
+                allocated_bytes: allocated,
+                footprint_bytes: num(&i, "allocator_active").saturating_sub(b.allocator_active),
+                index_bytes: 0,
+                rss_bytes: num(&i, "used_memory_rss"),
+            },
+            hits: num(&i, "keyspace_hits").saturating_sub(b.hits),
+            misses: num(&i, "keyspace_misses").saturating_sub(b.misses),
+            evictions: num(&i, "evicted_keys").saturating_sub(b.evicted),
+            expired: num(&i, "expired_keys").saturating_sub(b.expired),
+        };
+        self.last = i;
+        Ok(f)
+    }
+
+    fn tracks_payload(&self) -> bool {
+        true
+    }
+
+    fn rss_baseline(&self) -> u64 {
+        self.base.rss
+    }
+
+    fn detail(&self) -> serde_json::Value {
+        let i = &self.last;
+        serde_json::json!({
+            "allocator": "redis",
+            "used_memory": num(i, "used_memory"),
+            "used_memory_baseline": self.base.used_memory,
+            "allocator_allocated": num(i, "allocator_allocated"),
+            "allocator_active": num(i, "allocator_active"),
+            "allocator_resident": num(i, "allocator_resident"),
+            "mem_fragmentation_ratio": i
+                .get("mem_fragmentation_ratio")
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0),
+            "mem_allocator": self.mem_allocator,
+            "used_memory_reported": num(i, "used_memory_reported"),
+            "client_reply_buffer": num(i, "client_rbs"),
+        })
+    }
+
+    fn library_versions(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("redis".to_string(), self.version.clone()),
+            ("allocator".to_string(), self.mem_allocator.clone()),
+        ])
+    }
+
+    fn server_info(&self) -> ServerInfo {
+        ServerInfo {
+            program: "redis-server".into(),
+            version: self.version.clone(),
+            args: self.server.command.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(kind: OpKind, ttl: u32, value: &[u8]) -> Result<String, &'static str> {
+        let op = Op {
+            time_us: 0,
+            kind,
+            key: Key { id: 65, len: 3 },
+            value_len: value.len() as u32,
+            ttl,
+            fill: false,
+            phase: 0,
+        };
+        let mut out = Vec::new();
+        let mut pending = Vec::new();
+        encode_op(&op, value, &mut out, &mut pending)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn ops_become_resp_commands() {
+        assert_eq!(
+            encode(OpKind::Set, 0, b"AB").unwrap(),
+            "*3\r\n$3\r\nSET\r\n$3\r\n11.\r\n$2\r\nAB\r\n"
+        );
+        assert_eq!(
+            encode(OpKind::Add, 30, b"A").unwrap(),
+            "*6\r\n$3\r\nSET\r\n$3\r\n11.\r\n$1\r\nA\r\n$2\r\nEX\r\n$2\r\n30\r\n$2\r\nNX\r\n"
+        );
+        assert!(encode(OpKind::Cas, 0, b"A")
+            .unwrap()
+            .ends_with("$2\r\nXX\r\n"));
+        assert!(encode(OpKind::Incr, 0, b"").unwrap().contains("INCRBY"));
+        assert!(encode(OpKind::Touch, 0, b"").unwrap().contains("PERSIST"));
+        assert!(encode(OpKind::Touch, 5, b"").unwrap().contains("EXPIRE"));
+        assert_eq!(encode(OpKind::Prepend, 0, b"A"), Err("unsupported"));
+        let scan = encode(OpKind::Scan, 0, b"ABC").unwrap();
+        assert!(scan.starts_with("*4\r\n$4\r\nMGET\r\n"), "{scan}");
+    }
+
+    #[test]
+    fn error_replies_are_classified() {
+        assert_eq!(
+            error_outcome("OOM command not allowed when used memory > 'maxmemory'."),
+            Outcome::Oom
+        );
+        assert_eq!(
+            error_outcome("ERR value is not an integer or out of range"),
+            Outcome::Error("not_an_integer".into())
+        );
+        assert_eq!(
+            error_outcome("ERR increment or decrement would overflow"),
+            Outcome::Error("overflow".into())
+        );
+        assert_eq!(
+            error_outcome("ERR invalid expire time in 'set' command"),
+            Outcome::Error("invalid_ttl".into())
+        );
+    }
+
+    #[test]
+    fn info_and_keyspace_parse() {
+        let i = parse_info(
+            b"# Memory\r\nused_memory:123\r\n# Keyspace\r\ndb0:keys=7,expires=1,avg_ttl=0\r\n",
+        );
+        assert_eq!(num(&i, "used_memory"), 123);
+        assert_eq!(db0_keys(&i), 7);
+        assert_eq!(db0_keys(&Info::new()), 0);
+        let c = parse_client(b"id=3 qbuf=26 rbs=16384 tot-mem=37658");
+        assert_eq!(num(&c, "rbs"), 16384);
+    }
+}

@@ -1,0 +1,423 @@
+//! `fraglab validate`: the models against the systems they model, as a table of cases.
+//!
+//! Each case runs one workload twice with the same seed: through the engine (in this process)
+//! and through the real server (`memcached` or `redis-server` from PATH, started on loopback
+//! and stopped by its pid). It then compares one figure with a tolerance:
+//!
+//! - memcached layout over `slab` against memcached 1.6: per-class pages and used chunks must be
+//!   equal in every class (the figure is the number of classes that differ), and evictions
+//!   within 2%;
+//! - redis layout over `zmalloc:backend=jemalloc,prefix=0` against Redis 7: `used_memory`
+//!   growth within 1%;
+//! - Redis's own memory test (`memefficiency-*`): the efficiency it computes, written bytes
+//!   (key + value + 2 per entry) over `used_memory` growth, model against real within 1%, and
+//!   both at or above the test's threshold.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use fraglab_allocators::AllocSpec;
+use fraglab_engine::{LayoutKind, Policy};
+use fraglab_reports::RunResult;
+use fraglab_workloads::dist::{Popularity, SizeDist, TtlDist};
+use fraglab_workloads::presets::{self, memefficiency_threshold, PresetParams};
+use fraglab_workloads::spec::{PhaseSpec, WorkloadSpec};
+use fraglab_workloads::Workload;
+use serde::Serialize;
+
+use crate::peer::{run_peer, Target};
+use crate::run::{run, RunSpec, ValueBytes};
+use crate::Format;
+
+/// One row of the table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CaseResult {
+    /// The case.
+    pub case: String,
+    /// The figure compared.
+    pub metric: String,
+    /// The model's figure.
+    pub model: f64,
+    /// The real server's figure.
+    pub real: f64,
+    /// How far apart: relative (`(model - real) / real`) for tolerances in percent, absolute
+    /// for counts.
+    pub diff: f64,
+    /// The largest `|diff|` that passes.
+    pub tolerance: f64,
+    /// Whether it passed.
+    pub pass: bool,
+}
+
+/// A workload of `keys` sets of new keys (and optional later phases).
+fn sets(name: &str, keys: u64, key_size: SizeDist, value_size: SizeDist) -> WorkloadSpec {
+    WorkloadSpec {
+        name: name.to_string(),
+        description: format!("fraglab validate: {name}"),
+        keyspace: keys,
+        key_size,
+        popularity: Popularity::Sequential,
+        value_size,
+        mix: [("set".to_string(), 1.0)].into(),
+        ttl: TtlDist::None,
+        arrival: Default::default(),
+        demand_fill: false,
+        preload: None,
+        phases: vec![PhaseSpec::ops("write", keys)],
+    }
+}
+
+fn fixed(size: f64) -> SizeDist {
+    SizeDist::Fixed { size }
+}
+
+fn uniform(min: f64, max: f64) -> SizeDist {
+    SizeDist::Uniform { min, max }
+}
+
+struct Case {
+    name: String,
+    workload: WorkloadSpec,
+    alloc: &'static str,
+    memory: Option<u64>,
+    values: ValueBytes,
+    kind: Kind,
+}
+
+enum Kind {
+    /// Per-class pages and used chunks, and evictions.
+    Memcached,
+    /// `used_memory` growth.
+    Redis,
+    /// Redis's memefficiency efficiency, with the test's threshold.
+    Efficiency(f64),
+}
+
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    let mc = |name: &str, w: WorkloadSpec, alloc: &'static str, memory: Option<u64>| Case {
+        name: format!("memcached: {name}"),
+        workload: w,
+        alloc,
+        memory,
+        values: ValueBytes::Letters,
+        kind: Kind::Memcached,
+    };
+    out.push(mc(
+        "-f 1.25, fixed 100-byte values",
+        sets("fixed-100", 20_000, fixed(16.0), fixed(100.0)),
+        "slab",
+        None,
+    ));
+    out.push(mc(
+        "-f 1.25, mixed 10..5000-byte values",
+        sets("mixed", 20_000, uniform(8.0, 64.0), uniform(10.0, 5000.0)),
+        "slab",
+        None,
+    ));
+    out.push(mc(
+        "-f 1.08, mixed 10..5000-byte values",
+        sets("mixed", 20_000, uniform(8.0, 64.0), uniform(10.0, 5000.0)),
+        "slab:factor=1.08",
+        None,
+    ));
+    out.push(mc(
+        "-f 2, values up to 700 KB (chunked items)",
+        sets("large", 300, fixed(20.0), uniform(100.0, 700_000.0)),
+        "slab:factor=2",
+        None,
+    ));
+    out.push(mc(
+        "-f 1.25 -m 8, mixed values, evicting",
+        sets(
+            "evicting",
+            60_000,
+            uniform(8.0, 64.0),
+            uniform(100.0, 3000.0),
+        ),
+        "slab",
+        Some(8 << 20),
+    ));
+    let redis = |name: &str, w: WorkloadSpec, values: ValueBytes| Case {
+        name: format!("redis: {name}"),
+        workload: w,
+        alloc: "zmalloc:backend=jemalloc,prefix=0",
+        memory: None,
+        values,
+        kind: Kind::Redis,
+    };
+    out.push(redis(
+        "16-byte keys, 100-byte values",
+        sets("k16-v100", 2000, fixed(16.0), fixed(100.0)),
+        ValueBytes::Letters,
+    ));
+    out.push(redis(
+        "`key:N` keys, embedded strings (1..44 bytes)",
+        sets(
+            "embstr",
+            3000,
+            SizeDist::Decimal { prefix: 4 },
+            uniform(1.0, 44.0),
+        ),
+        ValueBytes::Letters,
+    ));
+    out.push(redis(
+        "40-byte keys, 1000..1100-byte values",
+        sets("k40-v1000", 1000, fixed(40.0), uniform(1000.0, 1100.0)),
+        ValueBytes::Letters,
+    ));
+    out.push(redis(
+        "integers of 1..19 digits",
+        sets("integers", 3000, fixed(12.0), uniform(1.0, 19.0)),
+        ValueBytes::Digits,
+    ));
+    let mut ttl = sets("ttl", 2000, fixed(12.0), fixed(60.0));
+    ttl.ttl = TtlDist::Fixed { seconds: 3600 };
+    out.push(redis("TTLs (EX 3600)", ttl, ValueBytes::Letters));
+    let mut half = sets("half-deleted", 4000, fixed(12.0), uniform(20.0, 320.0));
+    half.phases
+        .push(PhaseSpec::delete_fraction("delete-half", 0.5));
+    out.push(redis(
+        "after deleting half the keys",
+        half,
+        ValueBytes::Letters,
+    ));
+    for range in [32u64, 64, 128, 1024, 16384] {
+        let name = format!("memefficiency-{range}");
+        let spec = presets::preset(&name, &PresetParams::default()).expect("a preset");
+        out.push(Case {
+            name: format!("redis: {name}"),
+            workload: spec,
+            alloc: "zmalloc:backend=jemalloc,prefix=0",
+            memory: None,
+            values: ValueBytes::Letters,
+            kind: Kind::Efficiency(memefficiency_threshold(range).expect("a threshold")),
+        });
+    }
+    out
+}
+
+fn spec_for(case: &Case) -> Result<RunSpec, String> {
+    let alloc: AllocSpec = case.alloc.parse().map_err(|e| format!("{e}"))?;
+    let (layout, policy) = match alloc {
+        AllocSpec::Slab(_) => (LayoutKind::Memcached, Policy::SlabLru),
+        _ => (LayoutKind::Redis, Policy::SampledLru),
+    };
+    Ok(RunSpec {
+        workload_arg: case.workload.name.clone(),
+        workload: Workload::Spec {
+            spec: Box::new(case.workload.clone()),
+            base: PathBuf::new(),
+        },
+        alloc,
+        layout,
+        policy,
+        memory: case.memory,
+        seed: 1,
+        sample_every: None,
+        latency_every: 0,
+        command: vec!["fraglab".into(), "validate".into()],
+        values: case.values,
+    })
+}
+
+/// Per class: (pages, used chunks).
+fn classes(r: &RunResult) -> BTreeMap<u64, (u64, u64)> {
+    r.allocator_detail["classes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let g = |f: &str| c[f].as_u64().unwrap_or(0);
+            (g("class"), (g("total_pages"), g("used_chunks")))
+        })
+        .collect()
+}
+
+fn relative(model: f64, real: f64) -> f64 {
+    if real == 0.0 {
+        if model == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        (model - real) / real
+    }
+}
+
+/// Written bytes as Redis's memefficiency test counts them: key + value + 2 per set.
+fn written(spec: &RunSpec) -> Result<f64, String> {
+    let mut total = 0u64;
+    for op in spec.workload.stream(spec.seed).map_err(|e| e.to_string())? {
+        let op = op.map_err(|e| e.to_string())?;
+        total += u64::from(op.key.len) + u64::from(op.value_len) + 2;
+    }
+    Ok(total as f64)
+}
+
+fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
+    let spec = spec_for(case)?;
+    let target = match case.kind {
+        Kind::Memcached => Target::Memcached,
+        _ => Target::Redis,
+    };
+    let model = run(&spec, stop, &())?;
+    let real = run_peer(&spec, target, stop, &())?;
+    if !real.complete {
+        return Err(format!(
+            "the real server's run is incomplete: {}",
+            real.incomplete_reason.as_deref().unwrap_or("?")
+        ));
+    }
+    let row = |metric: &str, m: f64, r: f64, diff: f64, tol: f64| CaseResult {
+        case: case.name.clone(),
+        metric: metric.to_string(),
+        model: m,
+        real: r,
+        diff,
+        tolerance: tol,
+        pass: diff.abs() <= tol,
+    };
+    Ok(match case.kind {
+        Kind::Memcached => {
+            let (m, r) = (classes(&model), classes(&real));
+            let keys: std::collections::BTreeSet<u64> = m.keys().chain(r.keys()).copied().collect();
+            let differ = |pick: fn(&(u64, u64)) -> u64| {
+                keys.iter()
+                    .filter(|k| m.get(k).map(pick) != r.get(k).map(pick))
+                    .count() as f64
+            };
+            let total = |c: &BTreeMap<u64, (u64, u64)>, pick: fn(&(u64, u64)) -> u64| {
+                c.values().map(pick).sum::<u64>() as f64
+            };
+            let mut rows = vec![
+                row(
+                    "pages (classes that differ)",
+                    total(&m, |c| c.0),
+                    total(&r, |c| c.0),
+                    differ(|c| c.0),
+                    0.0,
+                ),
+                row(
+                    "used chunks (classes that differ)",
+                    total(&m, |c| c.1),
+                    total(&r, |c| c.1),
+                    differ(|c| c.1),
+                    0.0,
+                ),
+            ];
+            if case.memory.is_some() {
+                let (me, re) = (
+                    model.summary.evictions as f64,
+                    real.summary.evictions as f64,
+                );
+                rows.push(row("evictions", me, re, relative(me, re), 0.02));
+            }
+            rows
+        }
+        Kind::Redis => {
+            let (m, r) = (
+                model.summary.allocated_bytes as f64,
+                real.summary.allocated_bytes as f64,
+            );
+            vec![row("used_memory growth", m, r, relative(m, r), 0.01)]
+        }
+        Kind::Efficiency(threshold) => {
+            let w = written(&spec)?;
+            let m = w / model.summary.allocated_bytes.max(1) as f64;
+            let r = w / real.summary.allocated_bytes.max(1) as f64;
+            let mut e = row("efficiency", m, r, relative(m, r), 0.01);
+            let pass_threshold = m >= threshold && r >= threshold;
+            let mut t = row(
+                &format!("efficiency >= {threshold} (the test's threshold)"),
+                m,
+                r,
+                if pass_threshold { 0.0 } else { 1.0 },
+                0.0,
+            );
+            t.pass = pass_threshold;
+            e.pass = e.pass && e.diff.is_finite();
+            vec![e, t]
+        }
+    })
+}
+
+/// `fraglab validate`: runs every case; returns the table (or JSON) and whether all passed.
+pub fn validate(format: Format, stop: &AtomicBool) -> Result<(String, bool), String> {
+    let mut results = Vec::new();
+    for case in cases() {
+        eprintln!("validate: {}", case.name);
+        match check(&case, stop) {
+            Ok(rows) => results.extend(rows),
+            Err(e) => results.push(CaseResult {
+                case: case.name.clone(),
+                metric: format!("error: {e}"),
+                model: f64::NAN,
+                real: f64::NAN,
+                diff: f64::NAN,
+                tolerance: 0.0,
+                pass: false,
+            }),
+        }
+    }
+    let all = results.iter().all(|r| r.pass);
+    let out = match format {
+        Format::Json => {
+            serde_json::to_string_pretty(&serde_json::json!({ "cases": results }))
+                .map_err(|e| e.to_string())?
+                + "\n"
+        }
+        Format::Text => table(&results),
+    };
+    Ok((out, all))
+}
+
+/// The readable table.
+pub fn table(results: &[CaseResult]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<52} {:<44} {:>14} {:>14} {:>10} {:>9}  result",
+        "case", "metric", "model", "real", "diff", "tolerance"
+    );
+    for r in results {
+        let pct = r.tolerance > 0.0 && r.tolerance < 1.0;
+        let fmt = |d: f64| {
+            if pct {
+                format!("{:+.3}%", d * 100.0)
+            } else {
+                format!("{d}")
+            }
+        };
+        let _ = writeln!(
+            s,
+            "{:<52} {:<44} {:>14} {:>14} {:>10} {:>9}  {}",
+            r.case,
+            r.metric,
+            num(r.model),
+            num(r.real),
+            fmt(r.diff),
+            fmt(r.tolerance),
+            if r.pass { "pass" } else { "FAIL" }
+        );
+    }
+    let failed = results.iter().filter(|r| !r.pass).count();
+    let _ = writeln!(
+        s,
+        "{} checks, {} passed, {failed} failed",
+        results.len(),
+        results.len() - failed
+    );
+    s
+}
+
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.4}")
+    }
+}
