@@ -165,7 +165,11 @@ pub fn summary_text(r: &RunResult) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{} | {} | layout {} | evict {} | memory {} | seed {}{}",
+        "{}{} | {} | layout {} | evict {} | memory {} | seed {}{}",
+        match &r.run.server {
+            Some(s) => format!("[{} {}] ", s.program, s.version),
+            None => String::new(),
+        },
         r.run.workload,
         r.run.alloc,
         r.run.layout,
