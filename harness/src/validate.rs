@@ -265,6 +265,12 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
         _ => Target::Redis,
     };
     let model = run(&spec, stop, &())?;
+    if !model.complete {
+        return Err(format!(
+            "the model's run is incomplete: {}",
+            model.incomplete_reason.as_deref().unwrap_or("?")
+        ));
+    }
     let real = run_peer(&spec, target, stop, &())?;
     if !real.complete {
         return Err(format!(
@@ -349,6 +355,13 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
 pub fn validate(format: Format, stop: &AtomicBool) -> Result<(String, bool), String> {
     let mut results = Vec::new();
     for case in cases() {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(format!(
+                "interrupted after {} checks; nothing failed so far: {}",
+                results.len(),
+                results.iter().all(|r: &CaseResult| r.pass)
+            ));
+        }
         eprintln!("validate: {}", case.name);
         match check(&case, stop) {
             Ok(rows) => results.extend(rows),

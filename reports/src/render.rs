@@ -160,7 +160,7 @@ pub fn html(set: &ResultSet, tables: &[Table], charts: &[ChartOut]) -> String {
          body{font-family:sans-serif;margin:2em;max-width:1200px;color:#222}\
          table{border-collapse:collapse;font-size:13px}\
          td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}\
-         th{background:#f3f3f3}td:nth-child(-n+4){text-align:left}\
+         th{background:#f3f3f3}td:nth-child(-n+5){text-align:left}\
          .scroll{overflow-x:auto}figure{margin:1.5em 0}figure svg{max-width:100%;height:auto}\
          figcaption{font-size:13px;color:#444}nav a{margin-right:1em}\
          </style></head><body>\n<h1>fraglab report</h1>\n",

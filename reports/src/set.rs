@@ -31,6 +31,10 @@ pub struct CellKey {
     pub memory_limit: Option<u64>,
     /// `engine` or a real server.
     pub target: String,
+    /// What else must agree for runs to be repeats of one another: the seed, the value bytes
+    /// and the resolved workload (a hash of its parameters, so a rerun at another scale is a
+    /// different cell).
+    pub settings: String,
 }
 
 impl CellKey {
@@ -174,6 +178,7 @@ impl ResultSet {
                         layout: r.run.layout.clone(),
                         memory_limit: r.run.memory_limit,
                         target: r.run.target.clone(),
+                        settings: settings(&r),
                     };
                     if !order.contains(&key.workload) {
                         order.push(key.workload.clone());
@@ -235,10 +240,29 @@ impl ResultSet {
     }
 }
 
+/// The seed, the value bytes and a hash of the resolved workload.
+fn settings(r: &RunResult) -> String {
+    let params = r.run.workload_parameters.to_string();
+    // FNV-1a: stable across runs and builds, unlike the standard library's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in params.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!(
+        "seed {}, {} values, workload {:08x}",
+        r.run.seed,
+        r.run.values,
+        h >> 32
+    )
+}
+
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+        let entry = entry?;
+        let path = entry.path();
+        // Not through symbolic links: a link to a parent would loop, and a `latest` link would
+        // count every run twice.
+        if entry.file_type()?.is_dir() {
             collect_json(&path, out)?;
         } else if path.extension().is_some_and(|e| e == "json")
             && path.file_name().is_some_and(|n| n != "compare.json")

@@ -62,10 +62,11 @@ fn row_head(c: &Cell) -> Vec<String> {
         c.key.alloc.clone(),
         c.key.layout.clone(),
         limit(c),
+        c.key.target.clone(),
     ]
 }
 
-const HEAD: [&str; 4] = ["workload", "allocator", "layout", "memory limit"];
+const HEAD: [&str; 5] = ["workload", "allocator", "layout", "memory limit", "target"];
 
 fn headers(rest: &[&str]) -> Vec<String> {
     HEAD.iter().chain(rest).map(|s| s.to_string()).collect()
@@ -303,7 +304,10 @@ pub fn miss_ratio_table(set: &ResultSet) -> Option<Table> {
     for w in set.workloads() {
         let mut by_series: BTreeMap<String, Vec<&Cell>> = BTreeMap::new();
         for c in set.cells_of(&w) {
-            by_series.entry(c.key.series()).or_default().push(c);
+            by_series
+                .entry(format!("{} [{}]", c.key.series(), c.key.target))
+                .or_default()
+                .push(c);
         }
         for cells in by_series.values() {
             let limits: Vec<Option<u64>> = cells.iter().map(|c| c.key.memory_limit).collect();

@@ -78,27 +78,27 @@ fn tables_carry_the_fixture_numbers() {
     let mut tput: Vec<f64> = runs.iter().map(|r| r.summary.ops_per_sec / 1e6).collect();
     tput.sort_by(|a, b| a.total_cmp(b));
     let r = row(&summary, "jemalloc", "compact", "none", "ramcloud-w3");
-    assert_eq!(r[4], "3");
+    assert_eq!(r[5], "3");
     assert_eq!(
-        r[5],
+        r[6],
         format!("{:.2} [{:.2}–{:.2}]", tput[1], tput[0], tput[2])
     );
-    assert_eq!(r[7], mib(runs[0].summary.footprint_bytes));
+    assert_eq!(r[8], mib(runs[0].summary.footprint_bytes));
     // slab on ramcloud-w3: one run, exact figures.
     let slab = load("w3-slab.json");
     let r = row(&summary, "slab", "memcached", "none", "ramcloud-w3");
-    assert_eq!(r[4], "1");
-    assert_eq!(r[6], mib(slab.summary.payload_bytes));
-    assert_eq!(r[7], mib(slab.summary.footprint_bytes));
-    assert_eq!(r[9], format!("{:.3}", slab.summary.efficiency));
+    assert_eq!(r[5], "1");
+    assert_eq!(r[7], mib(slab.summary.payload_bytes));
+    assert_eq!(r[8], mib(slab.summary.footprint_bytes));
+    assert_eq!(r[10], format!("{:.3}", slab.summary.efficiency));
 
     let bytes = table::bytes(&set);
     let r = row(&bytes, "slab", "memcached", "none", "ramcloud-w3");
-    assert_eq!(r[5], mib(slab.summary.metadata_bytes as u64));
-    assert_eq!(r[6], mib(slab.summary.internal_waste_bytes as u64));
-    assert_eq!(r[7], mib(slab.summary.external_fragmentation_bytes as u64));
+    assert_eq!(r[6], mib(slab.summary.metadata_bytes as u64));
+    assert_eq!(r[7], mib(slab.summary.internal_waste_bytes as u64));
+    assert_eq!(r[8], mib(slab.summary.external_fragmentation_bytes as u64));
     assert_eq!(
-        r[9],
+        r[10],
         mib(slab.summary.footprint_bytes + slab.summary.index_bytes)
     );
 
@@ -112,9 +112,9 @@ fn tables_carry_the_fixture_numbers() {
     let detail = slab.allocator_detail["classes"].as_array().unwrap();
     assert_eq!(w3_rows.len(), detail.len());
     for (r, c) in w3_rows.iter().zip(detail) {
-        assert_eq!(r[4], c["class"].to_string());
-        assert_eq!(r[7], c["used_chunks"].to_string());
-        assert_eq!(r[9], c["mem_requested"].to_string());
+        assert_eq!(r[5], c["class"].to_string());
+        assert_eq!(r[8], c["used_chunks"].to_string());
+        assert_eq!(r[10], c["mem_requested"].to_string());
     }
 
     // The memory sweep: etc at 1m, 2m, 4m and unlimited, for slab and jemalloc.
@@ -123,13 +123,13 @@ fn tables_carry_the_fixture_numbers() {
     let j1 = load("etc-jemalloc-1m.json");
     let r = row(&miss, "jemalloc", "compact", "1.00 MiB", "etc");
     let ratio = j1.summary.misses as f64 / (j1.summary.hits + j1.summary.misses) as f64;
-    assert_eq!(r[4], format!("{ratio:.4}"));
+    assert_eq!(r[5], format!("{ratio:.4}"));
 
     // Latency and phases come from the median-throughput run.
     let lat = table::latency(&set);
     let r = row(&lat, "slab", "memcached", "none", "ramcloud-w3");
-    assert_eq!(r[4], "delete");
-    assert_eq!(r[7], slab.latency["delete"].p50_ns.to_string());
+    assert_eq!(r[5], "delete");
+    assert_eq!(r[8], slab.latency["delete"].p50_ns.to_string());
     let phases = table::phases(&set);
     assert_eq!(
         phases
@@ -229,7 +229,7 @@ fn a_baseline_gives_ratios_cell_by_cell() {
     let t = table::baseline(&set, &set);
     assert_eq!(t.rows.len(), 12);
     assert!(
-        t.rows.iter().all(|r| r[4..].iter().all(|c| c == "1.000")),
+        t.rows.iter().all(|r| r[5..].iter().all(|c| c == "1.000")),
         "{:?}",
         t.rows
     );
@@ -239,7 +239,7 @@ fn a_baseline_gives_ratios_cell_by_cell() {
     let base = ResultSet::load(&dir.0).unwrap();
     let t = table::baseline(&set, &base);
     assert_eq!(
-        t.rows.iter().filter(|r| r[4] == "not in baseline").count(),
+        t.rows.iter().filter(|r| r[5] == "not in baseline").count(),
         1
     );
 }

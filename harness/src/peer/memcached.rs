@@ -133,7 +133,9 @@ fn exptime(ttl: u32) -> u64 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        now + u64::from(ttl)
+        // memcached parses exptime into an int32_t: past 2^31 it would wrap negative and the
+        // item would be born expired. The latest time it can hold is as far as it goes.
+        (now + u64::from(ttl)).min(i32::MAX as u64)
     } else {
         u64::from(ttl)
     }
@@ -343,7 +345,13 @@ impl Peer for Memcached {
                                     ),
                                 )
                             })?;
-                        c.skip(n + 2)?;
+                        let n = n.checked_add(2).ok_or_else(|| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                "a VALUE line with an impossible length",
+                            )
+                        })?;
+                        c.skip(n)?;
                         hit = true;
                         continue;
                     }
@@ -372,15 +380,41 @@ impl Peer for Memcached {
     }
 
     fn sample(&mut self, _settle: bool, _payload: u64) -> io::Result<Figures> {
-        let raw = self
-            .conn
-            .exchange(b"stats\r\nstats slabs\r\nstats items\r\n", |c| {
-                Ok(Raw {
-                    stats: stats_block(c)?,
-                    slabs: stats_block(c)?,
-                    items: stats_block(c)?,
-                })
-            })?;
+        // `stats items` sums each class's sub-LRUs (hot, warm, cold) one lock at a time, and the
+        // LRU maintainer thread moves items between them meanwhile, so one reading can count an
+        // item twice or not at all. Read until two readings in a row agree (at most 8).
+        let fingerprint = |raw: &Raw| -> Vec<String> {
+            let mut f: Vec<String> = raw
+                .items
+                .iter()
+                .filter(|(k, _)| k.ends_with(":mem_requested") || k.ends_with(":number"))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            f.sort();
+            f.push(raw.stats.get("curr_items").cloned().unwrap_or_default());
+            f
+        };
+        let mut last: Option<Vec<String>> = None;
+        let mut raw;
+        let mut tries = 0;
+        loop {
+            raw = self
+                .conn
+                .exchange(b"stats\r\nstats slabs\r\nstats items\r\n", |c| {
+                    Ok(Raw {
+                        stats: stats_block(c)?,
+                        slabs: stats_block(c)?,
+                        items: stats_block(c)?,
+                    })
+                })?;
+            let f = fingerprint(&raw);
+            tries += 1;
+            if last.as_ref() == Some(&f) || tries >= 8 {
+                break;
+            }
+            last = Some(f);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         let s = &raw.stats;
         let items = num(s, "curr_items");
         let requested: u64 = raw

@@ -62,6 +62,9 @@ enum Reply {
     Array,
 }
 
+/// The longest bulk string Redis sends (`proto-max-bulk-len`, 512 MB).
+const BULK_MAX: i64 = 512 << 20;
+
 fn bad(what: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what)
 }
@@ -91,6 +94,10 @@ fn reply(c: &mut Conn) -> io::Result<Reply> {
             let n = int(&rest)?;
             if n < 0 {
                 Reply::Nil
+            } else if n > BULK_MAX {
+                return Err(bad(format!(
+                    "a bulk string of {n} bytes (Redis's limit is 512 MB)"
+                )));
             } else {
                 c.skip(n as usize + 2)?;
                 Reply::Bulk
@@ -119,6 +126,11 @@ fn bulk(c: &mut Conn) -> io::Result<Vec<u8>> {
             let n = int(&rest)?;
             if n < 0 {
                 return Err(bad("a nil reply where a string was expected".into()));
+            }
+            if n > BULK_MAX {
+                return Err(bad(format!(
+                    "a bulk string of {n} bytes (Redis's limit is 512 MB)"
+                )));
             }
             let mut v = c.take(n as usize + 2)?;
             v.truncate(n as usize);
@@ -205,8 +217,21 @@ fn db0_keys(i: &Info) -> u64 {
 
 fn pid_of(port: u16) -> io::Result<u32> {
     let mut c = Conn::connect(port)?;
-    let info = c.exchange(&command(&[b"INFO", b"server"]), bulk)?;
-    num(&parse_info(&info), "process_id")
+    let info = parse_info(&c.exchange(&command(&[b"INFO", b"server"]), bulk)?);
+    // The replay reads `CLIENT INFO` (Redis 6.2) and `CONFIG GET` with several parameters
+    // (Redis 7.0), and the model is of Redis 7.0.
+    let version = info.get("redis_version").cloned().unwrap_or_default();
+    let major: u32 = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if major < 7 {
+        return Err(bad(format!(
+            "redis-server {version} is older than 7.0, which the redis target needs"
+        )));
+    }
+    num(&info, "process_id")
         .try_into()
         .ok()
         .filter(|&p: &u32| p > 0)
