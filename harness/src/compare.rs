@@ -104,7 +104,8 @@ use std::time::Instant;
 use clap::Args;
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::{LayoutKind, Unsupported};
-use fraglab_reports::{write_atomic, RunResult};
+use fraglab_reports::{write_atomic, RunResult, Spread};
+use fraglab_workloads::rng::fnv1a64_bytes;
 use serde::Serialize;
 
 use crate::peer::Target;
@@ -291,32 +292,9 @@ struct CellRecord {
     figures: Option<Figures>,
 }
 
-/// Median, min and max over a group's runs.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(mut v: Vec<f64>) -> Option<Spread> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Some(Spread {
-            median,
-            min: v[0],
-            max: v[n - 1],
-        })
-    }
+/// Median, min and max over a group's runs; none without runs.
+fn spread_of(v: Vec<f64>) -> Option<Spread> {
+    (!v.is_empty()).then(|| Spread::of(v))
 }
 
 /// One workload x alloc x layout x target in compare.json: the figures over its repeats.
@@ -382,13 +360,6 @@ struct CompareFile<'a> {
 
 /// The compare.json schema version.
 const COMPARE_SCHEMA: u32 = 1;
-
-/// FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
 
 /// Letters, digits and `-` kept, everything else `_`, at most `max` characters.
 fn slug(s: &str, max: usize) -> String {
@@ -607,7 +578,7 @@ impl Plan {
                             "{w}\0{alloc}\0{layout}\0{scale:?}\0{}\0{memory:?}{tkey}",
                             args.seed
                         );
-                        let hash = fnv1a(key.as_bytes()) as u32;
+                        let hash = fnv1a64_bytes(key.as_bytes()) as u32;
                         let refused = target_refusal(target, a, layout);
                         for repeat in 0..args.repeat {
                             let id = format!(
@@ -863,7 +834,7 @@ fn groups(plan: &Plan, records: &[CellRecord]) -> Vec<GroupRecord> {
         } else {
             ("ok", None)
         };
-        let spread = |f: fn(&Figures) -> f64| Spread::of(figures.iter().map(|x| f(x)).collect());
+        let spread = |f: fn(&Figures) -> f64| spread_of(figures.iter().map(|x| f(x)).collect());
         out.push(GroupRecord {
             workload: first.workload.clone(),
             scale: first.scale,
@@ -1234,16 +1205,16 @@ mod tests {
     #[test]
     fn fnv1a_is_pinned() {
         // The reference values of FNV-1a 64.
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64_bytes(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64_bytes(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]
     fn medians() {
-        let s = Spread::of(vec![3.0, 1.0, 2.0]).unwrap();
+        let s = spread_of(vec![3.0, 1.0, 2.0]).unwrap();
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
-        assert_eq!(Spread::of(vec![4.0, 1.0]).unwrap().median, 2.5);
-        assert!(Spread::of(vec![]).is_none());
+        assert_eq!(spread_of(vec![4.0, 1.0]).unwrap().median, 2.5);
+        assert!(spread_of(vec![]).is_none());
     }
 
     #[test]

@@ -154,40 +154,8 @@ pub fn run(
     };
     let m = with_store(&spec.alloc, spec.layout, spec.memory, config, replay)
         .map_err(|e| e.to_string())?;
-    let last = m
-        .timeline
-        .last()
-        .cloned()
-        .unwrap_or_else(|| empty_sample(m.rss_baseline));
-    let mem = last.memory;
-    let elapsed = m.elapsed.as_secs_f64();
-    let peak = m
-        .timeline
-        .iter()
-        .fold(Memory::default(), |p, s| p.max(&s.memory));
-    let summary = Summary {
-        ops: m.ops,
-        elapsed_s: elapsed,
-        ops_per_sec: per_sec(m.ops, elapsed),
-        items: mem.items,
-        payload_bytes: mem.payload_bytes,
-        requested_bytes: mem.requested_bytes,
-        allocated_bytes: mem.allocated_bytes,
-        footprint_bytes: mem.footprint_bytes,
-        index_bytes: mem.index_bytes,
-        rss_bytes: mem.rss_bytes,
-        rss_baseline_bytes: m.rss_baseline,
-        metadata_bytes: mem.requested_bytes as i64 - mem.payload_bytes as i64,
-        internal_waste_bytes: mem.allocated_bytes as i64 - mem.requested_bytes as i64,
-        external_fragmentation_bytes: mem.footprint_bytes as i64 - mem.allocated_bytes as i64,
-        hits: last.hits,
-        misses: last.misses,
-        evictions: last.evictions,
-        expired: last.expired,
-        oom_errors: last.oom_errors,
-        efficiency: mem.efficiency(),
-        peak,
-    };
+    let summary =
+        Summary::from_timeline(&m.timeline, m.ops, m.elapsed.as_secs_f64(), m.rss_baseline);
     let mut library_versions = BTreeMap::new();
     if let Some(v) = m.library_version {
         library_versions.insert(spec.alloc.name().to_string(), v);
@@ -225,31 +193,74 @@ pub fn run(
     })
 }
 
-fn per_sec(ops: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        ops as f64 / secs
-    } else {
-        0.0
-    }
+/// The timeline and the phases of a replay, as both runners (in process and against a real
+/// server) record them: periodic samples, and at each phase change the phase's end sample,
+/// its throughput and its peaks.
+pub(crate) struct Recorder {
+    names: Vec<String>,
+    /// The samples so far.
+    pub timeline: Vec<Sample>,
+    /// The phases ended so far.
+    pub phases: Vec<PhaseResult>,
+    phase: u16,
+    start_ops: u64,
+    start_elapsed: Duration,
+    peak: Memory,
 }
 
-fn empty_sample(rss: u64) -> Sample {
-    Sample {
-        op: 0,
-        phase: 0,
-        time_s: 0.0,
-        elapsed_s: 0.0,
-        memory: Memory {
-            rss_bytes: rss,
-            ..Memory::default()
-        },
-        hits: 0,
-        misses: 0,
-        sets: 0,
-        deletes: 0,
-        evictions: 0,
-        expired: 0,
-        oom_errors: 0,
+impl Recorder {
+    /// A recorder for a stream with these phase names, in phase 0.
+    pub fn new(names: Vec<String>) -> Recorder {
+        Recorder {
+            names,
+            timeline: Vec::with_capacity(SAMPLES_PER_RUN as usize + 16),
+            phases: Vec::new(),
+            phase: 0,
+            start_ops: 0,
+            start_elapsed: Duration::ZERO,
+            peak: Memory::default(),
+        }
+    }
+
+    /// The phase being replayed.
+    pub fn phase(&self) -> u16 {
+        self.phase
+    }
+
+    /// Records a periodic sample.
+    pub fn sample(&mut self, s: Sample) {
+        self.peak = self.peak.max(&s.memory);
+        self.timeline.push(s);
+    }
+
+    /// Ends the current phase with its last sample `s` (taken after `s.op` ops and
+    /// `elapsed` of replay) and starts phase `next`. A periodic sample at the same op count
+    /// is replaced by this one.
+    pub fn end_phase(&mut self, s: Sample, elapsed: Duration, next: u16) {
+        self.peak = self.peak.max(&s.memory);
+        let ops = s.op - self.start_ops;
+        let secs = (elapsed - self.start_elapsed).as_secs_f64();
+        let phase = self.phase;
+        self.phases.push(PhaseResult {
+            name: self
+                .names
+                .get(usize::from(phase))
+                .cloned()
+                .unwrap_or_else(|| format!("phase {phase}")),
+            ops,
+            elapsed_s: secs,
+            ops_per_sec: fraglab_reports::per_sec(ops, secs),
+            end: s.clone(),
+            peak: self.peak,
+        });
+        if self.timeline.last().map(|t| t.op) == Some(s.op) {
+            self.timeline.pop();
+        }
+        self.start_ops = s.op;
+        self.start_elapsed = elapsed;
+        self.timeline.push(s);
+        self.peak = Memory::default();
+        self.phase = next;
     }
 }
 
@@ -473,6 +484,20 @@ fn allocator_detail(detail: &fraglab_allocators::Detail) -> serde_json::Value {
     }
 }
 
+/// The latency figures of `count` ops, from the histogram of the timed ones.
+pub(crate) fn latency(count: u64, h: &Histogram<u64>) -> Latency {
+    Latency {
+        count,
+        timed: h.len(),
+        mean_ns: if h.is_empty() { 0.0 } else { h.mean() },
+        p50_ns: h.value_at_quantile(0.5),
+        p90_ns: h.value_at_quantile(0.9),
+        p99_ns: h.value_at_quantile(0.99),
+        p999_ns: h.value_at_quantile(0.999),
+        max_ns: h.max(),
+    }
+}
+
 /// One latency histogram per op kind, in nanoseconds, 3 significant digits.
 fn histograms() -> Vec<Histogram<u64>> {
     OpKind::ALL
@@ -486,7 +511,6 @@ impl WithStore for Replay<'_> {
 
     fn run<A: Allocator, L: Layout>(mut self, mut store: Store<A, L>) -> Measured {
         let rss_baseline = rss_bytes();
-        let names = self.stream.phase_names();
         let mut b = Buffers {
             key: Vec::with_capacity(256),
             values: Vec::new(),
@@ -496,13 +520,8 @@ impl WithStore for Replay<'_> {
         };
         let mut hist = histograms();
         let mut counts = [0u64; OpKind::ALL.len()];
-        let mut timeline = Vec::with_capacity(SAMPLES_PER_RUN as usize + 16);
-        let mut phases: Vec<PhaseResult> = Vec::new();
+        let mut rec = Recorder::new(self.stream.phase_names());
         let mut elapsed = Duration::ZERO;
-        let mut phase: u16 = 0;
-        let mut phase_start_ops = 0u64;
-        let mut phase_start_elapsed = Duration::ZERO;
-        let mut phase_peak = Memory::default();
         let mut ops = 0u64;
         let mut last_time_us = 0u64;
         let mut next_expire_us = 100_000u64;
@@ -511,36 +530,6 @@ impl WithStore for Replay<'_> {
         let lat_every = self.latency_every;
         let mut lat_countdown = lat_every;
         let mut clock = Instant::now();
-
-        let end_phase = |store: &Store<A, L>,
-                         ops: u64,
-                         phase: u16,
-                         time_us: u64,
-                         elapsed: Duration,
-                         timeline: &mut Vec<Sample>,
-                         phase_peak: &mut Memory,
-                         phases: &mut Vec<PhaseResult>,
-                         start_ops: u64,
-                         start_elapsed: Duration| {
-            let s = sample(store, ops, phase, time_us, elapsed);
-            *phase_peak = phase_peak.max(&s.memory);
-            let secs = (elapsed - start_elapsed).as_secs_f64();
-            phases.push(PhaseResult {
-                name: names
-                    .get(usize::from(phase))
-                    .cloned()
-                    .unwrap_or_else(|| format!("phase {phase}")),
-                ops: ops - start_ops,
-                elapsed_s: secs,
-                ops_per_sec: per_sec(ops - start_ops, secs),
-                end: s.clone(),
-                peak: *phase_peak,
-            });
-            *phase_peak = Memory::default();
-            if timeline.last().map(|t: &Sample| t.op) != Some(ops) {
-                timeline.push(s);
-            }
-        };
 
         loop {
             let op = match self.stream.next() {
@@ -551,23 +540,10 @@ impl WithStore for Replay<'_> {
                     break;
                 }
             };
-            if op.phase != phase {
+            if op.phase != rec.phase() {
                 elapsed += clock.elapsed();
-                end_phase(
-                    &store,
-                    ops,
-                    phase,
-                    last_time_us,
-                    elapsed,
-                    &mut timeline,
-                    &mut phase_peak,
-                    &mut phases,
-                    phase_start_ops,
-                    phase_start_elapsed,
-                );
-                phase = op.phase;
-                phase_start_ops = ops;
-                phase_start_elapsed = elapsed;
+                let s = sample(&store, ops, rec.phase(), last_time_us, elapsed);
+                rec.end_phase(s, elapsed, op.phase);
                 clock = Instant::now();
             }
             if self.redis_time && op.time_us >= next_expire_us {
@@ -593,9 +569,7 @@ impl WithStore for Replay<'_> {
             last_time_us = op.time_us;
             if ops == next_sample {
                 elapsed += clock.elapsed();
-                let s = sample(&store, ops, phase, last_time_us, elapsed);
-                phase_peak = phase_peak.max(&s.memory);
-                timeline.push(s);
+                rec.sample(sample(&store, ops, rec.phase(), last_time_us, elapsed));
                 self.progress.update(ops, self.total);
                 next_sample += self.sample_every;
                 if self.stop.load(Ordering::Relaxed) {
@@ -611,40 +585,17 @@ impl WithStore for Replay<'_> {
             }
         }
         elapsed += clock.elapsed();
-        if ops > 0 || timeline.is_empty() {
-            end_phase(
-                &store,
-                ops,
-                phase,
-                last_time_us,
-                elapsed,
-                &mut timeline,
-                &mut phase_peak,
-                &mut phases,
-                phase_start_ops,
-                phase_start_elapsed,
-            );
+        if ops > 0 || rec.timeline.is_empty() {
+            let s = sample(&store, ops, rec.phase(), last_time_us, elapsed);
+            let phase = rec.phase();
+            rec.end_phase(s, elapsed, phase);
         }
         self.progress.update(ops, self.total);
         let latency = OpKind::ALL
             .iter()
             .zip(hist.iter().zip(counts))
             .filter(|(_, (_, n))| *n > 0)
-            .map(|(k, (h, n))| {
-                (
-                    k.name().to_string(),
-                    Latency {
-                        count: n,
-                        timed: h.len(),
-                        mean_ns: if h.is_empty() { 0.0 } else { h.mean() },
-                        p50_ns: h.value_at_quantile(0.5),
-                        p90_ns: h.value_at_quantile(0.9),
-                        p99_ns: h.value_at_quantile(0.99),
-                        p999_ns: h.value_at_quantile(0.999),
-                        max_ns: h.max(),
-                    },
-                )
-            })
+            .map(|(k, (h, n))| (k.name().to_string(), latency(n, h)))
             .collect();
         let command_errors = ERROR_NAMES
             .iter()
@@ -657,8 +608,8 @@ impl WithStore for Replay<'_> {
             ops,
             elapsed,
             rss_baseline,
-            timeline,
-            phases,
+            timeline: rec.timeline,
+            phases: rec.phases,
             latency,
             command_errors,
             allocator_detail: allocator_detail(&mem.detail),

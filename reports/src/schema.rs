@@ -206,6 +206,80 @@ pub struct Summary {
     pub peak: Memory,
 }
 
+/// `ops / secs`, 0 when no time passed.
+pub fn per_sec(ops: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        ops as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+impl Summary {
+    /// The summary of a replay: its last sample's figures, the derived ones, and the peaks
+    /// over every sample. Both runners (in process and against a real server) end this way.
+    pub fn from_timeline(
+        timeline: &[Sample],
+        ops: u64,
+        elapsed_s: f64,
+        rss_baseline_bytes: u64,
+    ) -> Summary {
+        let last = timeline
+            .last()
+            .cloned()
+            .unwrap_or_else(|| Sample::empty(rss_baseline_bytes));
+        let mem = last.memory;
+        Summary {
+            ops,
+            elapsed_s,
+            ops_per_sec: per_sec(ops, elapsed_s),
+            items: mem.items,
+            payload_bytes: mem.payload_bytes,
+            requested_bytes: mem.requested_bytes,
+            allocated_bytes: mem.allocated_bytes,
+            footprint_bytes: mem.footprint_bytes,
+            index_bytes: mem.index_bytes,
+            rss_bytes: mem.rss_bytes,
+            rss_baseline_bytes,
+            metadata_bytes: mem.requested_bytes as i64 - mem.payload_bytes as i64,
+            internal_waste_bytes: mem.allocated_bytes as i64 - mem.requested_bytes as i64,
+            external_fragmentation_bytes: mem.footprint_bytes as i64 - mem.allocated_bytes as i64,
+            hits: last.hits,
+            misses: last.misses,
+            evictions: last.evictions,
+            expired: last.expired,
+            oom_errors: last.oom_errors,
+            efficiency: mem.efficiency(),
+            peak: timeline
+                .iter()
+                .fold(Memory::default(), |p, s| p.max(&s.memory)),
+        }
+    }
+}
+
+impl Sample {
+    /// A sample before any op: everything zero but the resident set.
+    pub fn empty(rss_bytes: u64) -> Sample {
+        Sample {
+            op: 0,
+            phase: 0,
+            time_s: 0.0,
+            elapsed_s: 0.0,
+            memory: Memory {
+                rss_bytes,
+                ..Memory::default()
+            },
+            hits: 0,
+            misses: 0,
+            sets: 0,
+            deletes: 0,
+            evictions: 0,
+            expired: 0,
+            oom_errors: 0,
+        }
+    }
+}
+
 /// One phase.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PhaseResult {

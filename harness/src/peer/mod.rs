@@ -414,52 +414,8 @@ pub fn run_peer(
         Target::Engine => unreachable!("handled above"),
     };
     // The server is stopped (dropped) by now.
-    let last = m.timeline.last().cloned().unwrap_or_else(|| Sample {
-        op: 0,
-        phase: 0,
-        time_s: 0.0,
-        elapsed_s: 0.0,
-        memory: Memory {
-            rss_bytes: m.rss_baseline,
-            ..Memory::default()
-        },
-        hits: 0,
-        misses: 0,
-        sets: 0,
-        deletes: 0,
-        evictions: 0,
-        expired: 0,
-        oom_errors: 0,
-    });
-    let mem = last.memory;
-    let elapsed = m.elapsed.as_secs_f64();
-    let peak = m
-        .timeline
-        .iter()
-        .fold(Memory::default(), |p, s| p.max(&s.memory));
-    let summary = Summary {
-        ops: m.ops,
-        elapsed_s: elapsed,
-        ops_per_sec: per_sec(m.ops, elapsed),
-        items: mem.items,
-        payload_bytes: mem.payload_bytes,
-        requested_bytes: mem.requested_bytes,
-        allocated_bytes: mem.allocated_bytes,
-        footprint_bytes: mem.footprint_bytes,
-        index_bytes: mem.index_bytes,
-        rss_bytes: mem.rss_bytes,
-        rss_baseline_bytes: m.rss_baseline,
-        metadata_bytes: mem.requested_bytes as i64 - mem.payload_bytes as i64,
-        internal_waste_bytes: mem.allocated_bytes as i64 - mem.requested_bytes as i64,
-        external_fragmentation_bytes: mem.footprint_bytes as i64 - mem.allocated_bytes as i64,
-        hits: last.hits,
-        misses: last.misses,
-        evictions: last.evictions,
-        expired: last.expired,
-        oom_errors: last.oom_errors,
-        efficiency: mem.efficiency(),
-        peak,
-    };
+    let summary =
+        Summary::from_timeline(&m.timeline, m.ops, m.elapsed.as_secs_f64(), m.rss_baseline);
     Ok(RunResult {
         schema: SCHEMA,
         complete: m.incomplete.is_none(),
@@ -490,14 +446,6 @@ pub fn run_peer(
         command_errors: m.command_errors,
         allocator_detail: m.allocator_detail,
     })
-}
-
-fn per_sec(ops: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        ops as f64 / secs
-    } else {
-        0.0
-    }
 }
 
 /// What a replay measured.
@@ -764,56 +712,13 @@ fn replay<P: Peer>(
         batches: 0,
         time_rtt: spec.latency_every > 0,
     };
-    let mut timeline: Vec<Sample> = Vec::with_capacity(SAMPLES_PER_RUN as usize + 16);
-    let mut phases: Vec<PhaseResult> = Vec::new();
-    let mut phase: u16 = 0;
-    let mut phase_start_ops = 0u64;
-    let mut phase_start_elapsed = Duration::ZERO;
-    let mut phase_peak = Memory::default();
+    let mut rec = crate::run::Recorder::new(names);
     let mut ops = 0u64;
     let mut last_time_us = 0u64;
     let mut next_sample = sample_every;
     let mut incomplete: Option<String> = None;
     // Keys of this batch's gets that fill on a miss.
     let mut fill_keys: HashSet<(u64, u16)> = HashSet::new();
-
-    // The end of a phase: a sample (settled), the phase's record, the timeline.
-    #[allow(clippy::too_many_arguments)]
-    fn end_phase<P: Peer>(
-        r: &mut Replayer<'_, P>,
-        names: &[String],
-        ops: u64,
-        phase: u16,
-        time_us: u64,
-        timeline: &mut Vec<Sample>,
-        phase_peak: &mut Memory,
-        phases: &mut Vec<PhaseResult>,
-        start_ops: u64,
-        start_elapsed: Duration,
-    ) -> io::Result<()> {
-        r.flush_fills()?;
-        let s = r.sample(ops, phase, time_us, true)?;
-        *phase_peak = phase_peak.max(&s.memory);
-        let secs = (r.elapsed - start_elapsed).as_secs_f64();
-        phases.push(PhaseResult {
-            name: names
-                .get(usize::from(phase))
-                .cloned()
-                .unwrap_or_else(|| format!("phase {phase}")),
-            ops: ops - start_ops,
-            elapsed_s: secs,
-            ops_per_sec: per_sec(ops - start_ops, secs),
-            end: s.clone(),
-            peak: *phase_peak,
-        });
-        *phase_peak = Memory::default();
-        // A sample at the same op count was taken without settling: this one replaces it.
-        if timeline.last().map(|t| t.op) == Some(ops) {
-            timeline.pop();
-        }
-        timeline.push(s);
-        Ok(())
-    }
 
     let result: io::Result<()> = (|| {
         loop {
@@ -837,7 +742,7 @@ fn replay<P: Peer>(
                         stream_end = true;
                         break;
                     }
-                    Some(Ok(op)) if op.phase != phase => {
+                    Some(Ok(op)) if op.phase != rec.phase() => {
                         new_phase = Some(op.phase);
                         break;
                     }
@@ -861,9 +766,7 @@ fn replay<P: Peer>(
             let at_sample = n > 0 && ops == next_sample;
             if at_sample {
                 r.flush_fills()?;
-                let s = r.sample(ops, phase, last_time_us, false)?;
-                phase_peak = phase_peak.max(&s.memory);
-                timeline.push(s);
+                rec.sample(r.sample(ops, rec.phase(), last_time_us, false)?);
                 progress.update(ops, total);
                 next_sample += sample_every;
             }
@@ -872,39 +775,22 @@ fn replay<P: Peer>(
                 break;
             }
             if let Some(p) = new_phase {
-                end_phase(
-                    &mut r,
-                    &names,
-                    ops,
-                    phase,
-                    last_time_us,
-                    &mut timeline,
-                    &mut phase_peak,
-                    &mut phases,
-                    phase_start_ops,
-                    phase_start_elapsed,
-                )?;
-                phase = p;
-                phase_start_ops = ops;
-                phase_start_elapsed = r.elapsed;
+                // The phase's end sample waits for the fills and settles.
+                r.flush_fills()?;
+                rec.end_phase(
+                    r.sample(ops, rec.phase(), last_time_us, true)?,
+                    r.elapsed,
+                    p,
+                );
             }
             if stream_end {
                 break;
             }
         }
-        if ops > 0 || timeline.is_empty() {
-            end_phase(
-                &mut r,
-                &names,
-                ops,
-                phase,
-                last_time_us,
-                &mut timeline,
-                &mut phase_peak,
-                &mut phases,
-                phase_start_ops,
-                phase_start_elapsed,
-            )?;
+        if ops > 0 || rec.timeline.is_empty() {
+            r.flush_fills()?;
+            let phase = rec.phase();
+            rec.end_phase(r.sample(ops, phase, last_time_us, true)?, r.elapsed, phase);
         }
         Ok(())
     })();
@@ -917,19 +803,9 @@ fn replay<P: Peer>(
     progress.update(ops, total);
     let mut latency = BTreeMap::new();
     if r.batches > 0 && r.time_rtt {
-        let h = &r.rtt;
         latency.insert(
             "round_trip".to_string(),
-            Latency {
-                count: r.batches,
-                timed: h.len(),
-                mean_ns: if h.is_empty() { 0.0 } else { h.mean() },
-                p50_ns: h.value_at_quantile(0.5),
-                p90_ns: h.value_at_quantile(0.9),
-                p99_ns: h.value_at_quantile(0.99),
-                p999_ns: h.value_at_quantile(0.999),
-                max_ns: h.max(),
-            },
+            crate::run::latency(r.batches, &r.rtt),
         );
     }
     let ops_done = ops;
@@ -940,8 +816,8 @@ fn replay<P: Peer>(
         ops: ops_done,
         elapsed,
         rss_baseline,
-        timeline,
-        phases,
+        timeline: rec.timeline,
+        phases: rec.phases,
         latency,
         command_errors,
         allocator_detail: peer.detail(),
