@@ -165,6 +165,21 @@ fn arg(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends a number as a bulk string, formatted on the stack: this is on the replay's path.
+fn num_arg(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    arg(out, &digits[i..]);
+}
+
 /// Appends a key as a bulk string.
 fn key_arg(out: &mut Vec<u8>, key: Key) {
     let _ = write!(out, "${}\r\n", key.len);
@@ -468,7 +483,7 @@ fn encode_op(
             arg(out, value);
             if op.ttl > 0 {
                 arg(out, b"EX");
-                arg(out, op.ttl.to_string().as_bytes());
+                num_arg(out, op.ttl);
             }
             if let Some(c) = cond {
                 arg(out, c);
@@ -508,7 +523,7 @@ fn encode_op(
                 array(out, 3);
                 arg(out, b"EXPIRE");
                 key_arg(out, op.key);
-                arg(out, op.ttl.to_string().as_bytes());
+                num_arg(out, op.ttl);
             } else {
                 array(out, 2);
                 arg(out, b"PERSIST");
@@ -656,6 +671,19 @@ impl Peer for Redis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_bulk_strings() {
+        for (n, want) in [
+            (0u32, "$1\r\n0\r\n"),
+            (3600, "$4\r\n3600\r\n"),
+            (u32::MAX, "$10\r\n4294967295\r\n"),
+        ] {
+            let mut out = Vec::new();
+            num_arg(&mut out, n);
+            assert_eq!(out, want.as_bytes());
+        }
+    }
 
     fn encode(kind: OpKind, ttl: u32, value: &[u8]) -> Result<String, &'static str> {
         let op = Op {
