@@ -108,7 +108,7 @@ use fraglab_reports::{write_atomic, RunResult, Spread};
 use fraglab_workloads::rng::fnv1a64_bytes;
 use serde::Serialize;
 
-use crate::peer::Target;
+use crate::peer::TargetKind;
 use crate::run::defaults_for;
 use crate::run_cmd::{size_arg, STOP};
 
@@ -193,7 +193,7 @@ struct Cell {
     layout: LayoutKind,
     /// Whether `--layout` is passed (false: the allocator's default).
     layout_given: bool,
-    target: Target,
+    target: TargetKind,
     repeat: u32,
     /// Relative to the output directory.
     file: String,
@@ -397,11 +397,11 @@ fn refusal(alloc: &AllocSpec, layout: LayoutKind) -> Option<String> {
 /// Why a cell of `target` is not run for this allocator and layout, if it is not: the engine's
 /// rule above; a real server's refusal ([`crate::peer::refusal`]); and Redis runs only the
 /// zmalloc specs (the real server is the same whatever the spec).
-fn target_refusal(target: Target, alloc: &AllocSpec, layout: LayoutKind) -> Option<String> {
+fn target_refusal(target: TargetKind, alloc: &AllocSpec, layout: LayoutKind) -> Option<String> {
     let (_, policy) = defaults_for(alloc);
     match target {
-        Target::Engine => refusal(alloc, layout),
-        Target::Redis if !matches!(alloc, AllocSpec::Zmalloc(_)) => Some(
+        TargetKind::Engine => refusal(alloc, layout),
+        TargetKind::Redis if !matches!(alloc, AllocSpec::Zmalloc(_)) => Some(
             "the redis target runs with the zmalloc specs only (the real Redis does not depend \
              on --alloc)"
                 .into(),
@@ -410,19 +410,19 @@ fn target_refusal(target: Target, alloc: &AllocSpec, layout: LayoutKind) -> Opti
     }
 }
 
-fn target_list(values: &[String]) -> Result<Vec<Target>, String> {
+fn target_list(values: &[String]) -> Result<Vec<TargetKind>, String> {
     let mut out = Vec::new();
     for v in values {
         let t = v
             .trim()
-            .parse::<Target>()
+            .parse::<TargetKind>()
             .map_err(|e| format!("--targets: {e}"))?;
         if !out.contains(&t) {
             out.push(t);
         }
     }
     if out.is_empty() {
-        out.push(Target::Engine);
+        out.push(TargetKind::Engine);
     }
     Ok(out)
 }
@@ -571,7 +571,7 @@ impl Plan {
                     for &target in &targets {
                         // Engine cells keep the key and id they had before targets existed.
                         let (tkey, tid) = match target {
-                            Target::Engine => (String::new(), String::new()),
+                            TargetKind::Engine => (String::new(), String::new()),
                             t => (format!("\0{t}"), format!("__{t}")),
                         };
                         let key = format!(
@@ -636,7 +636,7 @@ impl Plan {
         if cell.layout_given {
             a.extend(["--layout".into(), cell.layout.name().into()]);
         }
-        if cell.target != Target::Engine {
+        if cell.target != TargetKind::Engine {
             a.extend(["--target".into(), cell.target.to_string()]);
         }
         if let Some(s) = cell.scale {
@@ -1257,22 +1257,22 @@ mod tests {
         let zm: AllocSpec = "zmalloc:backend=jemalloc,prefix=0".parse().unwrap();
         let je: AllocSpec = "jemalloc".parse().unwrap();
         let mc = LayoutKind::Memcached;
-        assert!(target_refusal(Target::Memcached, &slab, mc).is_none());
-        assert!(target_refusal(Target::Memcached, &je, mc)
+        assert!(target_refusal(TargetKind::Memcached, &slab, mc).is_none());
+        assert!(target_refusal(TargetKind::Memcached, &je, mc)
             .unwrap()
             .contains("--alloc slab"));
-        assert!(target_refusal(Target::Redis, &zm, LayoutKind::Redis).is_none());
-        assert!(target_refusal(Target::Redis, &je, LayoutKind::Compact)
+        assert!(target_refusal(TargetKind::Redis, &zm, LayoutKind::Redis).is_none());
+        assert!(target_refusal(TargetKind::Redis, &je, LayoutKind::Compact)
             .unwrap()
             .contains("zmalloc"));
-        assert!(target_refusal(Target::Engine, &slab, LayoutKind::Redis)
+        assert!(target_refusal(TargetKind::Engine, &slab, LayoutKind::Redis)
             .unwrap()
             .contains("slab-lru"));
         assert_eq!(
             target_list(&["redis".into(), "engine".into(), "redis".into()]).unwrap(),
-            [Target::Redis, Target::Engine]
+            [TargetKind::Redis, TargetKind::Engine]
         );
-        assert_eq!(target_list(&[]).unwrap(), [Target::Engine]);
+        assert_eq!(target_list(&[]).unwrap(), [TargetKind::Engine]);
         assert!(target_list(&["valkey".into()])
             .unwrap_err()
             .contains("engine, memcached, redis"));

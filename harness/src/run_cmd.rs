@@ -10,7 +10,8 @@ use fraglab_allocators::AllocSpec;
 use fraglab_engine::{LayoutKind, Policy};
 use fraglab_reports::RunResult;
 
-use crate::run::{defaults_for, run, Progress, RunSpec};
+use crate::driver::{Position, Progress};
+use crate::run::{defaults_for, run, RunSpec};
 use crate::workload_cmd::WorkloadOpts;
 use crate::Format;
 
@@ -49,12 +50,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Value bytes: letters (never integers) or digits (integers up to 19 bytes).
-    #[arg(long, value_enum, default_value_t = crate::run::ValueBytes::Letters)]
-    pub values: crate::run::ValueBytes,
+    #[arg(long, value_enum, default_value_t = crate::values::ValueBytes::Letters)]
+    pub values: crate::values::ValueBytes,
     /// What to measure: engine (in this process), or a real memcached or redis-server
     /// started from PATH on a free loopback port and driven with the same op stream.
     #[arg(long, default_value = "engine")]
-    pub target: crate::peer::Target,
+    pub target: crate::peer::TargetKind,
     #[command(flatten)]
     pub opts: WorkloadOpts,
 }
@@ -65,9 +66,33 @@ pub static STOP: AtomicBool = AtomicBool::new(false);
 struct Bar(indicatif::ProgressBar);
 
 impl Progress for Bar {
-    fn update(&self, done: u64, total: u64) {
-        self.0.set_length(total);
-        self.0.set_position(done);
+    fn update(&self, at: &Position) {
+        let bar = &self.0;
+        let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+        match (at.input, at.declared_ops) {
+            // A trace file: how much of it has been read.
+            (Some((read, Some(size))), _) => {
+                bar.set_length(size);
+                bar.set_position(read);
+                bar.set_message(format!(
+                    "{:.1}/{:.1} MiB read, {} ops",
+                    mib(read),
+                    mib(size),
+                    at.ops
+                ));
+            }
+            (_, Some(total)) => {
+                bar.set_length(total);
+                bar.set_position(at.ops);
+                bar.set_message(format!("{}/{total} ops", at.ops));
+            }
+            // A pipe, or phases of unknown length: a count and no end.
+            _ => {
+                bar.set_length(at.ops.max(1));
+                bar.set_position(at.ops);
+                bar.set_message(format!("{} ops", at.ops));
+            }
+        }
     }
 }
 
@@ -120,12 +145,12 @@ pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {pos}/{len} ops ({eta} left)",
+                "{prefix} [{bar:40}] {msg} ({eta} left)",
             )
             .expect("a valid template")
             .progress_chars("=> "),
         );
-        b.set_message(format!("{} on {}", spec.workload_arg, spec.alloc));
+        b.set_prefix(format!("{} on {}", spec.workload_arg, spec.alloc));
         Some(Bar(b))
     } else {
         None
@@ -134,10 +159,7 @@ pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
         Some(b) => b,
         None => &(),
     };
-    let result = match args.target {
-        crate::peer::Target::Engine => run(&spec, &STOP, progress)?,
-        target => crate::peer::run_peer(&spec, target, &STOP, progress)?,
-    };
+    let result = run(&spec, args.target, &STOP, progress)?;
     if let Some(b) = &bar {
         b.0.finish_and_clear();
     }

@@ -27,8 +27,9 @@ use fraglab_workloads::spec::{PhaseSpec, WorkloadSpec};
 use fraglab_workloads::Workload;
 use serde::Serialize;
 
-use crate::peer::{run_peer, Target};
-use crate::run::{run, RunSpec, ValueBytes};
+use crate::peer::TargetKind;
+use crate::run::{run, RunSpec};
+use crate::values::ValueBytes;
 use crate::Format;
 
 /// One row of the table.
@@ -261,17 +262,17 @@ fn written(spec: &RunSpec) -> Result<f64, String> {
 fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
     let spec = spec_for(case)?;
     let target = match case.kind {
-        Kind::Memcached => Target::Memcached,
-        _ => Target::Redis,
+        Kind::Memcached => TargetKind::Memcached,
+        _ => TargetKind::Redis,
     };
-    let model = run(&spec, stop, &())?;
+    let model = run(&spec, TargetKind::Engine, stop, &())?;
     if !model.complete {
         return Err(format!(
             "the model's run is incomplete: {}",
             model.incomplete_reason.as_deref().unwrap_or("?")
         ));
     }
-    let real = run_peer(&spec, target, stop, &())?;
+    let real = run(&spec, target, stop, &())?;
     if !real.complete {
         return Err(format!(
             "the real server's run is incomplete: {}",

@@ -388,9 +388,15 @@ fn a_malformed_trace_ends_the_run_with_what_was_measured() {
         out.to_str().unwrap(),
         "--quiet",
     ]);
-    // The counting pass finds the bad record before anything runs.
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("record 1001"), "{}", stderr(&o));
+    // The trace is read once: the 1,000 good records are replayed and kept, and the run ends
+    // at the bad one, marked incomplete with the record's number.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let r = RunResult::load(&out).unwrap();
+    assert!(!r.complete);
+    let why = r.incomplete_reason.as_deref().unwrap();
+    assert!(why.contains("record 1001") && why.contains("after 1000 ops"), "{why}");
+    assert_eq!(r.summary.ops, 1000);
+    assert_eq!(r.summary.items, 1000);
     let o = fraglab(&[
         "run",
         "--workload",

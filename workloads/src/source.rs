@@ -181,6 +181,16 @@ impl OpStream {
         }
     }
 
+    /// TEMPORARY until the streaming API lands.
+    pub fn declared_ops(&self) -> Option<u64> {
+        None
+    }
+
+    /// TEMPORARY until the streaming API lands.
+    pub fn input_progress(&self) -> Option<(u64, Option<u64>)> {
+        None
+    }
+
     /// Records a lenient trace reader skipped (0 for generators).
     pub fn skipped(&self) -> u64 {
         match self {

@@ -10,7 +10,7 @@ use fraglab_workloads::{Key, Op, OpKind, KEY_MAX};
 
 use super::conn::Conn;
 use super::server::{Launch, Server};
-use super::{Expect, Figures, Outcome, Peer, Pending};
+use super::{Expect, ServerFigures, Outcome, Peer, Pending};
 use crate::run::RunSpec;
 
 /// memcached's `-m` when the run has no memory limit: 64 GiB, so nothing is evicted.
@@ -379,7 +379,7 @@ impl Peer for Memcached {
         }
     }
 
-    fn sample(&mut self, _settle: bool, _payload: u64) -> io::Result<Figures> {
+    fn sample(&mut self, _settle: bool, _payload: u64) -> io::Result<ServerFigures> {
         // `stats items` sums each class's sub-LRUs (hot, warm, cold) one lock at a time, and the
         // LRU maintainer thread moves items between them meanwhile, so one reading can count an
         // item twice or not at all. Read until two readings in a row agree (at most 8).
@@ -427,7 +427,7 @@ impl Peer for Memcached {
             .values()
             .map(|c| c.used_chunks * c.chunk_size)
             .sum();
-        let f = Figures {
+        let f = ServerFigures {
             memory: Memory {
                 items,
                 payload_bytes: requested.saturating_sub(items * ITEM_OVERHEAD),

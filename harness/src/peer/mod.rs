@@ -161,27 +161,25 @@
 
 mod conn;
 mod memcached;
+mod pipeline;
 mod redis;
 mod server;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::Policy;
-use fraglab_reports::{
-    Latency, Memory, PhaseResult, RunInfo, RunResult, Sample, ServerInfo, Summary, SCHEMA,
-};
-use fraglab_workloads::{Op, OpKind};
-use hdrhistogram::Histogram;
+use fraglab_reports::{Memory, ServerInfo};
+use fraglab_workloads::Op;
 
-use crate::run::{Progress, RunSpec, ValueBytes, SAMPLES_PER_RUN};
+use crate::driver::{Replayed, DriveOptions};
+use crate::run::RunSpec;
 
 use conn::Conn;
+use pipeline::PeerTarget;
 use server::Server;
 
 /// Ops per pipelined batch.
@@ -191,7 +189,7 @@ pub const BATCH_BYTES: usize = 4 << 20;
 
 /// What a run measures: the engine in this process, or a real server.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub enum TargetKind {
     /// The in-process engine ([`crate::run::run`]).
     Engine,
     /// A real memcached.
@@ -200,31 +198,31 @@ pub enum Target {
     Redis,
 }
 
-impl Target {
+impl TargetKind {
     /// Every target.
-    pub const ALL: [Target; 3] = [Target::Engine, Target::Memcached, Target::Redis];
+    pub const ALL: [TargetKind; 3] = [TargetKind::Engine, TargetKind::Memcached, TargetKind::Redis];
 
     /// The name, as the command line spells it.
     pub fn name(self) -> &'static str {
         match self {
-            Target::Engine => "engine",
-            Target::Memcached => "memcached",
-            Target::Redis => "redis",
+            TargetKind::Engine => "engine",
+            TargetKind::Memcached => "memcached",
+            TargetKind::Redis => "redis",
         }
     }
 }
 
-impl fmt::Display for Target {
+impl fmt::Display for TargetKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl FromStr for Target {
+impl FromStr for TargetKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        Target::ALL
+        TargetKind::ALL
             .into_iter()
             .find(|t| t.name() == s)
             .ok_or_else(|| format!("unknown target `{s}`; valid: engine, memcached, redis"))
@@ -246,10 +244,10 @@ pub fn redis_policy(p: Policy) -> Option<&'static str> {
 }
 
 /// Why `target` cannot run this allocator and eviction policy, if it cannot.
-pub fn refusal(target: Target, alloc: &AllocSpec, policy: Policy) -> Option<String> {
+pub fn refusal(target: TargetKind, alloc: &AllocSpec, policy: Policy) -> Option<String> {
     match target {
-        Target::Engine => None,
-        Target::Memcached => {
+        TargetKind::Engine => None,
+        TargetKind::Memcached => {
             if !matches!(alloc, AllocSpec::Slab(_)) {
                 Some(
                     "the memcached target models the slab allocator: use --alloc slab[:...]".into(),
@@ -264,7 +262,7 @@ pub fn refusal(target: Target, alloc: &AllocSpec, policy: Policy) -> Option<Stri
                 None
             }
         }
-        Target::Redis => redis_policy(policy).is_none().then(|| {
+        TargetKind::Redis => redis_policy(policy).is_none().then(|| {
             format!(
                 "the redis target has no eviction policy `{}`: use --evict sampled-lru \
                  (allkeys-lru), lfu (allkeys-lfu), random (allkeys-random), volatile-lru, \
@@ -334,9 +332,9 @@ pub(crate) enum Outcome {
     Error(String),
 }
 
-/// A server's figures at a sample.
+/// A server's own figures at a sample.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Figures {
+pub(crate) struct ServerFigures {
     pub memory: Memory,
     pub hits: u64,
     pub misses: u64,
@@ -362,7 +360,7 @@ pub(crate) trait Peer {
     /// Reads one reply.
     fn read(conn: &mut Conn, expect: Expect) -> io::Result<Outcome>;
     /// Takes a sample; `settle`: wait until the server's periodic figures are current.
-    fn sample(&mut self, settle: bool, payload: u64) -> io::Result<Figures>;
+    fn sample(&mut self, settle: bool, payload: u64) -> io::Result<ServerFigures>;
     /// Whether the payload is tracked by the client (Redis) rather than derived (memcached).
     fn tracks_payload(&self) -> bool;
     /// The resident set before any data.
@@ -375,469 +373,45 @@ pub(crate) trait Peer {
     fn server_info(&self) -> ServerInfo;
 }
 
-/// Replays `spec` into a real server (`target` memcached or redis; `engine` runs
-/// [`crate::run::run`]). `stop` ends the replay early (Ctrl-C). Errors before any op ran
-/// (a refused configuration, a server that cannot start) are `Err`; a server that dies part
-/// way ends the run with what was measured, marked incomplete (see the module docs).
-pub fn run_peer(
+/// Starts the server of `target` (memcached or redis) for `spec` and replays `stream` into
+/// it; the server is stopped by the time this returns. Errors before any op ran (a refused
+/// configuration, a server that cannot start) are `Err`; a server that dies part way ends the
+/// run with what was measured, marked incomplete (see the module docs).
+pub fn replay(
     spec: &RunSpec,
-    target: Target,
-    stop: &AtomicBool,
-    progress: &dyn Progress,
-) -> Result<RunResult, String> {
-    if target == Target::Engine {
-        return crate::run::run(spec, stop, progress);
-    }
+    target: TargetKind,
+    stream: fraglab_workloads::OpStream,
+    opts: &DriveOptions<'_>,
+) -> Result<Replayed, String> {
     if let Some(why) = refusal(target, &spec.alloc, spec.policy) {
         return Err(why);
     }
-    let env = crate::env::env();
-    // One streaming pass to count the ops, for the sampling interval and progress.
-    let mut total = 0u64;
-    for op in spec.workload.stream(spec.seed).map_err(|e| e.to_string())? {
-        op.map_err(|e| e.to_string())?;
-        total += 1;
-    }
-    let sample_every = spec
-        .sample_every
-        .unwrap_or((total / SAMPLES_PER_RUN).max(1))
-        .max(1);
-    let m = match target {
-        Target::Memcached => {
-            let mut peer = memcached::Memcached::start(spec)?;
-            replay(&mut peer, spec, total, sample_every, stop, progress)?
-        }
-        Target::Redis => {
-            let mut peer = redis::Redis::start(spec)?;
-            replay(&mut peer, spec, total, sample_every, stop, progress)?
-        }
-        Target::Engine => unreachable!("handled above"),
-    };
-    // The server is stopped (dropped) by now.
-    let summary =
-        Summary::from_timeline(&m.timeline, m.ops, m.elapsed.as_secs_f64(), m.rss_baseline);
-    Ok(RunResult {
-        schema: SCHEMA,
-        complete: m.incomplete.is_none(),
-        incomplete_reason: m.incomplete,
-        run: RunInfo {
-            workload: spec.workload_arg.clone(),
-            workload_parameters: spec.workload.parameters(),
-            alloc: spec.alloc.to_string(),
-            alloc_name: spec.alloc.name().to_string(),
-            library_versions: m.library_versions,
-            layout: spec.layout.name().to_string(),
-            eviction: spec.policy.name().to_string(),
-            memory_limit: spec.memory,
-            seed: spec.seed,
-            ops: total,
-            target: target.name().to_string(),
-            sample_every,
-            latency_every: spec.latency_every,
-            command: spec.command.clone(),
-            values: spec.values.name().to_string(),
-            server: Some(m.server),
-        },
-        env,
-        summary,
-        phases: m.phases,
-        timeline: m.timeline,
-        latency: m.latency,
-        command_errors: m.command_errors,
-        allocator_detail: m.allocator_detail,
-    })
-}
-
-/// What a replay measured.
-struct Measured {
-    ops: u64,
-    elapsed: Duration,
-    rss_baseline: u64,
-    timeline: Vec<Sample>,
-    phases: Vec<PhaseResult>,
-    latency: BTreeMap<String, Latency>,
-    command_errors: BTreeMap<String, u64>,
-    allocator_detail: serde_json::Value,
-    library_versions: BTreeMap<String, String>,
-    server: ServerInfo,
-    incomplete: Option<String>,
-}
-
-/// Value bytes, grown on demand (the same bytes as the in-process runner's).
-struct Values {
-    kind: ValueBytes,
-    bytes: Vec<u8>,
-}
-
-impl Values {
-    fn get(&mut self, len: u32) -> &[u8] {
-        let len = len as usize;
-        if len > self.bytes.len() {
-            let start = self.bytes.len();
-            self.bytes.extend((start..len).map(|i| self.kind.byte(i)));
-        }
-        &self.bytes[..len]
-    }
-}
-
-/// A key's identity for payload tracking: the id as its bytes show it (a key shorter than its
-/// id's digits keeps the low digits only), and the length.
-fn key_identity(op: &Op) -> (u64, u16) {
-    let k = op.key;
-    let bits = 6 * u32::from(k.len);
-    let id = if bits >= 64 {
-        k.id
-    } else {
-        k.id & ((1u64 << bits) - 1)
-    };
-    (id, k.len)
-}
-
-/// Client-side counters and the payload the client stored.
-struct Counters {
-    sets: u64,
-    deletes: u64,
-    oom: u64,
-    errors: BTreeMap<String, u64>,
-    /// Value length per live key (Redis only).
-    live: HashMap<(u64, u16), u32>,
-    payload: u64,
-    track: bool,
-}
-
-impl Counters {
-    fn store(&mut self, op: &Op, value_len: u64) {
-        self.sets += 1;
-        if self.track {
-            let value_len = value_len.min(u64::from(u32::MAX)) as u32;
-            let key_len = u64::from(op.key.len);
-            let old = self.live.insert(key_identity(op), value_len);
-            if let Some(old) = old {
-                self.payload -= key_len + u64::from(old);
-            }
-            self.payload += key_len + u64::from(value_len);
-        }
-    }
-
-    fn delete(&mut self, op: &Op) {
-        self.deletes += 1;
-        if self.track {
-            if let Some(old) = self.live.remove(&key_identity(op)) {
-                self.payload -= u64::from(op.key.len) + u64::from(old);
-            }
-        }
-    }
-
-    fn error(&mut self, kind: &str) {
-        *self.errors.entry(kind.to_string()).or_insert(0) += 1;
-    }
-
-    /// Counts one reply; returns whether it was a miss of a get to fill.
-    fn note(&mut self, p: &Pending, outcome: Outcome) -> bool {
-        match outcome {
-            Outcome::Miss => return p.op.fill && p.expect == Expect::Retrieval,
-            Outcome::Hit | Outcome::NotStored | Outcome::NotFound | Outcome::Touched => {}
-            Outcome::Stored => self.store(&p.op, u64::from(p.op.value_len)),
-            Outcome::Len(n) => self.store(&p.op, n),
-            Outcome::Deleted => self.delete(&p.op),
-            Outcome::Oom => self.oom += 1,
-            Outcome::Error(kind) => self.error(&kind),
-        }
-        false
-    }
-}
-
-/// A demand fill: the set that follows a get that missed.
-fn fill_op(get: &Op) -> Op {
-    Op {
-        kind: OpKind::Set,
-        fill: false,
-        ..*get
-    }
-}
-
-/// Sends `out` and reads one reply per entry of `pending`.
-fn round_trip<P: Peer>(
-    peer: &mut P,
-    out: &[u8],
-    pending: &[Pending],
-    outcomes: &mut Vec<Outcome>,
-) -> io::Result<()> {
-    outcomes.clear();
-    peer.conn().exchange(out, |c| {
-        for p in pending {
-            outcomes.push(P::read(c, p.expect)?);
-        }
-        Ok(())
-    })
-}
-
-/// The batch state of a replay.
-struct Replayer<'a, P: Peer> {
-    peer: &'a mut P,
-    values: Values,
-    counters: Counters,
-    out: Vec<u8>,
-    pending: Vec<Pending>,
-    outcomes: Vec<Outcome>,
-    fills: Vec<Op>,
-    elapsed: Duration,
-    rtt: Histogram<u64>,
-    batches: u64,
-    time_rtt: bool,
-}
-
-impl<P: Peer> Replayer<'_, P> {
-    /// Encodes `op` into the batch, or counts why it cannot be sent.
-    fn encode(&mut self, op: &Op) {
-        let value = self.values.get(op.value_len);
-        if let Err(kind) = self
-            .peer
-            .encode(op, value, &mut self.out, &mut self.pending)
-        {
-            self.counters.error(kind);
-        }
-    }
-
-    /// Sends the batch, reads its replies and counts them; misses to fill are queued.
-    fn flush(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            self.out.clear();
-            return Ok(());
-        }
-        let t = Instant::now();
-        let r = round_trip(self.peer, &self.out, &self.pending, &mut self.outcomes);
-        let ns = t.elapsed();
-        self.elapsed += ns;
-        r?;
-        self.batches += 1;
-        if self.time_rtt {
-            self.rtt.saturating_record((ns.as_nanos() as u64).max(1));
-        }
-        for (p, o) in self.pending.iter().zip(self.outcomes.drain(..)) {
-            if self.counters.note(p, o) {
-                self.fills.push(fill_op(&p.op));
-            }
-        }
-        self.out.clear();
-        self.pending.clear();
-        Ok(())
-    }
-
-    /// Encodes the queued fills into the (empty) batch.
-    fn encode_fills(&mut self) {
-        let fills = std::mem::take(&mut self.fills);
-        for f in &fills {
-            self.encode(f);
-        }
-    }
-
-    /// Sends the queued fills in a round trip of their own (before a sample).
-    fn flush_fills(&mut self) -> io::Result<()> {
-        if self.fills.is_empty() {
-            return Ok(());
-        }
-        self.encode_fills();
-        self.flush()
-    }
-
-    fn sample(&mut self, ops: u64, phase: u16, time_us: u64, settle: bool) -> io::Result<Sample> {
-        let f = self.peer.sample(settle, self.counters.payload)?;
-        Ok(Sample {
-            op: ops,
-            phase,
-            time_s: time_us as f64 / 1e6,
-            elapsed_s: self.elapsed.as_secs_f64(),
-            memory: f.memory,
-            hits: f.hits,
-            misses: f.misses,
-            sets: self.counters.sets,
-            deletes: self.counters.deletes,
-            evictions: f.evictions,
-            expired: f.expired,
-            oom_errors: self.counters.oom,
-        })
-    }
-}
-
-/// Describes a failed round trip: the server died, or the connection failed.
-fn failure<P: Peer>(peer: &mut P, e: &io::Error, ops: u64, total: u64) -> String {
-    let server = peer.server();
-    let (program, pid) = (server.program, server.pid());
-    match server.exited_within(Duration::from_millis(500)) {
-        Some(status) => {
-            format!("{program} (pid {pid}) died ({status}) after {ops} of {total} ops: {e}")
-        }
-        None => format!(
-            "the connection to {program} (pid {pid}) failed after {ops} of {total} ops: {e}"
+    let time_rtt = spec.latency_every > 0;
+    Ok(match target {
+        TargetKind::Memcached => crate::driver::drive(
+            PeerTarget::new(memcached::Memcached::start(spec)?, spec.values, time_rtt),
+            stream,
+            opts,
         ),
-    }
-}
-
-/// The replay loop: batches, samples at the same points as in-process, phases.
-fn replay<P: Peer>(
-    peer: &mut P,
-    spec: &RunSpec,
-    total: u64,
-    sample_every: u64,
-    stop: &AtomicBool,
-    progress: &dyn Progress,
-) -> Result<Measured, String> {
-    let track = peer.tracks_payload();
-    let stream = spec.workload.stream(spec.seed).map_err(|e| e.to_string())?;
-    let names = stream.phase_names();
-    let mut stream = stream.peekable();
-    let rss_baseline = peer.rss_baseline();
-    let mut r = Replayer {
-        peer,
-        values: Values {
-            kind: spec.values,
-            bytes: Vec::new(),
-        },
-        counters: Counters {
-            sets: 0,
-            deletes: 0,
-            oom: 0,
-            errors: BTreeMap::new(),
-            live: HashMap::new(),
-            payload: 0,
-            track,
-        },
-        out: Vec::with_capacity(1 << 16),
-        pending: Vec::with_capacity(BATCH * 2),
-        outcomes: Vec::with_capacity(BATCH * 2),
-        fills: Vec::new(),
-        elapsed: Duration::ZERO,
-        rtt: Histogram::new_with_bounds(1, 600_000_000_000, 3).expect("valid bounds"),
-        batches: 0,
-        time_rtt: spec.latency_every > 0,
-    };
-    let mut rec = crate::run::Recorder::new(names);
-    let mut ops = 0u64;
-    let mut last_time_us = 0u64;
-    let mut next_sample = sample_every;
-    let mut incomplete: Option<String> = None;
-    // Keys of this batch's gets that fill on a miss.
-    let mut fill_keys: HashSet<(u64, u16)> = HashSet::new();
-
-    let result: io::Result<()> = (|| {
-        loop {
-            // Fills of the last batch go first.
-            r.encode_fills();
-            fill_keys.clear();
-            let mut n = 0u64;
-            let mut new_phase = None;
-            let mut stream_end = false;
-            let mut batch_last_time = last_time_us;
-            while (n as usize) < BATCH && r.out.len() < BATCH_BYTES && ops + n < next_sample {
-                match stream.peek() {
-                    None => {
-                        stream_end = true;
-                        break;
-                    }
-                    Some(Err(_)) => {
-                        if let Some(Err(e)) = stream.next() {
-                            incomplete = Some(format!("workload error after {} ops: {e}", ops + n));
-                        }
-                        stream_end = true;
-                        break;
-                    }
-                    Some(Ok(op)) if op.phase != rec.phase() => {
-                        new_phase = Some(op.phase);
-                        break;
-                    }
-                    // A key whose get may need a fill ends the batch: the fill goes first.
-                    Some(Ok(op)) if fill_keys.contains(&key_identity(op)) => break,
-                    Some(Ok(_)) => {}
-                }
-                let Some(Ok(op)) = stream.next() else {
-                    unreachable!("peeked")
-                };
-                if op.fill && matches!(op.kind, OpKind::Get | OpKind::Gets) {
-                    fill_keys.insert(key_identity(&op));
-                }
-                r.encode(&op);
-                batch_last_time = op.time_us;
-                n += 1;
-            }
-            r.flush()?;
-            ops += n;
-            last_time_us = batch_last_time;
-            let at_sample = n > 0 && ops == next_sample;
-            if at_sample {
-                r.flush_fills()?;
-                rec.sample(r.sample(ops, rec.phase(), last_time_us, false)?);
-                progress.update(ops, total);
-                next_sample += sample_every;
-            }
-            if stop.load(Ordering::Relaxed) {
-                incomplete = Some(format!("interrupted after {ops} of {total} ops"));
-                break;
-            }
-            if let Some(p) = new_phase {
-                // The phase's end sample waits for the fills and settles.
-                r.flush_fills()?;
-                rec.end_phase(
-                    r.sample(ops, rec.phase(), last_time_us, true)?,
-                    r.elapsed,
-                    p,
-                );
-            }
-            if stream_end {
-                break;
-            }
-        }
-        if ops > 0 || rec.timeline.is_empty() {
-            r.flush_fills()?;
-            let phase = rec.phase();
-            rec.end_phase(r.sample(ops, phase, last_time_us, true)?, r.elapsed, phase);
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        // A batch, a fill or a sample failed: the batch in flight is not counted in `ops`.
-        let why = failure(r.peer, &e, ops, total);
-        eprintln!("error: {why}");
-        incomplete = Some(why);
-    }
-    progress.update(ops, total);
-    let mut latency = BTreeMap::new();
-    if r.batches > 0 && r.time_rtt {
-        latency.insert(
-            "round_trip".to_string(),
-            crate::run::latency(r.batches, &r.rtt),
-        );
-    }
-    let ops_done = ops;
-    let elapsed = r.elapsed;
-    let command_errors = std::mem::take(&mut r.counters.errors);
-    let peer = r.peer;
-    Ok(Measured {
-        ops: ops_done,
-        elapsed,
-        rss_baseline,
-        timeline: rec.timeline,
-        phases: rec.phases,
-        latency,
-        command_errors,
-        allocator_detail: peer.detail(),
-        library_versions: peer.library_versions(),
-        server: peer.server_info(),
-        incomplete,
+        TargetKind::Redis => crate::driver::drive(
+            PeerTarget::new(redis::Redis::start(spec)?, spec.values, time_rtt),
+            stream,
+            opts,
+        ),
+        TargetKind::Engine => return Err("the engine is not a real server".into()),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fraglab_workloads::Key;
 
     #[test]
     fn targets_parse_and_print() {
-        for t in Target::ALL {
-            assert_eq!(t.to_string().parse::<Target>().unwrap(), t);
+        for t in TargetKind::ALL {
+            assert_eq!(t.to_string().parse::<TargetKind>().unwrap(), t);
         }
-        let e = "valkey".parse::<Target>().unwrap_err();
+        let e = "valkey".parse::<TargetKind>().unwrap_err();
         assert!(e.contains("engine, memcached, redis"), "{e}");
     }
 
@@ -849,82 +423,15 @@ mod tests {
         assert_eq!(redis_policy(Policy::SlabLru), None);
         let slab: AllocSpec = "slab".parse().unwrap();
         let je: AllocSpec = "jemalloc".parse().unwrap();
-        assert!(refusal(Target::Memcached, &slab, Policy::SlabLru).is_none());
-        assert!(refusal(Target::Memcached, &slab, Policy::Noeviction).is_none());
-        assert!(refusal(Target::Memcached, &je, Policy::SlabLru)
+        assert!(refusal(TargetKind::Memcached, &slab, Policy::SlabLru).is_none());
+        assert!(refusal(TargetKind::Memcached, &slab, Policy::Noeviction).is_none());
+        assert!(refusal(TargetKind::Memcached, &je, Policy::SlabLru)
             .unwrap()
             .contains("use --alloc slab[:...]"));
-        assert!(refusal(Target::Redis, &slab, Policy::SlabLru)
+        assert!(refusal(TargetKind::Redis, &slab, Policy::SlabLru)
             .unwrap()
             .contains("allkeys-lru"));
-        assert!(refusal(Target::Redis, &je, Policy::SampledLru).is_none());
-        assert!(refusal(Target::Engine, &je, Policy::Fifo).is_none());
-    }
-
-    fn op(kind: OpKind, id: u64, len: u16, value_len: u32) -> Op {
-        Op {
-            time_us: 0,
-            kind,
-            key: Key { id, len },
-            value_len,
-            ttl: 0,
-            fill: false,
-            phase: 0,
-        }
-    }
-
-    #[test]
-    fn the_payload_follows_stores_and_deletes() {
-        let mut c = Counters {
-            sets: 0,
-            deletes: 0,
-            oom: 0,
-            errors: BTreeMap::new(),
-            live: HashMap::new(),
-            payload: 0,
-            track: true,
-        };
-        let set = |id, v| Pending {
-            op: op(OpKind::Set, id, 8, v),
-            expect: Expect::Store,
-        };
-        assert!(!c.note(&set(1, 100), Outcome::Stored));
-        assert!(!c.note(&set(2, 50), Outcome::Stored));
-        assert!(!c.note(&set(1, 10), Outcome::Stored));
-        assert_eq!(c.payload, 8 + 10 + 8 + 50);
-        let del = Pending {
-            op: op(OpKind::Delete, 2, 8, 0),
-            expect: Expect::Delete,
-        };
-        c.note(&del, Outcome::Deleted);
-        assert_eq!(c.payload, 18);
-        let append = Pending {
-            op: op(OpKind::Append, 1, 8, 5),
-            expect: Expect::Concat,
-        };
-        c.note(&append, Outcome::Len(15));
-        assert_eq!(c.payload, 23);
-        // A key shorter than its id's digits is the key of the id's low digits.
-        let alias = Pending {
-            op: op(OpKind::Set, 1 + (1 << 48), 8, 1),
-            expect: Expect::Store,
-        };
-        c.note(&alias, Outcome::Stored);
-        assert_eq!(c.payload, 9);
-        c.note(&set(3, 1), Outcome::Oom);
-        c.note(&set(3, 1), Outcome::Error("not_an_integer".into()));
-        assert_eq!((c.sets, c.deletes, c.oom), (5, 1, 1));
-        assert_eq!(c.errors["not_an_integer"], 1);
-        let get = Pending {
-            op: Op {
-                fill: true,
-                ..op(OpKind::Get, 9, 8, 30)
-            },
-            expect: Expect::Retrieval,
-        };
-        assert!(c.note(&get, Outcome::Miss), "a miss to fill");
-        assert!(!c.note(&get, Outcome::Hit));
-        let f = fill_op(&get.op);
-        assert_eq!((f.kind, f.fill, f.value_len), (OpKind::Set, false, 30));
+        assert!(refusal(TargetKind::Redis, &je, Policy::SampledLru).is_none());
+        assert!(refusal(TargetKind::Engine, &je, Policy::Fifo).is_none());
     }
 }

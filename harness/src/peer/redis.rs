@@ -9,7 +9,7 @@ use fraglab_workloads::{Key, Op, OpKind};
 
 use super::conn::Conn;
 use super::server::{Launch, Server};
-use super::{redis_policy, Expect, Figures, Outcome, Peer, Pending};
+use super::{redis_policy, Expect, ServerFigures, Outcome, Peer, Pending};
 use crate::run::RunSpec;
 
 /// Settings recorded in `server.config` (`CONFIG GET`).
@@ -601,11 +601,11 @@ impl Peer for Redis {
         })
     }
 
-    fn sample(&mut self, settle: bool, payload: u64) -> io::Result<Figures> {
+    fn sample(&mut self, settle: bool, payload: u64) -> io::Result<ServerFigures> {
         let i = self.fresh_info(settle)?;
         let b = &self.base;
         let allocated = num(&i, "used_memory").saturating_sub(b.used_memory);
-        let f = Figures {
+        let f = ServerFigures {
             memory: Memory {
                 items: db0_keys(&i),
                 payload_bytes: payload,

@@ -1,0 +1,221 @@
+//! The engine in this process as a [`Target`]: how an op becomes an engine call.
+//!
+//! get/gets read (and on a miss with `fill` set store the drawn value); set, add and replace
+//! store; cas replays as replace (a cas of a present key succeeds when nothing raced it, and a
+//! replay has no race); append, prepend, incr (+1), decr (-1), delete and touch are
+//! themselves; a scan reads `value_len` keys from the op's key id up, each the op's key
+//! length. Values are [`ValueBytes`]: letters by default, so Redis never stores them as
+//! integers and incr/decr of a stored value fails (counted in `command_errors`). Time is the
+//! op's logical time in whole seconds. With the redis layout, the active expiry pass (Redis's
+//! sampling cycle, `activeExpireCycle` in Redis's `expire.c`) runs every 100 ms of logical
+//! time, as Redis's default `hz 10` does; the memcached and compact layouts reclaim expired
+//! items when an access or an eviction finds them (memcached's LRU crawler is not modeled).
+
+use fraglab_allocators::Allocator;
+use fraglab_engine::{ActiveExpire, CmdError, Layout, LayoutKind, SetOptions, Store};
+use fraglab_reports::Memory;
+use fraglab_workloads::{Key, Op, OpKind};
+
+use crate::driver::{Reading, Target, TargetEnd, TargetFailure};
+use crate::env::rss_bytes;
+use crate::values::{ValueBytes, Values};
+
+/// Names of command errors, by [`error_index`].
+const ERROR_NAMES: [&str; 6] = [
+    "key_too_long",
+    "value_too_large",
+    "not_an_integer",
+    "overflow",
+    "invalid_ttl",
+    "out_of_memory",
+];
+
+fn error_index(e: &CmdError) -> usize {
+    match e {
+        CmdError::KeyTooLong { .. } => 0,
+        CmdError::ValueTooLarge { .. } => 1,
+        CmdError::NotAnInteger => 2,
+        CmdError::Overflow => 3,
+        CmdError::InvalidTtl(_) => 4,
+        CmdError::OutOfMemory => 5,
+    }
+}
+
+/// A store being replayed into.
+pub struct EngineTarget<A: Allocator, L: Layout> {
+    store: Store<A, L>,
+    key: Vec<u8>,
+    values: Values,
+    out: Vec<u8>,
+    errors: [u64; 6],
+    /// The next 100 ms boundary of logical time for the active expiry pass (redis layout).
+    next_expire_us: Option<u64>,
+    /// The allocator's name, for `library_versions`.
+    alloc_name: String,
+}
+
+impl<A: Allocator, L: Layout> std::fmt::Debug for EngineTarget<A, L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineTarget")
+            .field("alloc_name", &self.alloc_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Allocator, L: Layout> EngineTarget<A, L> {
+    /// Wraps `store` (over the allocator named `alloc_name`); `layout` decides whether
+    /// Redis's active expiry pass runs.
+    pub fn new(store: Store<A, L>, layout: LayoutKind, values: ValueBytes, alloc_name: &str) -> Self {
+        EngineTarget {
+            alloc_name: alloc_name.to_string(),
+            store,
+            key: Vec::with_capacity(256),
+            values: Values::new(values),
+            out: Vec::new(),
+            errors: [0; 6],
+            next_expire_us: (layout == LayoutKind::Redis).then_some(100_000),
+        }
+    }
+
+    #[inline]
+    fn note<T>(errors: &mut [u64; 6], r: Result<T, CmdError>) {
+        if let Err(e) = r {
+            // Out-of-memory refusals are the store's own `oom_errors` counter.
+            if e != CmdError::OutOfMemory {
+                errors[error_index(&e)] += 1;
+            }
+        }
+    }
+}
+
+impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
+    fn rss_baseline(&mut self) -> u64 {
+        rss_bytes()
+    }
+
+    #[inline]
+    fn tick(&mut self, op: &Op) {
+        if let Some(next) = self.next_expire_us {
+            if op.time_us >= next {
+                self.store
+                    .active_expire(op.time_us / 1_000_000, ActiveExpire::Sample);
+                self.next_expire_us = Some((op.time_us / 100_000 + 1) * 100_000);
+            }
+        }
+    }
+
+    #[inline]
+    fn apply(&mut self, op: &Op) -> Result<(), TargetFailure> {
+        let store = &mut self.store;
+        let errors = &mut self.errors;
+        let now = op.time_us / 1_000_000;
+        let key = &mut self.key;
+        key.clear();
+        op.key.write_to(key);
+        let opts = SetOptions {
+            ttl: (op.ttl > 0).then_some(i64::from(op.ttl)),
+            flags: 0,
+        };
+        match op.kind {
+            OpKind::Get | OpKind::Gets => {
+                // `get_into` appends: start from an empty buffer every time.
+                self.out.clear();
+                let hit = store.get_into(key, now, &mut self.out).is_some();
+                if !hit && op.fill {
+                    let r = store.set(key, self.values.get(op.value_len), opts, now);
+                    Self::note(errors, r);
+                }
+            }
+            OpKind::Set => {
+                let r = store.set(key, self.values.get(op.value_len), opts, now);
+                Self::note(errors, r);
+            }
+            OpKind::Add => {
+                let r = store.add(key, self.values.get(op.value_len), opts, now);
+                Self::note(errors, r);
+            }
+            OpKind::Replace | OpKind::Cas => {
+                let r = store.replace(key, self.values.get(op.value_len), opts, now);
+                Self::note(errors, r);
+            }
+            OpKind::Append => {
+                let r = store.append(key, self.values.get(op.value_len), now);
+                Self::note(errors, r);
+            }
+            OpKind::Prepend => {
+                let r = store.prepend(key, self.values.get(op.value_len), now);
+                Self::note(errors, r);
+            }
+            OpKind::Incr | OpKind::Decr => {
+                let delta = if op.kind == OpKind::Incr { 1 } else { -1 };
+                let r = store.incr(key, delta, now);
+                Self::note(errors, r);
+            }
+            OpKind::Delete => {
+                store.delete(key, now);
+            }
+            OpKind::Touch => {
+                let r = store.touch(key, opts.ttl, now);
+                Self::note(errors, r);
+            }
+            OpKind::Scan => {
+                for i in 0..u64::from(op.value_len) {
+                    key.clear();
+                    Key {
+                        id: op.key.id.wrapping_add(i),
+                        len: op.key.len,
+                    }
+                    .write_to(key);
+                    self.out.clear();
+                    store.get_into(key, now, &mut self.out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn times_ops(&self) -> bool {
+        true
+    }
+
+    fn read(&mut self, _phase_end: bool) -> Result<Reading, TargetFailure> {
+        let st = self.store.stats();
+        let c = st.counters;
+        Ok(Reading {
+            memory: Memory {
+                items: st.items,
+                payload_bytes: st.payload_bytes,
+                requested_bytes: st.mem.requested_bytes,
+                allocated_bytes: st.mem.allocated_bytes,
+                footprint_bytes: st.mem.footprint_bytes,
+                index_bytes: st.index_bytes,
+                rss_bytes: rss_bytes(),
+            },
+            hits: c.hits,
+            misses: c.misses,
+            sets: c.sets,
+            deletes: c.deletes,
+            evictions: c.evictions + c.evictions_page,
+            expired: c.expired_lazy + c.expired_active,
+            oom_errors: c.oom_errors,
+        })
+    }
+
+    fn end(self) -> TargetEnd {
+        let mem = self.store.mem_stats();
+        let mut end = TargetEnd {
+            command_errors: ERROR_NAMES
+                .iter()
+                .zip(self.errors)
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| (name.to_string(), n))
+                .collect(),
+            allocator_detail: crate::detail::allocator_detail(&mem.detail),
+            ..TargetEnd::default()
+        };
+        if let Some(v) = self.store.allocator().library_version() {
+            end.library_versions.insert(self.alloc_name, v);
+        }
+        end
+    }
+}

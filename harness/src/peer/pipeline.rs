@@ -1,0 +1,349 @@
+//! A real server as a [`Target`]: ops are encoded into pipelined batches, sent, and their
+//! replies counted (see the module docs of [`super`] for the batching and demand-fill rules).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::time::{Duration, Instant};
+
+use fraglab_workloads::{Op, OpKind};
+use hdrhistogram::Histogram;
+
+use super::{Expect, Outcome, Peer, Pending, BATCH, BATCH_BYTES};
+use crate::driver::{histogram, latency, Reading, Target, TargetEnd, TargetFailure};
+use crate::values::{ValueBytes, Values};
+
+/// A key's identity for payload tracking: the id as its bytes show it (a key shorter than its
+/// id's digits keeps the low digits only), and the length.
+fn key_identity(op: &Op) -> (u64, u16) {
+    let k = op.key;
+    let bits = 6 * u32::from(k.len);
+    let id = if bits >= 64 {
+        k.id
+    } else {
+        k.id & ((1u64 << bits) - 1)
+    };
+    (id, k.len)
+}
+
+/// What the client counts from the replies, and the payload it stored.
+pub(super) struct ReplyCounters {
+    sets: u64,
+    deletes: u64,
+    oom: u64,
+    errors: BTreeMap<String, u64>,
+    /// Value length per live key (Redis only).
+    live: HashMap<(u64, u16), u32>,
+    payload: u64,
+    track: bool,
+}
+
+impl ReplyCounters {
+    /// Nothing counted; `track`: follow the payload per key (the server does not report it).
+    pub(super) fn new(track: bool) -> ReplyCounters {
+        ReplyCounters {
+            sets: 0,
+            deletes: 0,
+            oom: 0,
+            errors: BTreeMap::new(),
+            live: HashMap::new(),
+            payload: 0,
+            track,
+        }
+    }
+
+    fn store(&mut self, op: &Op, value_len: u64) {
+        self.sets += 1;
+        if self.track {
+            let value_len = value_len.min(u64::from(u32::MAX)) as u32;
+            let key_len = u64::from(op.key.len);
+            let old = self.live.insert(key_identity(op), value_len);
+            if let Some(old) = old {
+                self.payload -= key_len + u64::from(old);
+            }
+            self.payload += key_len + u64::from(value_len);
+        }
+    }
+
+    fn delete(&mut self, op: &Op) {
+        self.deletes += 1;
+        if self.track {
+            if let Some(old) = self.live.remove(&key_identity(op)) {
+                self.payload -= u64::from(op.key.len) + u64::from(old);
+            }
+        }
+    }
+
+    fn error(&mut self, kind: &str) {
+        *self.errors.entry(kind.to_string()).or_insert(0) += 1;
+    }
+
+    /// Counts one reply; returns whether it was a miss of a get to fill.
+    fn note(&mut self, p: &Pending, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Miss => return p.op.fill && p.expect == Expect::Retrieval,
+            Outcome::Hit | Outcome::NotStored | Outcome::NotFound | Outcome::Touched => {}
+            Outcome::Stored => self.store(&p.op, u64::from(p.op.value_len)),
+            Outcome::Len(n) => self.store(&p.op, n),
+            Outcome::Deleted => self.delete(&p.op),
+            Outcome::Oom => self.oom += 1,
+            Outcome::Error(kind) => self.error(&kind),
+        }
+        false
+    }
+}
+
+/// A demand fill: the set that follows a get that missed.
+fn fill_op(get: &Op) -> Op {
+    Op {
+        kind: OpKind::Set,
+        fill: false,
+        ..*get
+    }
+}
+
+/// A real server being replayed into, a pipelined batch at a time.
+pub struct PeerTarget<P: Peer> {
+    peer: P,
+    values: Values,
+    counters: ReplyCounters,
+    out: Vec<u8>,
+    pending: Vec<Pending>,
+    outcomes: Vec<Outcome>,
+    /// Sets to send for gets of the last batch that missed.
+    fills: Vec<Op>,
+    /// Keys of this batch's gets that fill on a miss.
+    fill_keys: HashSet<(u64, u16)>,
+    /// Ops of the workload in this batch (fills not counted).
+    batch_ops: usize,
+    rtt: Histogram<u64>,
+    batches: u64,
+    time_rtt: bool,
+}
+
+impl<P: Peer> PeerTarget<P> {
+    /// Drives `peer` (started); `time_rtt`: record every batch's round trip.
+    pub fn new(peer: P, values: ValueBytes, time_rtt: bool) -> PeerTarget<P> {
+        let track = peer.tracks_payload();
+        PeerTarget {
+            peer,
+            values: Values::new(values),
+            counters: ReplyCounters::new(track),
+            out: Vec::with_capacity(1 << 16),
+            pending: Vec::with_capacity(BATCH * 2),
+            outcomes: Vec::with_capacity(BATCH * 2),
+            fills: Vec::new(),
+            fill_keys: HashSet::new(),
+            batch_ops: 0,
+            rtt: histogram(600_000_000_000),
+            batches: 0,
+            time_rtt,
+        }
+    }
+
+    /// Encodes `op` into the batch, or counts why it cannot be sent.
+    fn encode(&mut self, op: &Op) {
+        let value = self.values.get(op.value_len);
+        if let Err(kind) = self
+            .peer
+            .encode(op, value, &mut self.out, &mut self.pending)
+        {
+            self.counters.error(kind);
+        }
+    }
+
+    /// Starts a batch: the fills of the last one go first.
+    fn start_batch(&mut self) {
+        let fills = std::mem::take(&mut self.fills);
+        for f in &fills {
+            self.encode(f);
+        }
+        self.fill_keys.clear();
+    }
+
+    /// Sends the batch, reads its replies and counts them; misses to fill are queued.
+    fn send(&mut self) -> io::Result<()> {
+        self.batch_ops = 0;
+        if self.pending.is_empty() {
+            self.out.clear();
+            return Ok(());
+        }
+        let t = Instant::now();
+        self.outcomes.clear();
+        let (pending, outcomes) = (&self.pending, &mut self.outcomes);
+        let r = self.peer.conn().exchange(&self.out, |c| {
+            for p in pending {
+                outcomes.push(P::read(c, p.expect)?);
+            }
+            Ok(())
+        });
+        let took = t.elapsed();
+        r?;
+        self.batches += 1;
+        if self.time_rtt {
+            self.rtt.saturating_record((took.as_nanos() as u64).max(1));
+        }
+        for (p, o) in self.pending.iter().zip(self.outcomes.drain(..)) {
+            if self.counters.note(p, o) {
+                self.fills.push(fill_op(&p.op));
+            }
+        }
+        self.out.clear();
+        self.pending.clear();
+        Ok(())
+    }
+}
+
+fn failed(e: io::Error) -> TargetFailure {
+    TargetFailure(e.to_string())
+}
+
+impl<P: Peer> Target for PeerTarget<P> {
+    fn rss_baseline(&mut self) -> u64 {
+        self.peer.rss_baseline()
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), TargetFailure> {
+        if self.batch_ops == 0 && self.pending.is_empty() {
+            self.start_batch();
+        }
+        // A key whose get may need a fill ends the batch: the fill goes first.
+        if !self.fill_keys.is_empty() && self.fill_keys.contains(&key_identity(op)) {
+            self.send().map_err(failed)?;
+            self.start_batch();
+        }
+        if op.fill && matches!(op.kind, OpKind::Get | OpKind::Gets) {
+            self.fill_keys.insert(key_identity(op));
+        }
+        self.encode(op);
+        self.batch_ops += 1;
+        if self.batch_ops >= BATCH || self.out.len() >= BATCH_BYTES {
+            self.send().map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Result<(), TargetFailure> {
+        self.send().map_err(failed)?;
+        // The fills of that batch in a round trip of their own.
+        if !self.fills.is_empty() {
+            self.start_batch();
+            self.send().map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    fn times_ops(&self) -> bool {
+        false
+    }
+
+    fn read(&mut self, phase_end: bool) -> Result<Reading, TargetFailure> {
+        let f = self
+            .peer
+            .sample(phase_end, self.counters.payload)
+            .map_err(failed)?;
+        Ok(Reading {
+            memory: f.memory,
+            hits: f.hits,
+            misses: f.misses,
+            sets: self.counters.sets,
+            deletes: self.counters.deletes,
+            evictions: f.evictions,
+            expired: f.expired,
+            oom_errors: self.counters.oom,
+        })
+    }
+
+    fn failure(&mut self, e: &TargetFailure, ops: u64) -> String {
+        let in_flight = self.batch_ops as u64;
+        let server = self.peer.server();
+        let (program, pid) = (server.program, server.pid());
+        let done = ops.saturating_sub(in_flight);
+        match server.exited_within(Duration::from_millis(500)) {
+            Some(status) => format!("{program} (pid {pid}) died ({status}) after {done} ops: {}", e.0),
+            None => format!(
+                "the connection to {program} (pid {pid}) failed after {done} ops: {}",
+                e.0
+            ),
+        }
+    }
+
+    fn end(mut self) -> TargetEnd {
+        let mut latency = BTreeMap::new();
+        if self.batches > 0 && self.time_rtt {
+            latency.insert("round_trip".to_string(), self::latency(self.batches, &self.rtt));
+        }
+        TargetEnd {
+            command_errors: std::mem::take(&mut self.counters.errors),
+            latency,
+            allocator_detail: self.peer.detail(),
+            library_versions: self.peer.library_versions(),
+            server: Some(self.peer.server_info()),
+        }
+        // The server stops when `self.peer` drops, here.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fraglab_workloads::Key;
+
+    fn op(kind: OpKind, id: u64, len: u16, value_len: u32) -> Op {
+        Op {
+            time_us: 0,
+            kind,
+            key: Key { id, len },
+            value_len,
+            ttl: 0,
+            fill: false,
+            phase: 0,
+        }
+    }
+
+    #[test]
+    fn the_payload_follows_stores_and_deletes() {
+        let mut c = ReplyCounters::new(true);
+        let set = |id, v| Pending {
+            op: op(OpKind::Set, id, 8, v),
+            expect: Expect::Store,
+        };
+        assert!(!c.note(&set(1, 100), Outcome::Stored));
+        assert!(!c.note(&set(2, 50), Outcome::Stored));
+        assert!(!c.note(&set(1, 10), Outcome::Stored));
+        assert_eq!(c.payload, 8 + 10 + 8 + 50);
+        let del = Pending {
+            op: op(OpKind::Delete, 2, 8, 0),
+            expect: Expect::Delete,
+        };
+        c.note(&del, Outcome::Deleted);
+        assert_eq!(c.payload, 18);
+        let append = Pending {
+            op: op(OpKind::Append, 1, 8, 5),
+            expect: Expect::Concat,
+        };
+        c.note(&append, Outcome::Len(15));
+        assert_eq!(c.payload, 23);
+        // A key shorter than its id's digits is the key of the id's low digits.
+        let alias = Pending {
+            op: op(OpKind::Set, 1 + (1 << 48), 8, 1),
+            expect: Expect::Store,
+        };
+        c.note(&alias, Outcome::Stored);
+        assert_eq!(c.payload, 9);
+        c.note(&set(3, 1), Outcome::Oom);
+        c.note(&set(3, 1), Outcome::Error("not_an_integer".into()));
+        assert_eq!((c.sets, c.deletes, c.oom), (5, 1, 1));
+        assert_eq!(c.errors["not_an_integer"], 1);
+        let get = Pending {
+            op: Op {
+                fill: true,
+                ..op(OpKind::Get, 9, 8, 30)
+            },
+            expect: Expect::Retrieval,
+        };
+        assert!(c.note(&get, Outcome::Miss), "a miss to fill");
+        assert!(!c.note(&get, Outcome::Hit));
+        let f = fill_op(&get.op);
+        assert_eq!((f.kind, f.fill, f.value_len), (OpKind::Set, false, 30));
+    }
+}
