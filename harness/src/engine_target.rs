@@ -65,7 +65,12 @@ impl<A: Allocator, L: Layout> std::fmt::Debug for EngineTarget<A, L> {
 impl<A: Allocator, L: Layout> EngineTarget<A, L> {
     /// Wraps `store` (over the allocator named `alloc_name`); `layout` decides whether
     /// Redis's active expiry pass runs.
-    pub fn new(store: Store<A, L>, layout: LayoutKind, values: ValueBytes, alloc_name: &str) -> Self {
+    pub fn new(
+        store: Store<A, L>,
+        layout: LayoutKind,
+        values: ValueBytes,
+        alloc_name: &str,
+    ) -> Self {
         EngineTarget {
             alloc_name: alloc_name.to_string(),
             store,

@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicBool;
 use clap::Args;
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::{LayoutKind, Policy};
-use fraglab_reports::RunResult;
 
 use crate::driver::{Position, Progress};
 use crate::run::{defaults_for, run, RunSpec};
@@ -144,11 +143,9 @@ pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
     let bar = if !args.quiet && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:40}] {msg} ({eta} left)",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {msg} ({eta} left)")
+                .expect("a valid template")
+                .progress_chars("=> "),
         );
         b.set_prefix(format!("{} on {}", spec.workload_arg, spec.alloc));
         Some(Bar(b))
@@ -168,137 +165,9 @@ pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
     }
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&result).map_err(|e| e.to_string())? + "\n",
-        Format::Text => summary_text(&result),
+        Format::Text => fraglab_reports::summary::run_summary(&result),
     };
     Ok((text, result.complete))
-}
-
-fn mib(b: u64) -> String {
-    format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
-}
-
-fn signed_mib(b: i64) -> String {
-    format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
-}
-
-/// A readable summary of a result.
-pub fn summary_text(r: &RunResult) -> String {
-    let s = &r.summary;
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "{}{} | {} | layout {} | evict {} | memory {} | seed {}{}",
-        match &r.run.server {
-            Some(s) => format!("[{} {}] ", s.program, s.version),
-            None => String::new(),
-        },
-        r.run.workload,
-        r.run.alloc,
-        r.run.layout,
-        r.run.eviction,
-        r.run.memory_limit.map_or("unlimited".to_string(), mib),
-        r.run.seed,
-        if r.complete {
-            String::new()
-        } else {
-            format!(
-                " | INCOMPLETE: {}",
-                r.incomplete_reason.as_deref().unwrap_or("?")
-            )
-        }
-    );
-    let _ = writeln!(
-        t,
-        "ops        {} in {:.3} s: {:.2} M ops/s",
-        s.ops,
-        s.elapsed_s,
-        s.ops_per_sec / 1e6
-    );
-    let _ = writeln!(t, "                   at end        peak");
-    for (name, end, peak) in [
-        ("items", s.items as f64, s.peak.items as f64),
-        (
-            "payload",
-            s.payload_bytes as f64,
-            s.peak.payload_bytes as f64,
-        ),
-        (
-            "requested",
-            s.requested_bytes as f64,
-            s.peak.requested_bytes as f64,
-        ),
-        (
-            "allocated",
-            s.allocated_bytes as f64,
-            s.peak.allocated_bytes as f64,
-        ),
-        (
-            "footprint",
-            s.footprint_bytes as f64,
-            s.peak.footprint_bytes as f64,
-        ),
-        ("index", s.index_bytes as f64, s.peak.index_bytes as f64),
-        ("rss", s.rss_bytes as f64, s.peak.rss_bytes as f64),
-    ] {
-        if name == "items" {
-            let _ = writeln!(t, "{name:<12} {end:>14.0} {peak:>14.0}");
-        } else {
-            let _ = writeln!(
-                t,
-                "{name:<12} {:>14} {:>14}",
-                mib(end as u64),
-                mib(peak as u64)
-            );
-        }
-    }
-    let _ = writeln!(t, "rss before data {}", mib(s.rss_baseline_bytes));
-    let _ = writeln!(
-        t,
-        "metadata {} | internal waste {} | external fragmentation {} | efficiency {:.3}",
-        signed_mib(s.metadata_bytes),
-        signed_mib(s.internal_waste_bytes),
-        signed_mib(s.external_fragmentation_bytes),
-        s.efficiency
-    );
-    let _ = writeln!(
-        t,
-        "hits {} | misses {} | evictions {} | expired {} | oom errors {}",
-        s.hits, s.misses, s.evictions, s.expired, s.oom_errors
-    );
-    if !r.command_errors.is_empty() {
-        let _ = writeln!(t, "command errors {:?}", r.command_errors);
-    }
-    if !r.latency.is_empty() {
-        let _ = writeln!(
-            t,
-            "latency (ns)      timed      p50      p90      p99    p99.9      max"
-        );
-        for (k, l) in &r.latency {
-            let _ = writeln!(
-                t,
-                "  {k:<8} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}",
-                l.timed, l.p50_ns, l.p90_ns, l.p99_ns, l.p999_ns, l.max_ns
-            );
-        }
-    }
-    if r.phases.len() > 1 {
-        let _ = writeln!(
-            t,
-            "phases              ops    M ops/s    footprint at end   peak footprint"
-        );
-        for p in &r.phases {
-            let _ = writeln!(
-                t,
-                "  {:<14} {:>10} {:>10.2} {:>18} {:>16}",
-                p.name,
-                p.ops,
-                p.ops_per_sec / 1e6,
-                mib(p.end.memory.footprint_bytes),
-                mib(p.peak.footprint_bytes)
-            );
-        }
-    }
-    t
 }
 
 /// What `fraglab list` lists.

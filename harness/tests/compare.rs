@@ -318,10 +318,22 @@ fn a_bad_allocator_or_workload_is_refused_before_anything_runs() {
     }
     assert!(!out.exists(), "nothing may run");
 
-    // Commas cannot separate specs: the error says what does.
-    let o = compare(&["--allocs", "jemalloc,slab", "--out", out.to_str().unwrap()]);
+    // Commas separate specs before an allocator's name; a word that is no allocator stays
+    // part of the spec before it, which is refused, saying how specs are separated.
+    let o = compare(&[
+        "--allocs",
+        "jemalloc,nosuch",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("separate allocator specs with `;`"));
+    let err = text(&o.stderr);
+    assert!(err.contains("--allocs `jemalloc,nosuch`"), "{err}");
+    assert!(
+        err.contains("separate specs with `,`, `;` or spaces"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing may run");
 
     let o = compare(&[
         "--workloads",

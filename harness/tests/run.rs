@@ -394,7 +394,10 @@ fn a_malformed_trace_ends_the_run_with_what_was_measured() {
     let r = RunResult::load(&out).unwrap();
     assert!(!r.complete);
     let why = r.incomplete_reason.as_deref().unwrap();
-    assert!(why.contains("record 1001") && why.contains("after 1000 ops"), "{why}");
+    assert!(
+        why.contains("record 1001") && why.contains("after 1000 ops"),
+        "{why}"
+    );
     assert_eq!(r.summary.ops, 1000);
     assert_eq!(r.summary.items, 1000);
     let o = fraglab(&[

@@ -14,9 +14,11 @@
 //!    anything.
 
 pub mod chart;
+pub mod compare;
 pub mod render;
 pub mod schema;
 pub mod set;
+pub mod summary;
 pub mod table;
 
 pub use schema::*;

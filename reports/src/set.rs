@@ -59,7 +59,7 @@ impl CellKey {
 }
 
 /// Median, min and max of one figure over a cell's repeats.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Spread {
     /// Median (the mean of the middle two for an even count).
     pub median: f64,

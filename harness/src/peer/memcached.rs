@@ -10,7 +10,7 @@ use fraglab_workloads::{Key, Op, OpKind, KEY_MAX};
 
 use super::conn::Conn;
 use super::server::{Launch, Server};
-use super::{Expect, ServerFigures, Outcome, Peer, Pending};
+use super::{Expect, Outcome, Peer, Pending, ServerFigures};
 use crate::run::RunSpec;
 
 /// memcached's `-m` when the run has no memory limit: 64 GiB, so nothing is evicted.

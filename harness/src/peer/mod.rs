@@ -175,7 +175,7 @@ use fraglab_engine::Policy;
 use fraglab_reports::{Memory, ServerInfo};
 use fraglab_workloads::Op;
 
-use crate::driver::{Replayed, DriveOptions};
+use crate::driver::{DriveOptions, Replayed};
 use crate::run::RunSpec;
 
 use conn::Conn;

@@ -259,7 +259,10 @@ impl<P: Peer> Target for PeerTarget<P> {
         let (program, pid) = (server.program, server.pid());
         let done = ops.saturating_sub(in_flight);
         match server.exited_within(Duration::from_millis(500)) {
-            Some(status) => format!("{program} (pid {pid}) died ({status}) after {done} ops: {}", e.0),
+            Some(status) => format!(
+                "{program} (pid {pid}) died ({status}) after {done} ops: {}",
+                e.0
+            ),
             None => format!(
                 "the connection to {program} (pid {pid}) failed after {done} ops: {}",
                 e.0
@@ -270,7 +273,10 @@ impl<P: Peer> Target for PeerTarget<P> {
     fn end(mut self) -> TargetEnd {
         let mut latency = BTreeMap::new();
         if self.batches > 0 && self.time_rtt {
-            latency.insert("round_trip".to_string(), self::latency(self.batches, &self.rtt));
+            latency.insert(
+                "round_trip".to_string(),
+                self::latency(self.batches, &self.rtt),
+            );
         }
         TargetEnd {
             command_errors: std::mem::take(&mut self.counters.errors),

@@ -9,7 +9,7 @@ use fraglab_workloads::{Key, Op, OpKind};
 
 use super::conn::Conn;
 use super::server::{Launch, Server};
-use super::{redis_policy, Expect, ServerFigures, Outcome, Peer, Pending};
+use super::{redis_policy, Expect, Outcome, Peer, Pending, ServerFigures};
 use crate::run::RunSpec;
 
 /// Settings recorded in `server.config` (`CONFIG GET`).

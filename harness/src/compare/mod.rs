@@ -1,0 +1,380 @@
+//! `fraglab compare`: a matrix of runs, each in its own child process.
+//!
+//! ```text
+//! fraglab compare [--workloads W1,W2,...] [--allocs SPEC,SPEC,...|all]...
+//!                 [--layouts L1,L2,...] [--repeat N] [--jobs N] [--out DIR] [--scale X]
+//!                 [--seed S] [--memory SIZE,SIZE,...] [--targets engine,memcached,redis]
+//!                 [--plan [--plan-program PROG]]
+//! ```
+//!
+//! The matrix is workloads x allocators x layouts x targets x memory limits x repeats. Every
+//! cell is one
+//! `fraglab run` started as a child process (`current_exe() run --workload W --alloc A
+//! [--layout L] [--target T] [--scale X] --seed S [--memory M] --out DIR/cells/ID.json --quiet
+//! --format json`), so RSS and allocator state never leak from one cell into the next.
+//! `--jobs` children run at once (default: the cores available).
+//!
+//! # Arguments
+//!
+//! - `--workloads` is comma-separated: presets (`fraglab list workloads`), `file:PATH` or
+//!   `trace:PATH` (a path with a comma cannot be given).
+//! - `--allocs` takes allocator specs separated by commas, `;` or white space, and may be
+//!   repeated: `--allocs jemalloc,slab:factor=1.08,min=64,mimalloc`,
+//!   `--allocs 'jemalloc;slab:factor=1.08'`, `--allocs "jemalloc mimalloc"`, or
+//!   `--allocs jemalloc --allocs slab:factor=1.08`. Specs contain commas too
+//!   (`slab:factor=1.25,min=48`): a comma starts a new spec only when the word after it is an
+//!   allocator's name (or `all`) followed by `:`, `,` or the end. `all` stands for every allocator of
+//!   `fraglab list allocators` (`AllocSpec::all()`, 11 specs). Default: `all`. Specs are
+//!   compared and printed in their canonical form, so `slab` and `slab:factor=1.25` are one.
+//! - `--layouts` is comma-separated: `compact`, `memcached`, `redis`, or `default` (the
+//!   allocator's own: memcached for slab, redis for zmalloc, compact for the others; its
+//!   cells run without `--layout`). Without `--layouts` every allocator runs on its default
+//!   layout only. A combination `fraglab run` refuses (the redis layout keeps no list links,
+//!   so it refuses slab's `slab-lru`) is not run and is reported as skipped, with the reason.
+//! - `--targets` is comma-separated: `engine` (the default: in the child's process),
+//!   `memcached`, `redis` (a real server the child starts, drives with the same op stream and
+//!   stops: `fraglab run --target T`; see [`crate::peer`]). A real-server cell of an allocator
+//!   its target refuses is skipped with the reason: memcached runs only the `slab` specs (the
+//!   allocator it models; each slab spec is its own memcached configuration), and Redis only
+//!   the `zmalloc` specs (the real Redis does not depend on the spec, so it runs once per
+//!   zmalloc spec rather than once per allocator). A policy the server lacks is refused too.
+//! - `--repeat N` runs each cell N times (files `...-r0.json`, `...-r1.json`, same seed): the
+//!   summary gives the median of every figure and the min-max of throughput.
+//! - `--scale X` applies to every workload but traces (a trace replays as recorded). Without
+//!   it, the ramcloud, etc and other presets run at [`DEFAULT_SCALE`] and the tiny
+//!   `memefficiency-*` presets and `file:` specs at 1; every cell records its scale.
+//! - `--memory` takes one limit or a comma-separated list (`16m,64m,256m`; `none` for no
+//!   limit): every cell runs at every limit, and the report draws the hit ratio against the
+//!   limit per allocator x layout (a miss-ratio curve, with real bytes). Default: no limit.
+//! - `--out DIR` defaults to `results/compare-<UTC time>`; `--seed` to 1.
+//!
+//! Unknown workloads, allocator specs and layouts are refused before anything runs, with the
+//! valid names.
+//!
+//! # Files
+//!
+//! `DIR/cells/ID.json` (and `ID.timeline.csv`) per cell, where ID is
+//! `WORKLOAD__ALLOC__LAYOUT__HASH-rN` (`WORKLOAD__ALLOC__LAYOUT__TARGET__HASH-rN` for a real
+//! server): the names with every character but letters, digits and `-` made `_` (cut at 48
+//! characters), and HASH a stable FNV-1a hash of everything the child is given (workload,
+//! canonical spec, layout, scale, seed, memory, and the target when it is not `engine`), so
+//! cells of other settings never collide with these. `DIR/compare.json` lists every cell
+//! (workload, alloc, layout, target, scale, repeat, file, status, the child's wall time, the
+//! error tail of a failed one, its figures) and one group per workload x alloc x layout x
+//! target with the median, min and max of each figure over the repeats; it is rewritten
+//! atomically after every finished cell, so it is current even if compare is killed.
+//!
+//! Statuses: `ok` (ran and completed), `resumed` (a complete result was already there),
+//! `skipped` (the combination is refused), `failed` (the child exited non-zero: the last lines
+//! of its stderr are kept), `interrupted` (the child stopped on Ctrl-C and saved a partial
+//! result marked incomplete, or died of SIGINT), `not-run` (compare stopped first).
+//!
+//! # A plan for another scheduler
+//!
+//! `fraglab compare --plan [the same arguments]` runs nothing. It creates `DIR/cells`, writes
+//! `compare.json` (state `planned`) and prints on stdout one self-contained shell command per
+//! cell that is neither finished nor refused, and nothing else:
+//! `PROG run --workload W --alloc A ... --out DIR/cells/ID.json --quiet --format json`, with
+//! `DIR` made absolute and every word quoted for a POSIX shell. `PROG` is this binary's own
+//! absolute path, or `--plan-program` (say `fraglab`, when hosts have it on PATH). The lines
+//! can run anywhere that sees `DIR` (GNU parallel, `parallel --sshlogin` over hosts sharing a
+//! file system, a Slurm job array, a Kubernetes indexed Job); the same `compare` without
+//! `--plan` then picks their result files up as finished cells, runs whatever is still
+//! missing, and renders the report exactly as if it had run them all.
+//!
+//! # Resuming and interrupting
+//!
+//! Rerunning with the same `--out DIR` and settings skips every cell whose JSON loads with
+//! `complete: true` (and names the same workload, allocator, layout, target, seed and memory
+//! limit) and
+//! says how many it skipped; missing, unreadable and incomplete files are run again. Ctrl-C
+//! reaches the children too (one process group): each saves what it measured, marked
+//! incomplete, and exits 130; compare launches nothing more, writes `compare.json`, prints the
+//! summary of what it has and exits 130. A SIGINT sent to compare alone lets the running cells
+//! finish. Exit status: 0 when every cell is ok, resumed or skipped; 1 when one failed or is
+//! incomplete; 130 when Ctrl-C stopped compare.
+//!
+//! # Output
+//!
+//! One progress line per finished cell on stderr (`[k/n] cell: ok 1.23 s`; with a progress
+//! bar when stderr is a terminal), and on stdout a table with one row per workload x alloc x
+//! layout x target x memory limit ([`fraglab_reports::compare::table`]; the memory and hit
+//! ratio columns appear when a limit is set): M ops/s median [min-max], footprint and payload
+//! MiB, efficiency,
+//! evictions, status. A real server's M ops/s is its pipelined throughput over loopback, not
+//! comparable with the engine's.
+//!
+//! # The default suite
+//!
+//! `fraglab compare` with no arguments runs `ramcloud-w1` ... `ramcloud-w8`, `etc` (at
+//! [`DEFAULT_SCALE`]) and `memefficiency-32`, `-64`, `-128`, `-1024`, `-16384` (at 1) over all
+//! 11 allocators on their default layouts: 154 cells. On the 2-core development machine with
+//! 2 jobs (release build) it took 29.3 s and 29.5 s of wall time when the machine was
+//! otherwise idle, and 67.6 s while another process kept one core busy. Time grows faster than
+//! the scale (more ops and a larger live set, so more cache misses): a ramcloud-w4 cell takes
+//! 2.2x (jemalloc) to 2.6x (zmalloc over glibc) as long at 0.5 as at 0.3, and the nine larger
+//! workloads alone took 128 s at 0.5 on the busy machine.
+
+mod execute;
+mod plan;
+mod resume;
+mod summarize;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use clap::Args;
+use fraglab_reports::compare::{table, CellFigures, CellRecord, CellStatus, CompareState};
+
+use crate::run_cmd::STOP;
+use plan::{shell_line, Plan};
+use summarize::{groups, Writer};
+
+/// The scale of every preset but memefficiency-* when `--scale` is not given: the default
+/// suite then takes about 30 s on the idle 2-core machine (see the module docs).
+pub const DEFAULT_SCALE: f64 = 0.3;
+
+/// The default suite's workloads.
+pub const DEFAULT_WORKLOADS: &[&str] = &[
+    "ramcloud-w1",
+    "ramcloud-w2",
+    "ramcloud-w3",
+    "ramcloud-w4",
+    "ramcloud-w5",
+    "ramcloud-w6",
+    "ramcloud-w7",
+    "ramcloud-w8",
+    "etc",
+    "memefficiency-32",
+    "memefficiency-64",
+    "memefficiency-128",
+    "memefficiency-1024",
+    "memefficiency-16384",
+];
+
+/// Exit status when Ctrl-C stopped compare (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
+
+/// `fraglab compare`'s arguments.
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Workloads, comma-separated: presets, file:PATH, trace:PATH (default: ramcloud-w1..w8,
+    /// etc, memefficiency-32,-64,-128,-1024,-16384).
+    #[arg(long, value_delimiter = ',')]
+    pub workloads: Vec<String>,
+    /// Allocator specs separated by commas, `;` or spaces (a comma starts a new spec when an
+    /// allocator's name follows it), or `all`; the flag may be repeated. Default: all.
+    #[arg(long)]
+    pub allocs: Vec<String>,
+    /// Layouts, comma-separated: compact, memcached, redis, default (default: each
+    /// allocator's own).
+    #[arg(long, value_delimiter = ',')]
+    pub layouts: Vec<String>,
+    /// Runs of each cell.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// Cells run at once (default: the cores available).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Directory for the cell results and compare.json (default:
+    /// results/compare-YYYY-MM-DDTHH-MM-SSZ, UTC); rerun with the same directory to resume.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Scale of every workload but traces (default: 0.3 for ramcloud-*, etc and other
+    /// presets, 1 for memefficiency-* and file: specs).
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// Seed of every cell.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Memory limits, comma-separated (512, 64k, 64m, 1g; `none`): every cell runs at each.
+    /// Default: no limit.
+    #[arg(long)]
+    pub memory: Vec<String>,
+    /// Targets, comma-separated: engine (in process), memcached, redis (a real server per
+    /// cell; memcached runs the slab specs, redis the zmalloc specs). Default: engine.
+    #[arg(long, value_delimiter = ',')]
+    pub targets: Vec<String>,
+    /// Run nothing: print one shell command per unfinished cell (for GNU parallel, a Slurm
+    /// array, ...); the same compare without --plan then picks their results up.
+    #[arg(long)]
+    pub plan: bool,
+    /// The program the --plan lines run (default: this binary's absolute path).
+    #[arg(long, requires = "plan")]
+    pub plan_program: Option<String>,
+}
+
+/// Prints the plan: one command line per cell to run. Returns the text for stdout.
+fn print_plan(plan: &Plan, todo: &[usize], program: Option<&str>) -> Result<String, String> {
+    let program = match program {
+        Some(p) => p.to_string(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find fraglab itself: {e}"))?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let mut out = String::new();
+    for &i in todo {
+        let cell = &plan.cells[i];
+        out += &shell_line(&program, &plan.child_args(cell, &plan.dir.join(&cell.file)))?;
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// `fraglab compare`: runs the matrix (or, with `--plan`, prints it); returns what to print on
+/// stdout and the exit status (0, 1 if a cell failed or is incomplete, 130 if Ctrl-C stopped
+/// it).
+pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
+    let mut plan = Plan::new(args)?;
+    let cells_dir = plan.dir.join("cells");
+    std::fs::create_dir_all(&cells_dir)
+        .map_err(|e| format!("--out {}: {e}", cells_dir.display()))?;
+    if args.plan {
+        // Plan lines run elsewhere: they name the directory absolutely.
+        plan.dir = std::fs::canonicalize(&plan.dir)
+            .map_err(|e| format!("--out {}: {e}", plan.dir.display()))?;
+    }
+    let plan = plan;
+    let writer = Writer {
+        plan: &plan,
+        started_at: crate::env::now_rfc3339(),
+        env: crate::env::env(),
+        command: std::env::args().collect(),
+    };
+
+    let mut records: Vec<CellRecord> = plan.cells.iter().map(|c| plan.record(c)).collect();
+    let mut todo = Vec::new();
+    let mut resumed = 0;
+    for (i, cell) in plan.cells.iter().enumerate() {
+        let rec = &mut records[i];
+        if let Some(reason) = &cell.refused {
+            rec.status = CellStatus::Skipped;
+            rec.reason = Some(reason.clone());
+        } else if let Some(r) = resume::finished(&plan, cell) {
+            rec.status = CellStatus::Resumed;
+            rec.figures = Some(CellFigures::of(&r));
+            resumed += 1;
+        } else {
+            todo.push(i);
+        }
+    }
+    let skipped = records
+        .iter()
+        .filter(|r| r.status == CellStatus::Skipped)
+        .count();
+    eprintln!(
+        "compare: {} cells ({} workloads, {} allocators, layouts {}, targets {}, {} memory \
+         limit{}, {} repeat{}) in {}, {} job{}",
+        plan.cells.len(),
+        plan.workloads.len(),
+        plan.allocs.len(),
+        plan.layouts.join(","),
+        plan.targets.join(","),
+        plan.memories.len(),
+        if plan.memories.len() == 1 { "" } else { "s" },
+        plan.repeat,
+        if plan.repeat == 1 { "" } else { "s" },
+        plan.dir.display(),
+        plan.jobs,
+        if plan.jobs == 1 { "" } else { "s" }
+    );
+    if resumed > 0 {
+        eprintln!("skipped {resumed} finished cells");
+    }
+    if skipped > 0 {
+        eprintln!("skipped {skipped} refused combinations (see the summary)");
+    }
+    if args.plan {
+        writer.write(&records, CompareState::Planned)?;
+        eprintln!(
+            "planned {} cells to run; then rerun this compare without --plan to collect them",
+            todo.len()
+        );
+        return Ok((print_plan(&plan, &todo, args.plan_program.as_deref())?, 0));
+    }
+    writer.write(&records, CompareState::Running)?;
+
+    let mut records = execute::run_cells(&plan, &todo, records, &writer)?;
+    let stopped = STOP.load(Ordering::SeqCst);
+    for r in records
+        .iter_mut()
+        .filter(|r| r.status == CellStatus::Pending)
+    {
+        r.status = CellStatus::NotRun;
+    }
+    writer.write(
+        &records,
+        if stopped {
+            CompareState::Interrupted
+        } else {
+            CompareState::Finished
+        },
+    )?;
+
+    let groups = groups(&plan, &records);
+    let failed: Vec<&CellRecord> = records
+        .iter()
+        .filter(|r| r.status == CellStatus::Failed)
+        .collect();
+    for r in &failed {
+        eprintln!(
+            "failed: {} ({} on {}):\n  {}",
+            r.id,
+            r.workload,
+            r.alloc,
+            r.reason.as_deref().unwrap_or("?").replace('\n', "\n  ")
+        );
+    }
+    let unfinished = records
+        .iter()
+        .filter(|r| matches!(r.status, CellStatus::Interrupted | CellStatus::NotRun))
+        .count();
+    if stopped {
+        eprintln!(
+            "interrupted: {unfinished} cells not finished; rerun with --out {} to resume",
+            plan.dir.display()
+        );
+    }
+    eprintln!("wrote {}", plan.dir.join("compare.json").display());
+    if !stopped {
+        render_report(&plan.dir);
+    }
+    let code = if stopped {
+        INTERRUPTED
+    } else if !failed.is_empty() || unfinished > 0 {
+        1
+    } else {
+        0
+    };
+    Ok((table(&groups), code))
+}
+
+/// Renders the report from the saved cells, like `fraglab report DIR`.
+fn render_report(dir: &Path) {
+    let opts = fraglab_reports::render::RenderOptions {
+        markdown: true,
+        html: true,
+        png: false,
+    };
+    match crate::report_cmd::report(dir, None, opts) {
+        Ok(r) => eprint!("{}", crate::report_cmd::describe(&r)),
+        Err(e) => eprintln!("report not rendered: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_gives_the_default_scale() {
+        let cmd = <CompareArgs as clap::Args>::augment_args(clap::Command::new("compare"));
+        let scale = cmd.get_arguments().find(|a| a.get_id() == "scale").unwrap();
+        let help = scale.get_help().unwrap().to_string();
+        assert!(
+            help.contains(&format!("default: {DEFAULT_SCALE} for")),
+            "{help}"
+        );
+    }
+}
