@@ -256,23 +256,21 @@ pub fn slab_classes(set: &ResultSet) -> Table {
     let mut rows = Vec::new();
     for c in &set.cells {
         let r = c.representative();
-        let d = &r.allocator_detail;
-        if d.get("allocator").and_then(|a| a.as_str()) != Some("slab") {
+        let Some(d) = r.allocator_detail.slab() else {
             continue;
-        }
-        for cl in d["classes"].as_array().into_iter().flatten() {
-            let g = |f: &str| cl[f].as_u64().unwrap_or(0);
-            let chunk_bytes = g("used_chunks") * g("chunk_size");
+        };
+        for cl in &d.classes {
+            let chunk_bytes = cl.used_chunks.saturating_mul(cl.chunk_size);
             let mut row = row_head(c);
             row.extend([
-                g("class").to_string(),
-                g("chunk_size").to_string(),
-                g("total_pages").to_string(),
-                g("used_chunks").to_string(),
-                g("free_chunks").to_string(),
-                g("mem_requested").to_string(),
+                cl.class.to_string(),
+                cl.chunk_size.to_string(),
+                cl.total_pages.to_string(),
+                cl.used_chunks.to_string(),
+                cl.free_chunks.to_string(),
+                cl.mem_requested.to_string(),
                 chunk_bytes.to_string(),
-                chunk_bytes.saturating_sub(g("mem_requested")).to_string(),
+                chunk_bytes.saturating_sub(cl.mem_requested).to_string(),
             ]);
             rows.push(row);
         }

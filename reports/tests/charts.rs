@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use fraglab_reports::chart::{render_all, series_label, ChartOut};
-use fraglab_reports::{ResultSet, RunResult};
+use fraglab_reports::{AllocatorDetail, ResultSet, RunResult, SlabClassDetail, SlabDetail};
 
 fn fixture() -> ResultSet {
     ResultSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results")).unwrap()
@@ -549,15 +549,29 @@ fn odd_data_renders_without_panic() {
         ),
         (
             "no-classes",
-            edit(&|r| r.allocator_detail = serde_json::json!({"allocator": "slab"})),
+            // Tagged slab but without the slab fields: kept untyped, no classes to draw.
+            edit(&|r| r.allocator_detail = serde_json::json!({"allocator": "slab"}).into()),
         ),
         (
             "odd-classes",
             edit(&|r| {
-                r.allocator_detail = serde_json::json!({"allocator": "slab", "classes": [
-                    {"class": 1},
-                    {"class": "x", "chunk_size": -5, "used_chunks": 1.5}
-                ]})
+                r.allocator_detail = SlabDetail {
+                    classes: vec![
+                        SlabClassDetail {
+                            class: 1,
+                            ..SlabClassDetail::default()
+                        },
+                        SlabClassDetail {
+                            class: 0,
+                            chunk_size: 0,
+                            used_chunks: 3,
+                            free_chunks: u64::MAX,
+                            ..SlabClassDetail::default()
+                        },
+                    ],
+                    ..SlabDetail::default()
+                }
+                .into()
             }),
         ),
         (
@@ -574,14 +588,12 @@ fn odd_data_renders_without_panic() {
                 for s in &mut r.timeline {
                     s.memory.footprint_bytes = u64::MAX;
                 }
-                r.allocator_detail["pages_past_limit"] = u64::MAX.into();
-                if let Some(c) = r.allocator_detail["classes"].get_mut(0) {
-                    c["total_pages"] = u64::MAX.into();
-                    c["mem_requested"] = u64::MAX.into();
-                }
-                if let Some(c) = r.allocator_detail["classes"].get_mut(1) {
-                    c["total_pages"] = u64::MAX.into();
-                    c["mem_requested"] = u64::MAX.into();
+                if let AllocatorDetail::Slab(d) = &mut r.allocator_detail {
+                    d.pages_past_limit = Some(u64::MAX);
+                    for c in d.classes.iter_mut().take(2) {
+                        c.total_pages = u64::MAX;
+                        c.mem_requested = u64::MAX;
+                    }
                 }
             }),
         ),

@@ -109,12 +109,12 @@ fn tables_carry_the_fixture_numbers() {
         .iter()
         .filter(|r| r[0] == "ramcloud-w3" && r[2] == "memcached")
         .collect();
-    let detail = slab.allocator_detail["classes"].as_array().unwrap();
+    let detail = &slab.allocator_detail.slab().expect("a slab detail").classes;
     assert_eq!(w3_rows.len(), detail.len());
     for (r, c) in w3_rows.iter().zip(detail) {
-        assert_eq!(r[5], c["class"].to_string());
-        assert_eq!(r[8], c["used_chunks"].to_string());
-        assert_eq!(r[10], c["mem_requested"].to_string());
+        assert_eq!(r[5], c.class.to_string());
+        assert_eq!(r[8], c.used_chunks.to_string());
+        assert_eq!(r[10], c.mem_requested.to_string());
     }
 
     // The memory sweep: etc at 1m, 2m, 4m and unlimited, for slab and jemalloc.

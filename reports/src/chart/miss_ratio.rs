@@ -15,15 +15,15 @@ use super::labels::{workload_label, Names};
 pub(super) fn over_limit(c: &Cell, limit: u64, names: &Names) -> Option<String> {
     let r = c.representative();
     let label = names.label_limited(&c.key);
-    if r.allocator_detail.get("allocator").and_then(|a| a.as_str()) == Some("slab") {
+    if r.allocator_detail.allocator() == Some("slab") {
         let held = c.spread(|r| r.summary.footprint_bytes as f64).median;
         if held <= limit as f64 {
             return None;
         }
         let past = r
             .allocator_detail
-            .get("pages_past_limit")
-            .and_then(|p| p.as_u64())
+            .slab()
+            .and_then(|s| s.pages_past_limit)
             .unwrap_or(0);
         let why = if past > 0 {
             format!(", {past} of them granted past the limit (a class's first page)")

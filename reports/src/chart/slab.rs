@@ -2,56 +2,22 @@
 
 use plotters::prelude::*;
 
-use crate::schema::RunResult;
+use crate::schema::{RunResult, SlabClassDetail};
 use crate::set::{byte_unit, human_bytes, Cell, ResultSet};
 
 use super::common::{bar_span, Spec};
 use super::figure::{Axis, Entry, Figure, Key, Panel, Shape, Ticks, HEIGHT};
 use super::labels::{workload_label, Names};
 
-/// One slab class from `allocator_detail.classes`.
-pub(super) struct Class {
-    pub(super) class: u64,
-    pub(super) chunk_size: u64,
-    pub(super) used: u64,
-    pub(super) free: u64,
-    pub(super) requested: u64,
-    pub(super) pages: u64,
-}
-
-pub(super) fn slab_classes_of(r: &RunResult) -> Option<Vec<Class>> {
-    let d = &r.allocator_detail;
-    if d.get("allocator").and_then(|a| a.as_str()) != Some("slab") {
-        return None;
-    }
-    let num = |v: &serde_json::Value, k: &str| -> u64 {
-        v.get(k)
-            .and_then(|x| x.as_u64().or_else(|| x.as_f64().map(|f| f.max(0.0) as u64)))
-            .unwrap_or(0)
-    };
-    let classes: Vec<Class> = d
-        .get("classes")?
-        .as_array()?
-        .iter()
-        .map(|c| Class {
-            class: num(c, "class"),
-            chunk_size: num(c, "chunk_size"),
-            used: num(c, "used_chunks"),
-            free: num(c, "free_chunks"),
-            requested: num(c, "mem_requested"),
-            pages: num(c, "total_pages"),
-        })
-        .collect();
-    if classes.is_empty() {
-        None
-    } else {
-        Some(classes)
-    }
+/// The classes of a run's slab detail, None when it has no slab detail or no class.
+pub(super) fn slab_classes_of(r: &RunResult) -> Option<&[SlabClassDetail]> {
+    let classes = r.allocator_detail.slab()?.classes.as_slice();
+    (!classes.is_empty()).then_some(classes)
 }
 
 /// Per slab class: requested bytes, used chunk bytes, free chunk bytes.
 pub(super) fn slab_classes(set: &ResultSet, names: &Names, w: &str, slug: &str) -> Option<Spec> {
-    let candidates: Vec<(&Cell, Vec<Class>)> = set
+    let candidates: Vec<(&Cell, &[SlabClassDetail])> = set
         .cells
         .iter()
         .filter(|c| c.key.workload == w)
@@ -68,9 +34,9 @@ pub(super) fn slab_classes(set: &ResultSet, names: &Names, w: &str, slug: &str) 
         .iter()
         .map(|c| {
             [
-                c.requested as f64,
-                c.used as f64 * c.chunk_size as f64,
-                c.free as f64 * c.chunk_size as f64,
+                c.mem_requested as f64,
+                c.used_chunks as f64 * c.chunk_size as f64,
+                c.free_chunks as f64 * c.chunk_size as f64,
             ]
         })
         .collect();
@@ -131,8 +97,10 @@ pub(super) fn slab_classes(set: &ResultSet, names: &Names, w: &str, slug: &str) 
     })
     .collect();
     let label = names.label(&cell.key);
-    let pages = classes.iter().fold(0u64, |a, c| a.saturating_add(c.pages));
-    let requested: f64 = classes.iter().map(|c| c.requested as f64).sum();
+    let pages = classes
+        .iter()
+        .fold(0u64, |a, c| a.saturating_add(c.total_pages));
+    let requested: f64 = classes.iter().map(|c| c.mem_requested as f64).sum();
     let used: f64 = bars.iter().map(|b| b[1]).sum();
     let free: f64 = bars.iter().map(|b| b[2]).sum();
     let mut caption = format!(
