@@ -125,7 +125,23 @@ pub fn miss_ratio(r: &RunResult) -> f64 {
     }
 }
 
-/// Memory needed for the live data (chart 1) and where the bytes go (chart 2).
+/// `f / payload` over a cell's runs, as median [min–max] with two decimals; runs without
+/// payload are left out, and a cell with none shows `n/a`.
+fn per_payload(c: &Cell, f: fn(&RunResult) -> u64) -> String {
+    let v: Vec<f64> = c
+        .runs
+        .iter()
+        .filter(|r| r.summary.payload_bytes > 0)
+        .map(|r| f(r) as f64 / r.summary.payload_bytes as f64)
+        .collect();
+    if v.is_empty() {
+        "n/a".to_string()
+    } else {
+        num_spread(Spread::of(v), 1.0, 2)
+    }
+}
+
+/// Memory needed per byte of live data (chart 1) and where the bytes go (chart 2).
 pub fn bytes(set: &ResultSet) -> Table {
     let rows = set
         .cells
@@ -140,18 +156,9 @@ pub fn bytes(set: &ResultSet) -> Table {
                 s(|r| r.summary.external_fragmentation_bytes as f64),
                 s(|r| r.summary.index_bytes as f64),
                 s(|r| (r.summary.footprint_bytes + r.summary.index_bytes) as f64),
-                num_spread(
-                    c.spread(|r| {
-                        let p = r.summary.payload_bytes as f64;
-                        if p == 0.0 {
-                            0.0
-                        } else {
-                            (r.summary.footprint_bytes + r.summary.index_bytes) as f64 / p
-                        }
-                    }),
-                    1.0,
-                    2,
-                ),
+                per_payload(c, |r| r.summary.footprint_bytes + r.summary.index_bytes),
+                per_payload(c, |r| r.summary.footprint_bytes),
+                per_payload(c, |r| r.summary.requested_bytes),
                 s(|r| r.summary.peak.footprint_bytes as f64),
                 s(|r| r.summary.rss_bytes as f64),
             ]);
@@ -164,7 +171,9 @@ pub fn bytes(set: &ResultSet) -> Table {
         note: "At the end of each run: payload (key + value stored), metadata (requested − \
                payload), internal waste (allocated − requested), external fragmentation \
                (footprint − allocated), index; memory needed = footprint + index, and its ratio \
-               to the payload. Peak footprint is the maximum over the timeline samples."
+               to the payload. Chart 1's figures are footprint / payload and requested / payload \
+               (bytes per byte of live data; n/a without payload). Peak footprint is the \
+               maximum over the timeline samples."
             .into(),
         headers: headers(&[
             "payload",
@@ -174,6 +183,8 @@ pub fn bytes(set: &ResultSet) -> Table {
             "index",
             "memory needed",
             "needed / payload",
+            "footprint / payload",
+            "requested / payload",
             "peak footprint",
             "rss",
         ]),

@@ -101,6 +101,16 @@ fn tables_carry_the_fixture_numbers() {
         r[10],
         mib(slab.summary.footprint_bytes + slab.summary.index_bytes)
     );
+    // Chart 1's figures: bytes held and requested per byte of live data.
+    let payload = slab.summary.payload_bytes as f64;
+    assert_eq!(
+        r[12],
+        format!("{:.2}", slab.summary.footprint_bytes as f64 / payload)
+    );
+    assert_eq!(
+        r[13],
+        format!("{:.2}", slab.summary.requested_bytes as f64 / payload)
+    );
 
     // Slab classes: one row per class with pages, for every slab cell.
     let classes = table::slab_classes(&set);

@@ -8,7 +8,7 @@
 //!
 //! | id | what |
 //! |---|---|
-//! | `memory-needed` | memory held (footprint + index) per workload and configuration, with the live data |
+//! | `memory-needed` | bytes held (footprint) and requested per byte of live data, per configuration, one panel per workload |
 //! | `throughput` | ops per second per workload and configuration, median with min-max whiskers |
 //! | `bytes-<workload>` | where the bytes go: payload, metadata, internal waste, external fragmentation, index |
 //! | `timeline-<workload>` | footprint, allocated, requested and payload over the ops, phases marked |
