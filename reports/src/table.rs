@@ -141,6 +141,16 @@ fn per_payload(c: &Cell, f: fn(&RunResult) -> u64) -> String {
     }
 }
 
+/// `hits / (hits + misses)`, 0 without reads.
+pub fn hit_ratio(r: &RunResult) -> f64 {
+    let reads = r.summary.hits + r.summary.misses;
+    if reads == 0 {
+        0.0
+    } else {
+        r.summary.hits as f64 / reads as f64
+    }
+}
+
 /// Memory needed per byte of live data (chart 1) and where the bytes go (chart 2).
 pub fn bytes(set: &ResultSet) -> Table {
     let rows = set
@@ -319,8 +329,12 @@ pub fn miss_ratio_table(set: &ResultSet) -> Option<Table> {
                 .push(c);
         }
         for cells in by_series.values() {
-            let limits: Vec<Option<u64>> = cells.iter().map(|c| c.key.memory_limit).collect();
-            if limits.iter().filter(|l| l.is_some()).count() < 2 {
+            // A sweep: the series ran under at least two memory settings (no limit counts as one),
+            // as the miss-ratio chart has it.
+            let mut limits: Vec<Option<u64>> = cells.iter().map(|c| c.key.memory_limit).collect();
+            limits.sort_unstable();
+            limits.dedup();
+            if limits.len() < 2 {
                 continue;
             }
             for c in cells {
@@ -329,6 +343,7 @@ pub fn miss_ratio_table(set: &ResultSet) -> Option<Table> {
                     num_spread(c.spread(miss_ratio), 1.0, 4),
                     num_spread(c.spread(|r| r.summary.evictions as f64), 1.0, 0),
                     bytes_spread(c.spread(|r| r.summary.footprint_bytes as f64)),
+                    num_spread(c.spread(hit_ratio), 1.0, 4),
                 ]);
                 rows.push(row);
             }
@@ -337,8 +352,11 @@ pub fn miss_ratio_table(set: &ResultSet) -> Option<Table> {
     (!rows.is_empty()).then(|| Table {
         id: "miss-ratio".into(),
         title: "Miss ratio against memory limit".into(),
-        note: "misses / (hits + misses) for workloads run at several memory limits.".into(),
-        headers: headers(&["miss ratio", "evictions", "footprint"]),
+        note: "The miss-ratio curve's numbers: misses / (hits + misses) per allocator and layout, \
+               for those run under several memory limits; the hit ratio is hits / (hits + \
+               misses)."
+            .into(),
+        headers: headers(&["miss ratio", "evictions", "footprint", "hit ratio"]),
         rows,
     })
 }

@@ -134,6 +134,7 @@ fn tables_carry_the_fixture_numbers() {
     let r = row(&miss, "jemalloc", "compact", "1.00 MiB", "etc");
     let ratio = j1.summary.misses as f64 / (j1.summary.hits + j1.summary.misses) as f64;
     assert_eq!(r[5], format!("{ratio:.4}"));
+    assert_eq!(r[8], format!("{:.4}", 1.0 - ratio));
 
     // Latency and phases come from the median-throughput run.
     let lat = table::latency(&set);

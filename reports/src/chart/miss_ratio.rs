@@ -126,8 +126,9 @@ pub(super) fn miss_ratio(set: &ResultSet, names: &Names, w: &str, slug: &str) ->
         })
         .collect();
     let mut caption = String::from(
-        "Miss ratio, misses / (hits + misses), under each memory limit, median over repeats. The \
-         limits are spaced evenly, not to scale.",
+        "Miss-ratio curve: the miss ratio, misses / (hits + misses), under each memory limit, \
+         one line per allocator and layout, median over repeats (the hit ratio is 100% less the \
+         miss ratio). The limits are spaced evenly, not to scale.",
     );
     if !over.is_empty() {
         caption.push_str(&format!(
@@ -155,4 +156,82 @@ pub(super) fn miss_ratio(set: &ResultSet, names: &Names, w: &str, slug: &str) ->
             height: HEIGHT,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::chart::figure::Ticks;
+
+    /// 2 allocators x 2 layouts, each run under 3 memory limits: one curve per allocator and
+    /// layout, a point per limit at its miss ratio, the limits in increasing order.
+    #[test]
+    fn a_sweep_gives_one_curve_per_allocator_and_layout() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results");
+        let fixture = ResultSet::load(&dir).unwrap();
+        let mut set = fixture.clone();
+        set.cells.clear();
+        let limited = fixture
+            .cells
+            .iter()
+            .filter(|c| c.key.workload == "etc" && c.key.memory_limit.is_some());
+        // Misses per 10,000 reads, by allocator, layout and limit; the curve is in percent.
+        let mut expected: BTreeMap<(String, String), Vec<(u64, f64)>> = BTreeMap::new();
+        for c in limited {
+            let alloc = c.key.alloc.split(':').next().unwrap().to_string();
+            for (k, layout) in ["compact", "memcached"].iter().enumerate() {
+                let mut c = c.clone();
+                c.key.layout = (*layout).to_string();
+                let limit = c.key.memory_limit.unwrap();
+                let misses = 1000 / (limit >> 20) / (k as u64 + 1) + u64::from(alloc == "slab");
+                for r in &mut c.runs {
+                    r.run.layout = (*layout).to_string();
+                    r.summary.hits = 10_000 - misses;
+                    r.summary.misses = misses;
+                }
+                expected
+                    .entry((alloc.clone(), (*layout).to_string()))
+                    .or_default()
+                    .push((limit, misses as f64 / 10_000.0 * 100.0));
+                set.cells.push(c);
+            }
+        }
+        assert_eq!(set.cells.len(), 2 * 2 * 3);
+        let names = Names::of(&set);
+        let spec = miss_ratio(&set, &names, "etc", "etc").expect("a miss-ratio chart");
+        let panel = &spec.figure.panels[0];
+        let Ticks::Cat(limits) = &panel.x.labels else {
+            panic!("the x axis has the limits as categories");
+        };
+        assert_eq!(limits, &["1.00 MiB", "2.00 MiB", "4.00 MiB"]);
+        let lines: Vec<&Vec<(f64, f64)>> = panel
+            .shapes
+            .iter()
+            .filter_map(|s| match s {
+                Shape::Line { points, .. } => Some(points),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(spec.figure.legend.len(), 4);
+        for ((alloc, layout), mut points) in expected {
+            points.sort_unstable_by_key(|p| p.0);
+            let label = format!("{alloc} / {layout}");
+            let i = spec
+                .figure
+                .legend
+                .iter()
+                .position(|e| e.label == label)
+                .unwrap_or_else(|| panic!("no curve {label}"));
+            let want: Vec<(f64, f64)> = points
+                .iter()
+                .enumerate()
+                .map(|(x, p)| (x as f64, p.1))
+                .collect();
+            assert_eq!(lines[i], &want, "{label}");
+        }
+        assert!(spec.caption.contains("one line per allocator and layout"));
+    }
 }
