@@ -14,7 +14,7 @@
 //! | `timeline-<workload>` | footprint, allocated, requested and payload over the ops, phases marked |
 //! | `slab-classes-<workload>` | per slab class: requested bytes, used chunk bytes, free chunk bytes |
 //! | `latency-<workload>` | latency percentiles on a log axis |
-//! | `miss-ratio-<workload>` | miss ratio under each memory limit |
+//! | `miss-ratio-<workload>` | miss-ratio curve: miss ratio under each memory limit, one line per allocator and layout |
 //!
 //! Text is drawn with the embedded DejaVu Sans (registered as `sans-serif`), so no system font
 //! library is needed. Colours are Okabe and Ito's colour-blind-safe palette, then Paul Tol's
