@@ -1,4 +1,5 @@
-//! Schema version 1 of a run's results. Field names are the metric names of DESIGN.md.
+//! Schema version 1 of a run's results. Field names are the metric names defined in
+//! `docs/design.md` ("What every byte is spent on").
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -6,6 +7,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+mod detail;
+pub use detail::{AllocatorDetail, RedisDetail, SlabClassDetail, SlabDetail};
 
 /// The schema version this crate writes and reads.
 pub const SCHEMA: u32 = 1;
@@ -35,8 +39,10 @@ pub struct RunResult {
     pub latency: BTreeMap<String, Latency>,
     /// Commands refused with an error other than out-of-memory, by error.
     pub command_errors: BTreeMap<String, u64>,
-    /// The allocator's own statistics at the end (for slab: `total_malloced` and `classes`).
-    pub allocator_detail: serde_json::Value,
+    /// The allocator's own statistics at the end, tagged by allocator ([`AllocatorDetail`]);
+    /// `null` (or absent) when none were recorded.
+    #[serde(default)]
+    pub allocator_detail: AllocatorDetail,
 }
 
 /// What ran.
@@ -115,7 +121,7 @@ pub struct Env {
     pub started_at: String,
 }
 
-/// The memory figures, in bytes (DESIGN.md, "What every byte is spent on").
+/// The memory figures, in bytes (`docs/design.md`, "What every byte is spent on").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     /// Keys stored.

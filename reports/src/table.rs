@@ -125,7 +125,33 @@ pub fn miss_ratio(r: &RunResult) -> f64 {
     }
 }
 
-/// Memory needed for the live data (chart 1) and where the bytes go (chart 2).
+/// `f / payload` over a cell's runs, as median [min–max] with two decimals; runs without
+/// payload are left out, and a cell with none shows `n/a`.
+fn per_payload(c: &Cell, f: fn(&RunResult) -> u64) -> String {
+    let v: Vec<f64> = c
+        .runs
+        .iter()
+        .filter(|r| r.summary.payload_bytes > 0)
+        .map(|r| f(r) as f64 / r.summary.payload_bytes as f64)
+        .collect();
+    if v.is_empty() {
+        "n/a".to_string()
+    } else {
+        num_spread(Spread::of(v), 1.0, 2)
+    }
+}
+
+/// `hits / (hits + misses)`, 0 without reads.
+pub fn hit_ratio(r: &RunResult) -> f64 {
+    let reads = r.summary.hits + r.summary.misses;
+    if reads == 0 {
+        0.0
+    } else {
+        r.summary.hits as f64 / reads as f64
+    }
+}
+
+/// Memory needed per byte of live data (chart 1) and where the bytes go (chart 2).
 pub fn bytes(set: &ResultSet) -> Table {
     let rows = set
         .cells
@@ -140,18 +166,9 @@ pub fn bytes(set: &ResultSet) -> Table {
                 s(|r| r.summary.external_fragmentation_bytes as f64),
                 s(|r| r.summary.index_bytes as f64),
                 s(|r| (r.summary.footprint_bytes + r.summary.index_bytes) as f64),
-                num_spread(
-                    c.spread(|r| {
-                        let p = r.summary.payload_bytes as f64;
-                        if p == 0.0 {
-                            0.0
-                        } else {
-                            (r.summary.footprint_bytes + r.summary.index_bytes) as f64 / p
-                        }
-                    }),
-                    1.0,
-                    2,
-                ),
+                per_payload(c, |r| r.summary.footprint_bytes + r.summary.index_bytes),
+                per_payload(c, |r| r.summary.footprint_bytes),
+                per_payload(c, |r| r.summary.requested_bytes),
                 s(|r| r.summary.peak.footprint_bytes as f64),
                 s(|r| r.summary.rss_bytes as f64),
             ]);
@@ -164,7 +181,9 @@ pub fn bytes(set: &ResultSet) -> Table {
         note: "At the end of each run: payload (key + value stored), metadata (requested − \
                payload), internal waste (allocated − requested), external fragmentation \
                (footprint − allocated), index; memory needed = footprint + index, and its ratio \
-               to the payload. Peak footprint is the maximum over the timeline samples."
+               to the payload. Chart 1's figures are footprint / payload and requested / payload \
+               (bytes per byte of live data; n/a without payload). Peak footprint is the \
+               maximum over the timeline samples."
             .into(),
         headers: headers(&[
             "payload",
@@ -174,6 +193,8 @@ pub fn bytes(set: &ResultSet) -> Table {
             "index",
             "memory needed",
             "needed / payload",
+            "footprint / payload",
+            "requested / payload",
             "peak footprint",
             "rss",
         ]),
@@ -256,23 +277,21 @@ pub fn slab_classes(set: &ResultSet) -> Table {
     let mut rows = Vec::new();
     for c in &set.cells {
         let r = c.representative();
-        let d = &r.allocator_detail;
-        if d.get("allocator").and_then(|a| a.as_str()) != Some("slab") {
+        let Some(d) = r.allocator_detail.slab() else {
             continue;
-        }
-        for cl in d["classes"].as_array().into_iter().flatten() {
-            let g = |f: &str| cl[f].as_u64().unwrap_or(0);
-            let chunk_bytes = g("used_chunks") * g("chunk_size");
+        };
+        for cl in &d.classes {
+            let chunk_bytes = cl.used_chunks.saturating_mul(cl.chunk_size);
             let mut row = row_head(c);
             row.extend([
-                g("class").to_string(),
-                g("chunk_size").to_string(),
-                g("total_pages").to_string(),
-                g("used_chunks").to_string(),
-                g("free_chunks").to_string(),
-                g("mem_requested").to_string(),
+                cl.class.to_string(),
+                cl.chunk_size.to_string(),
+                cl.total_pages.to_string(),
+                cl.used_chunks.to_string(),
+                cl.free_chunks.to_string(),
+                cl.mem_requested.to_string(),
                 chunk_bytes.to_string(),
-                chunk_bytes.saturating_sub(g("mem_requested")).to_string(),
+                chunk_bytes.saturating_sub(cl.mem_requested).to_string(),
             ]);
             rows.push(row);
         }
@@ -310,8 +329,12 @@ pub fn miss_ratio_table(set: &ResultSet) -> Option<Table> {
                 .push(c);
         }
         for cells in by_series.values() {
-            let limits: Vec<Option<u64>> = cells.iter().map(|c| c.key.memory_limit).collect();
-            if limits.iter().filter(|l| l.is_some()).count() < 2 {
+            // A sweep: the series ran under at least two memory settings (no limit counts as one),
+            // as the miss-ratio chart has it.
+            let mut limits: Vec<Option<u64>> = cells.iter().map(|c| c.key.memory_limit).collect();
+            limits.sort_unstable();
+            limits.dedup();
+            if limits.len() < 2 {
                 continue;
             }
             for c in cells {
@@ -320,6 +343,7 @@ pub fn miss_ratio_table(set: &ResultSet) -> Option<Table> {
                     num_spread(c.spread(miss_ratio), 1.0, 4),
                     num_spread(c.spread(|r| r.summary.evictions as f64), 1.0, 0),
                     bytes_spread(c.spread(|r| r.summary.footprint_bytes as f64)),
+                    num_spread(c.spread(hit_ratio), 1.0, 4),
                 ]);
                 rows.push(row);
             }
@@ -328,8 +352,11 @@ pub fn miss_ratio_table(set: &ResultSet) -> Option<Table> {
     (!rows.is_empty()).then(|| Table {
         id: "miss-ratio".into(),
         title: "Miss ratio against memory limit".into(),
-        note: "misses / (hits + misses) for workloads run at several memory limits.".into(),
-        headers: headers(&["miss ratio", "evictions", "footprint"]),
+        note: "The miss-ratio curve's numbers: misses / (hits + misses) per allocator and layout, \
+               for those run under several memory limits; the hit ratio is hits / (hits + \
+               misses)."
+            .into(),
+        headers: headers(&["miss ratio", "evictions", "footprint", "hit ratio"]),
         rows,
     })
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use fraglab_reports::chart::{render_all, series_label, ChartOut};
-use fraglab_reports::{ResultSet, RunResult};
+use fraglab_reports::{AllocatorDetail, ResultSet, RunResult, SlabClassDetail, SlabDetail};
 
 fn fixture() -> ResultSet {
     ResultSet::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results")).unwrap()
@@ -549,15 +549,29 @@ fn odd_data_renders_without_panic() {
         ),
         (
             "no-classes",
-            edit(&|r| r.allocator_detail = serde_json::json!({"allocator": "slab"})),
+            // Tagged slab but without the slab fields: kept untyped, no classes to draw.
+            edit(&|r| r.allocator_detail = serde_json::json!({"allocator": "slab"}).into()),
         ),
         (
             "odd-classes",
             edit(&|r| {
-                r.allocator_detail = serde_json::json!({"allocator": "slab", "classes": [
-                    {"class": 1},
-                    {"class": "x", "chunk_size": -5, "used_chunks": 1.5}
-                ]})
+                r.allocator_detail = SlabDetail {
+                    classes: vec![
+                        SlabClassDetail {
+                            class: 1,
+                            ..SlabClassDetail::default()
+                        },
+                        SlabClassDetail {
+                            class: 0,
+                            chunk_size: 0,
+                            used_chunks: 3,
+                            free_chunks: u64::MAX,
+                            ..SlabClassDetail::default()
+                        },
+                    ],
+                    ..SlabDetail::default()
+                }
+                .into()
             }),
         ),
         (
@@ -574,14 +588,12 @@ fn odd_data_renders_without_panic() {
                 for s in &mut r.timeline {
                     s.memory.footprint_bytes = u64::MAX;
                 }
-                r.allocator_detail["pages_past_limit"] = u64::MAX.into();
-                if let Some(c) = r.allocator_detail["classes"].get_mut(0) {
-                    c["total_pages"] = u64::MAX.into();
-                    c["mem_requested"] = u64::MAX.into();
-                }
-                if let Some(c) = r.allocator_detail["classes"].get_mut(1) {
-                    c["total_pages"] = u64::MAX.into();
-                    c["mem_requested"] = u64::MAX.into();
+                if let AllocatorDetail::Slab(d) = &mut r.allocator_detail {
+                    d.pages_past_limit = Some(u64::MAX);
+                    for c in d.classes.iter_mut().take(2) {
+                        c.total_pages = u64::MAX;
+                        c.mem_requested = u64::MAX;
+                    }
                 }
             }),
         ),
@@ -660,4 +672,140 @@ fn many_series_stay_distinguishable() {
         assert!(xml.texts.contains(&label), "{label}");
     }
     assert!(attr(&xml, "height").unwrap() >= 540.0);
+}
+
+// ---- text placement -------------------------------------------------------------------------
+
+/// The box a `<text>` element of the SVG backend covers, estimated from its anchor, its font
+/// size and its length (DejaVu Sans averages about 0.58 em a character): its text and
+/// (left, top, right, bottom). Rotated texts (the y axis description) are left out.
+fn text_boxes(svg: &str) -> Vec<(String, [f64; 4])> {
+    let mut out = Vec::new();
+    let mut rest = svg;
+    while let Some(i) = rest.find("<text ") {
+        rest = &rest[i + 1..];
+        let gt = rest.find('>').unwrap();
+        let (_, attrs) = parse_tag(&rest[..gt]).unwrap();
+        let end = rest.find("</text>").unwrap();
+        let text = decode(rest[gt + 1..end].trim()).unwrap();
+        rest = &rest[end..];
+        let get = |k: &str| attrs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
+        if get("transform").is_some() || text.is_empty() {
+            continue;
+        }
+        let num = |k: &str| get(k).and_then(|v| v.parse::<f64>().ok()).unwrap();
+        let (x, y, size) = (num("x"), num("y"), num("font-size"));
+        let w = text.chars().count() as f64 * size * 0.58;
+        let h = size * 0.9;
+        let left = match get("text-anchor") {
+            Some("middle") => x - w / 2.0,
+            Some("end") => x - w,
+            _ => x,
+        };
+        let top = match get("dy") {
+            Some("0.76em") => y,
+            Some("0.5ex") => y - h / 2.0,
+            Some("-0.5ex") => y - h,
+            _ => y - 0.8 * h,
+        };
+        out.push((text, [left, top, left + w, top + h]));
+    }
+    out
+}
+
+/// Pairs of texts whose boxes overlap (by more than a pixel each way).
+fn overlapping(svg: &str) -> Vec<(String, String)> {
+    let boxes = text_boxes(svg);
+    let mut out = Vec::new();
+    for (i, (a, p)) in boxes.iter().enumerate() {
+        for (b, q) in &boxes[i + 1..] {
+            if p[0] + 1.0 < q[2] && q[0] + 1.0 < p[2] && p[1] + 1.0 < q[3] && q[1] + 1.0 < p[3] {
+                out.push((a.clone(), b.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn overlap_check_finds_overlaps() {
+    let svg = "<svg><text x=\"10\" y=\"10\" font-size=\"12\">long label here</text>\
+               <text x=\"40\" y=\"12\" font-size=\"12\">another</text>\
+               <text x=\"10\" y=\"40\" font-size=\"12\">apart</text></svg>";
+    assert_eq!(
+        overlapping(svg),
+        [("long label here".to_string(), "another".to_string())]
+    );
+}
+
+/// The memory chart: one scale (bytes per byte of live data), readable labels with one, many
+/// series or many workloads, and the ratios of the fixture.
+#[test]
+fn memory_chart_is_per_live_byte_and_its_labels_do_not_overlap() {
+    let base = fixture();
+    // Many series: 20 allocators on one workload.
+    let template = base
+        .cells
+        .iter()
+        .find(|c| c.key.workload == "etc" && c.key.memory_limit.is_none())
+        .unwrap()
+        .clone();
+    let mut many = base.clone();
+    many.cells.clear();
+    for i in 0..20 {
+        let mut c = template.clone();
+        c.key.alloc = format!("zmalloc:backend=jemalloc,prefix={i}");
+        many.cells.push(c);
+    }
+    // Many workloads: the fixture's unlimited cells under 6 long workload names.
+    let mut wide = base.clone();
+    wide.cells.clear();
+    for w in 0..6 {
+        for c in base.cells.iter().filter(|c| c.key.memory_limit.is_none()) {
+            let mut c = c.clone();
+            c.key.workload = format!("trace:/data/traces/cluster-{w}-with-a-long-name.csv");
+            wide.cells.push(c);
+        }
+    }
+    for (name, set) in [("fixture", &base), ("many", &many), ("wide", &wide)] {
+        let (charts, _dir) = render(set, &format!("memory-{name}"));
+        let c = charts.iter().find(|c| c.id == "memory-needed").unwrap();
+        let clash = overlapping(&c.svg);
+        assert!(clash.is_empty(), "{name}: texts overlap: {clash:?}");
+        let xml = check_xml(&c.svg).unwrap();
+        assert!(
+            xml.texts.iter().any(|t| t == "bytes per byte of live data"),
+            "{name}: {:?}",
+            xml.texts
+        );
+        assert!(xml.texts.iter().any(|t| t.contains("= 1")), "{name}");
+        for cell in set.cells.iter().filter(|c| c.key.memory_limit.is_none()) {
+            let label = series_label(&cell.key);
+            assert!(xml.texts.contains(&label), "{name}: no row {label}");
+        }
+    }
+    // The fixture's ratios: the etc slab run holds 25 MiB of pages for 2.2 MiB of live data.
+    let (charts, _dir) = render(&base, "memory-ratios");
+    let c = charts.iter().find(|c| c.id == "memory-needed").unwrap();
+    let slab = base
+        .cells
+        .iter()
+        .find(|c| {
+            c.key.workload == "etc"
+                && c.key.memory_limit.is_none()
+                && c.key.alloc.starts_with("slab")
+        })
+        .unwrap();
+    let s = &slab.runs[0].summary;
+    let texts = check_xml(&c.svg).unwrap().texts;
+    let footprint = s.footprint_bytes as f64 / s.payload_bytes as f64;
+    let requested = s.requested_bytes as f64 / s.payload_bytes as f64;
+    assert!(
+        texts.contains(&format!("{footprint:.1}x (25.00 MiB)")),
+        "{footprint}: {texts:?}"
+    );
+    assert!(
+        texts.contains(&format!("{requested:.2}x")),
+        "{requested}: {texts:?}"
+    );
 }

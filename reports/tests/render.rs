@@ -101,6 +101,16 @@ fn tables_carry_the_fixture_numbers() {
         r[10],
         mib(slab.summary.footprint_bytes + slab.summary.index_bytes)
     );
+    // Chart 1's figures: bytes held and requested per byte of live data.
+    let payload = slab.summary.payload_bytes as f64;
+    assert_eq!(
+        r[12],
+        format!("{:.2}", slab.summary.footprint_bytes as f64 / payload)
+    );
+    assert_eq!(
+        r[13],
+        format!("{:.2}", slab.summary.requested_bytes as f64 / payload)
+    );
 
     // Slab classes: one row per class with pages, for every slab cell.
     let classes = table::slab_classes(&set);
@@ -109,12 +119,12 @@ fn tables_carry_the_fixture_numbers() {
         .iter()
         .filter(|r| r[0] == "ramcloud-w3" && r[2] == "memcached")
         .collect();
-    let detail = slab.allocator_detail["classes"].as_array().unwrap();
+    let detail = &slab.allocator_detail.slab().expect("a slab detail").classes;
     assert_eq!(w3_rows.len(), detail.len());
     for (r, c) in w3_rows.iter().zip(detail) {
-        assert_eq!(r[5], c["class"].to_string());
-        assert_eq!(r[8], c["used_chunks"].to_string());
-        assert_eq!(r[10], c["mem_requested"].to_string());
+        assert_eq!(r[5], c.class.to_string());
+        assert_eq!(r[8], c.used_chunks.to_string());
+        assert_eq!(r[10], c.mem_requested.to_string());
     }
 
     // The memory sweep: etc at 1m, 2m, 4m and unlimited, for slab and jemalloc.
@@ -124,6 +134,7 @@ fn tables_carry_the_fixture_numbers() {
     let r = row(&miss, "jemalloc", "compact", "1.00 MiB", "etc");
     let ratio = j1.summary.misses as f64 / (j1.summary.hits + j1.summary.misses) as f64;
     assert_eq!(r[5], format!("{ratio:.4}"));
+    assert_eq!(r[8], format!("{:.4}", 1.0 - ratio));
 
     // Latency and phases come from the median-throughput run.
     let lat = table::latency(&set);
@@ -312,4 +323,79 @@ fn headless_chromium_draws_every_chart() {
         let (w, h): (f64, f64) = (parts[1].parse().unwrap(), parts[2].parse().unwrap());
         assert!(w > 100.0 && h > 50.0, "{l}");
     }
+}
+
+/// The Markdown report of the fixture, compared exactly with `tests/snapshots/report.md`.
+/// Nothing in it depends on the machine or the time: the results directory is given relative
+/// to the package (where cargo runs tests), and every other figure comes from the fixture
+/// files. `UPDATE_SNAPSHOTS=1 cargo test -p fraglab-reports --test render` rewrites the
+/// snapshot after an intended change.
+#[test]
+fn markdown_matches_the_snapshot() {
+    let set = ResultSet::load(Path::new("tests/fixtures/results")).unwrap();
+    let charts = fraglab_reports::chart::render_all(&set, None).unwrap();
+    let md = fraglab_reports::render::markdown(&set, &table::all(&set, None), &charts, "svg");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/report.md");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &md).unwrap();
+        eprintln!("UPDATE_SNAPSHOTS=1: wrote {}", path.display());
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; UPDATE_SNAPSHOTS=1 cargo test -p fraglab-reports --test render writes it",
+            path.display()
+        )
+    });
+    if md != want {
+        panic!(
+            "the Markdown report differs from {}:\n{}\nIf the change is intended: \
+             UPDATE_SNAPSHOTS=1 cargo test -p fraglab-reports --test render",
+            path.display(),
+            line_diff(&want, &md)
+        );
+    }
+}
+
+/// The lines that differ between `want` and `got`, numbered, with a line of context: a
+/// readable failure rather than two whole documents.
+fn line_diff(want: &str, got: &str) -> String {
+    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    let mut out = String::new();
+    let mut shown = 0;
+    for i in 0..w.len().max(g.len()) {
+        let (a, b) = (w.get(i), g.get(i));
+        if a == b {
+            continue;
+        }
+        if shown == 20 {
+            out.push_str("... (more lines differ)\n");
+            break;
+        }
+        if let Some(prev) = i.checked_sub(1).and_then(|p| w.get(p)) {
+            out.push_str(&format!("  {:>4}   {prev}\n", i));
+        }
+        out.push_str(&format!(
+            "- {:>4}   {}\n+ {:>4}   {}\n",
+            i + 1,
+            a.copied().unwrap_or("<end of file>"),
+            i + 1,
+            b.copied().unwrap_or("<end of file>")
+        ));
+        shown += 1;
+    }
+    if w.len() != g.len() {
+        out.push_str(&format!("expected {} lines, got {}\n", w.len(), g.len()));
+    }
+    out
+}
+
+#[test]
+fn line_diff_names_the_lines_that_differ() {
+    let d = line_diff("a\nb\nc\n", "a\nB\nc\nd\n");
+    assert!(d.contains("-    2   b\n+    2   B\n"), "{d}");
+    assert!(d.contains("-    4   <end of file>\n+    4   d\n"), "{d}");
+    assert!(d.contains("expected 3 lines, got 4"), "{d}");
+    assert_eq!(line_diff("same\n", "same\n"), "");
 }

@@ -1,0 +1,182 @@
+//! Memory over the run: footprint, allocated, requested and payload over the ops.
+
+use plotters::style::text_anchor::{HPos, VPos};
+
+use crate::set::{byte_unit, Cell, ResultSet};
+
+use super::common::{baseline, incomplete_note, series_line, Spec};
+use super::figure::{
+    alt_of, color_of, text_width, Axis, Figure, Panel, Shape, Ticks, GREY, MARKERS, PANELS_HEIGHT,
+};
+use super::labels::{fmt_count, workload_label, Names};
+
+/// One figure of a timeline sample.
+pub(super) type MemoryFigure = fn(&crate::schema::Memory) -> u64;
+
+/// Footprint, allocated, requested and payload over the ops, in four panels.
+pub(super) fn timeline(set: &ResultSet, names: &Names, w: &str, slug: &str) -> Option<Spec> {
+    let cells: Vec<&Cell> = baseline(set, names, w)
+        .into_iter()
+        .filter(|c| !c.representative().timeline.is_empty())
+        .collect();
+    if cells.is_empty() {
+        return None;
+    }
+    let metrics: [(&str, MemoryFigure); 4] = [
+        ("footprint (held from the OS)", |m| m.footprint_bytes),
+        ("allocated (usable sizes given)", |m| m.allocated_bytes),
+        ("requested (asked of the allocator)", |m| m.requested_bytes),
+        ("payload (key + value)", |m| m.payload_bytes),
+    ];
+    let max_op = cells
+        .iter()
+        .flat_map(|c| c.representative().timeline.iter().map(|s| s.op as f64))
+        .fold(0.0, f64::max);
+    // Phase boundaries, from the first configuration's representative run.
+    let phases = &cells[0].representative().phases;
+    let mut starts: Vec<(f64, String)> = Vec::new();
+    if phases.len() >= 2 {
+        let mut at = 0.0;
+        for p in phases {
+            starts.push((at, p.name.clone()));
+            at = p.end.op as f64;
+        }
+    }
+    // Phase names go in rows at the top of each panel: a name moves down a row when it would
+    // run into one before it (about 380 pixels of plot per panel).
+    let span = Axis::linear("ops", max_op, Ticks::Count, 1.0).hi;
+    let mut label_rows: Vec<usize> = Vec::new();
+    let mut placed: Vec<(f64, f64, usize)> = Vec::new();
+    for (at, name) in &starts {
+        let x0 = at / span * 380.0;
+        let w = f64::from(text_width(name, 11)) + 10.0;
+        let row = (0..)
+            .find(|r| {
+                !placed
+                    .iter()
+                    .any(|&(a, b, pr)| pr == *r && x0 < b && x0 + w > a)
+            })
+            .unwrap_or(0);
+        placed.push((x0, x0 + w, row));
+        label_rows.push(row);
+    }
+    let mut panels = Vec::new();
+    for (title, get) in metrics {
+        let max = cells
+            .iter()
+            .flat_map(|c| {
+                c.representative()
+                    .timeline
+                    .iter()
+                    .map(|s| get(&s.memory) as f64)
+            })
+            .fold(0.0, f64::max);
+        let (unit, unit_name) = byte_unit(max);
+        let mut x = Axis::linear("ops", max_op, Ticks::Count, 1.0);
+        x.area = 40;
+        let mut y = Axis::linear(
+            &format!("bytes ({unit_name})"),
+            max / unit,
+            Ticks::Number,
+            1.1,
+        );
+        y.area = 56;
+        let mut shapes = Vec::new();
+        for (b, (at, name)) in starts.iter().enumerate() {
+            if b > 0 {
+                shapes.push(Shape::Line {
+                    points: vec![(*at, y.lo), (*at, y.hi)],
+                    color: GREY,
+                    width: 1,
+                    dashed: true,
+                });
+            }
+            shapes.push(Shape::Label {
+                at: (*at, y.hi),
+                dx: 4,
+                dy: 3 + 13 * label_rows[b] as i32,
+                text: name.clone(),
+                size: 11,
+                h: HPos::Left,
+                v: VPos::Top,
+                color: GREY,
+            });
+        }
+        for (k, c) in cells.iter().enumerate() {
+            let i = names.index(&c.key);
+            let points: Vec<(f64, f64)> = c
+                .representative()
+                .timeline
+                .iter()
+                .map(|s| (s.op as f64, get(&s.memory) as f64 / unit))
+                .collect();
+            // A few markers per line, staggered between lines, so that lines that differ
+            // only in colour can still be told apart.
+            let every = (points.len() / 8).max(1);
+            let offset = (k * every) / cells.len().max(1);
+            for p in points.iter().skip(offset).step_by(every) {
+                shapes.push(Shape::Marker {
+                    at: *p,
+                    color: color_of(i),
+                    shape: i % MARKERS,
+                });
+            }
+            if points.len() == 1 {
+                continue;
+            }
+            shapes.push(Shape::Line {
+                points,
+                color: color_of(i),
+                width: 2,
+                dashed: alt_of(i),
+            });
+        }
+        panels.push(Panel {
+            caption: Some(title.to_string()),
+            x,
+            y,
+            shapes,
+        });
+    }
+    let legend = cells
+        .iter()
+        .map(|c| series_line(names.label_limited(&c.key), names.index(&c.key)))
+        .collect();
+    let every: Vec<u64> = cells
+        .iter()
+        .map(|c| c.representative().run.sample_every)
+        .collect();
+    let mut caption = format!(
+        "Footprint, allocated, requested and payload bytes as the run goes, for each \
+         configuration (its run with the median throughput), sampled every {} ops and at the end \
+         of each phase.",
+        fmt_count(every.iter().copied().max().unwrap_or(0) as f64)
+    );
+    if starts.len() >= 2 {
+        caption.push_str(&format!(
+            " Dashed lines mark the phase boundaries ({}).",
+            starts
+                .iter()
+                .map(|s| s.1.as_str())
+                .collect::<Vec<_>>()
+                .join(", then ")
+        ));
+    }
+    if cells.iter().any(|c| c.key.memory_limit.is_some()) {
+        caption.push_str(
+            " Configurations run only under memory limits are shown at their largest limit.",
+        );
+    }
+    caption.push_str(&incomplete_note(&cells, names));
+    Some(Spec {
+        id: format!("timeline-{slug}"),
+        caption,
+        figure: Figure {
+            title: format!("Memory over the run: {}", workload_label(w)),
+            panels,
+            grid: (2, 2),
+            legend,
+            height: PANELS_HEIGHT,
+        },
+    })
+}
