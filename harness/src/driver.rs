@@ -78,7 +78,7 @@ pub struct TargetEnd {
     /// Latency the target measured itself (a real server's pipelined round trips).
     pub latency: BTreeMap<String, Latency>,
     /// The allocator's detail (typed for slab and Redis).
-    pub allocator_detail: serde_json::Value,
+    pub allocator_detail: fraglab_reports::AllocatorDetail,
     /// Versions of the libraries measured.
     pub library_versions: BTreeMap<String, String>,
     /// The real server, if any.

@@ -226,14 +226,12 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
 
 /// Per class: (pages, used chunks).
 fn classes(r: &RunResult) -> BTreeMap<u64, (u64, u64)> {
-    r.allocator_detail["classes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            let g = |f: &str| c[f].as_u64().unwrap_or(0);
-            (g("class"), (g("total_pages"), g("used_chunks")))
-        })
+    r.allocator_detail
+        .slab()
+        .map(|s| s.classes.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| (u64::from(c.class), (c.total_pages, c.used_chunks)))
         .collect()
 }
 

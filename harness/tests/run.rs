@@ -221,18 +221,17 @@ fn defaults_follow_the_allocator() {
     }
     // The slab detail is memcached's `stats slabs`.
     let r = RunResult::load(&dir.file("slab.json")).unwrap();
-    let d = &r.allocator_detail;
-    assert_eq!(
-        d["total_malloced"].as_u64().unwrap(),
-        r.summary.footprint_bytes
-    );
-    let classes = d["classes"].as_array().unwrap();
-    assert!(!classes.is_empty());
-    for c in classes {
+    let d = r.allocator_detail.slab().expect("a typed slab detail");
+    assert_eq!(d.total_malloced, r.summary.footprint_bytes);
+    assert!(!d.classes.is_empty());
+    // The file holds memcached's `stats slabs` names, `chunks_per_page` among them.
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.file("slab.json")).unwrap()).unwrap();
+    for c in raw["allocator_detail"]["classes"].as_array().unwrap() {
         for f in [
             "class",
             "chunk_size",
-            "perslab",
+            "chunks_per_page",
             "total_pages",
             "used_chunks",
             "free_chunks",
@@ -241,10 +240,13 @@ fn defaults_follow_the_allocator() {
             assert!(c.get(f).is_some(), "{f}");
         }
     }
-    let used: u64 = classes
-        .iter()
-        .map(|c| c["used_chunks"].as_u64().unwrap())
-        .sum();
+    for c in &d.classes {
+        assert_eq!(
+            c.used_chunks + c.free_chunks,
+            c.total_pages * c.chunks_per_page
+        );
+    }
+    let used: u64 = d.classes.iter().map(|c| c.used_chunks).sum();
     assert_eq!(used, 10_000);
 }
 
@@ -269,7 +271,7 @@ fn a_memory_limit_evicts() {
     assert_eq!(r.run.memory_limit, Some(3 << 20));
     assert!(r.summary.evictions > 0);
     // memcached's first-page rule lets each class take one page past the limit.
-    let past = r.allocator_detail["pages_past_limit"].as_u64().unwrap();
+    let past = r.allocator_detail.slab().unwrap().pages_past_limit.unwrap();
     assert!(r.summary.footprint_bytes <= (3 << 20) + (past << 20));
     assert_eq!(
         r.phases.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),

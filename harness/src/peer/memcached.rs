@@ -5,7 +5,7 @@ use std::io::{self, Write as _};
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::Policy;
-use fraglab_reports::{Memory, ServerInfo};
+use fraglab_reports::{AllocatorDetail, Memory, ServerInfo, SlabClassDetail, SlabDetail};
 use fraglab_workloads::{Key, Op, OpKind, KEY_MAX};
 
 use super::conn::Conn;
@@ -454,31 +454,20 @@ impl Peer for Memcached {
         self.rss_baseline
     }
 
-    fn detail(&self) -> serde_json::Value {
+    fn detail(&self) -> AllocatorDetail {
         let raw = &self.last;
-        let classes: Vec<serde_json::Value> = classes(raw)
-            .iter()
-            .filter(|(_, c)| c.total_pages > 0)
-            .map(|(id, c)| {
-                serde_json::json!({
-                    "class": id,
-                    "chunk_size": c.chunk_size,
-                    "perslab": c.perslab,
-                    "total_pages": c.total_pages,
-                    "used_chunks": c.used_chunks,
-                    "free_chunks": c.free_chunks,
-                    "mem_requested": c.mem_requested,
-                    "evicted": c.evicted,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "allocator": "slab",
-            "total_malloced": num(&raw.slabs, "total_malloced"),
-            "limit_maxbytes": num(&raw.stats, "limit_maxbytes"),
-            "pool_pages": num(&raw.stats, "slab_global_page_pool"),
-            "classes": classes,
-        })
+        SlabDetail {
+            total_malloced: num(&raw.slabs, "total_malloced"),
+            limit_maxbytes: Some(num(&raw.stats, "limit_maxbytes")),
+            pool_pages: num(&raw.stats, "slab_global_page_pool"),
+            pages_past_limit: None,
+            classes: classes(raw)
+                .into_iter()
+                .filter(|(_, c)| c.total_pages > 0)
+                .map(|(id, c)| SlabClassDetail { class: id, ..c })
+                .collect(),
+        }
+        .into()
     }
 
     fn library_versions(&self) -> BTreeMap<String, String> {
@@ -495,21 +484,9 @@ impl Peer for Memcached {
     }
 }
 
-/// One class of `stats slabs` and `stats items`.
-#[derive(Debug, Default)]
-struct Class {
-    chunk_size: u64,
-    perslab: u64,
-    total_pages: u64,
-    used_chunks: u64,
-    free_chunks: u64,
-    mem_requested: u64,
-    evicted: u64,
-}
-
 /// The classes of a sample, by id.
-fn classes(raw: &Raw) -> BTreeMap<u32, Class> {
-    let mut out: BTreeMap<u32, Class> = BTreeMap::new();
+fn classes(raw: &Raw) -> BTreeMap<u32, SlabClassDetail> {
+    let mut out: BTreeMap<u32, SlabClassDetail> = BTreeMap::new();
     for (name, value) in &raw.slabs {
         let Some((id, field)) = name.split_once(':') else {
             continue;
@@ -520,7 +497,7 @@ fn classes(raw: &Raw) -> BTreeMap<u32, Class> {
         let c = out.entry(id).or_default();
         match field {
             "chunk_size" => c.chunk_size = v,
-            "chunks_per_page" => c.perslab = v,
+            "chunks_per_page" => c.chunks_per_page = v,
             "total_pages" => c.total_pages = v,
             "used_chunks" => c.used_chunks = v,
             "free_chunks" => c.free_chunks = v,
@@ -537,7 +514,7 @@ fn classes(raw: &Raw) -> BTreeMap<u32, Class> {
         };
         match field {
             "mem_requested" => out.entry(id).or_default().mem_requested = v,
-            "evicted" => out.entry(id).or_default().evicted = v,
+            "evicted" => out.entry(id).or_default().evicted = Some(v),
             _ => {}
         }
     }

@@ -110,7 +110,7 @@
 //!
 //! `allocator_detail` has the slab allocator's shape: `allocator: "slab"`, `total_malloced`,
 //! `limit_maxbytes`, `pool_pages` (`slab_global_page_pool`), and `classes[]` (every class
-//! with pages) with `class`, `chunk_size`, `perslab` (`chunks_per_page`), `total_pages`,
+//! with pages) with `class`, `chunk_size`, `chunks_per_page`, `total_pages`,
 //! `used_chunks`, `free_chunks`, `mem_requested`, and `evicted` (from `stats items`).
 //!
 //! **Redis** (`INFO`, on a fresh connection: see below):
@@ -366,7 +366,7 @@ pub(crate) trait Peer {
     /// The resident set before any data.
     fn rss_baseline(&self) -> u64;
     /// `allocator_detail` from the last sample.
-    fn detail(&self) -> serde_json::Value;
+    fn detail(&self) -> fraglab_reports::AllocatorDetail;
     /// `library_versions`.
     fn library_versions(&self) -> BTreeMap<String, String>;
     /// The server, its version, command line and configuration.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write as _};
 use std::time::Duration;
 
-use fraglab_reports::{Memory, ServerInfo};
+use fraglab_reports::{AllocatorDetail, Memory, RedisDetail, ServerInfo};
 use fraglab_workloads::{Key, Op, OpKind};
 
 use super::conn::Conn;
@@ -632,23 +632,23 @@ impl Peer for Redis {
         self.base.rss
     }
 
-    fn detail(&self) -> serde_json::Value {
+    fn detail(&self) -> AllocatorDetail {
         let i = &self.last;
-        serde_json::json!({
-            "allocator": "redis",
-            "used_memory": num(i, "used_memory"),
-            "used_memory_baseline": self.base.used_memory,
-            "allocator_allocated": num(i, "allocator_allocated"),
-            "allocator_active": num(i, "allocator_active"),
-            "allocator_resident": num(i, "allocator_resident"),
-            "mem_fragmentation_ratio": i
+        RedisDetail {
+            used_memory: num(i, "used_memory"),
+            used_memory_baseline: self.base.used_memory,
+            allocator_allocated: num(i, "allocator_allocated"),
+            allocator_active: num(i, "allocator_active"),
+            allocator_resident: num(i, "allocator_resident"),
+            mem_fragmentation_ratio: i
                 .get("mem_fragmentation_ratio")
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0),
-            "mem_allocator": self.mem_allocator,
-            "used_memory_reported": num(i, "used_memory_reported"),
-            "client_reply_buffer": num(i, "client_rbs"),
-        })
+            mem_allocator: self.mem_allocator.clone(),
+            used_memory_reported: num(i, "used_memory_reported"),
+            client_reply_buffer: num(i, "client_rbs"),
+        }
+        .into()
     }
 
     fn library_versions(&self) -> BTreeMap<String, String> {
