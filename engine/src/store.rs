@@ -5,7 +5,7 @@ use fraglab_allocators::{AllocError, Allocator, LimitKind, MemStats};
 use crate::layout::{Layout, LayoutKind, LayoutOptions, NewItem};
 use crate::list::Lists;
 use crate::policy::Policy;
-use crate::stats::{Counters, StoreStats};
+use crate::stats::{StoreCounters, StoreStats};
 use crate::util::{hash_key, Rng};
 
 /// memcached's `KEY_MAX_LENGTH`, applied by the memcached and compact layouts.
@@ -134,7 +134,7 @@ pub struct Store<A: Allocator, L: Layout> {
     /// only a victim of the needed class makes room, as in memcached).
     lists_per_class: bool,
     pool: Vec<Candidate>,
-    counters: Counters,
+    counters: StoreCounters,
     payload: u64,
     item_max: usize,
 }
@@ -176,7 +176,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             lists,
             lists_per_class,
             pool: Vec::with_capacity(POOL_SIZE),
-            counters: Counters::default(),
+            counters: StoreCounters::default(),
             payload: 0,
             item_max: config.item_max,
         })
