@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Calls made to an allocator since it was created.
+/// Calls made to an allocator since it was created. (The store's own event counters are the
+/// engine's `StoreCounters`.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocCounters {
     /// Successful `alloc` / `alloc_item` calls.

@@ -3,7 +3,8 @@
 use fraglab_allocators::MemStats;
 use serde::{Deserialize, Serialize};
 
-/// Event counters since the store was created.
+/// The store's event counters since it was created: command outcomes, evictions, expiries.
+/// (What the allocator was asked is counted apart, in [`fraglab_allocators::AllocCounters`].)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreCounters {
     /// GETs (per key of an MGET) that found a live key.

@@ -269,7 +269,8 @@ impl<P: PageSource> Slab<P> {
         class.pages += 1;
         let size = class.size as usize;
         for i in 0..class.chunks_per_page as usize {
-            // SAFETY: `i * size < chunks_per_page * size <= PAGE_SIZE`, so the chunk is in the page.
+            // SAFETY: `i * size < chunks_per_page * size <= PAGE_SIZE`, so the chunk is in the
+            // page.
             let chunk = unsafe { page.as_ptr().add(i * size) };
             Self::push_free(class, chunk);
         }

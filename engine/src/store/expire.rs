@@ -1,5 +1,5 @@
 //! Expiry: the expiry instant of a TTL, when a key counts as expired (memcached's and Redis's
-//! rules differ by one second), and the active expiry pass (Redis's sampling cycle or
+//! rules differ at the instant itself), and the active expiry pass (Redis's sampling cycle or
 //! memcached's LRU crawler).
 
 use fraglab_allocators::Allocator;

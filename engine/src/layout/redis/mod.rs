@@ -1,9 +1,9 @@
 //! Redis 7.0's objects for string keys, allocated through the allocator under test, so the
 //! allocator's `allocated_bytes` is Redis's `used_memory` for the data.
 //!
-//! A key costs these allocations (Redis 7.0: `src/server.h` for `robj` and the dict entry,
-//! `src/sds.h` and `src/sds.c` for SDS headers, `src/object.c` for the encodings, `src/dict.c`
-//! for the dict):
+//! A key costs these allocations (Redis 7.0's `src/dict.h` for the dict entry, `src/sds.h` and
+//! `src/sds.c` for the SDS headers, `src/server.h` for `robj`, `src/object.c` for the
+//! encodings; `docs/design.md`, "Layouts"):
 //!
 //! - a dict entry, 24 bytes: `key` (the key SDS), `val` (the value object), `next` (chain);
 //! - the key SDS: header + K + 1, the header 1/3/5/9/17 bytes for K < 32 / 256 / 65536 / 2^32

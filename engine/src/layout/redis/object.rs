@@ -231,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn requested_sizes_follow_reference() {
+    fn requested_sizes_follow_object_c() {
         assert_eq!(requested_for(16, &[b'x'; 100], true), vec![24, 18, 16, 104]);
         assert_eq!(requested_for(16, &[b'x'; 44], true), vec![24, 18, 64]);
         assert_eq!(requested_for(16, &[b'x'; 45], true), vec![24, 18, 16, 49]);
