@@ -9,23 +9,11 @@
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::stats::BumpDetail;
 use crate::stats::{Detail, MemStats, Tally};
 use crate::{AllocError, Allocator, Block, LimitKind};
 
 const ALIGN: usize = 8;
-
-/// bumpalo's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BumpDetail {
-    /// Capacity of all chunks (`allocated_bytes`).
-    pub chunk_bytes: u64,
-    /// Bytes bumped since creation, live or not.
-    pub bumped_bytes: u64,
-    /// Bytes bumped for blocks that have since been freed (never reused).
-    pub dead_bytes: u64,
-}
 
 /// The bump arena under fraglab's accounting.
 #[derive(Debug)]

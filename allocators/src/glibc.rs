@@ -9,36 +9,12 @@
 use std::ffi::CStr;
 use std::ptr::NonNull;
 
-use serde::{Deserialize, Serialize};
-
 use crate::heap::{MallocHeap, RawHeap};
 use crate::stats::Detail;
+pub use crate::stats::GlibcDetail;
 
 /// glibc's malloc under fraglab's accounting.
 pub type Glibc = MallocHeap<GlibcRaw>;
-
-/// glibc's `mallinfo2` figures (process-wide).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GlibcDetail {
-    /// glibc version (`gnu_get_libc_version`).
-    pub version: String,
-    /// `arena`: bytes taken with `sbrk`/`mmap` for the heaps (all arenas).
-    pub arena: u64,
-    /// `hblkhd`: bytes in chunks mapped on their own (requests above the mmap threshold).
-    pub hblkhd: u64,
-    /// `hblks`: number of such chunks.
-    pub hblks: u64,
-    /// `uordblks`: bytes in chunks in use.
-    pub uordblks: u64,
-    /// `fordblks`: bytes in free chunks.
-    pub fordblks: u64,
-    /// `keepcost`: releasable bytes at the top of the main heap.
-    pub keepcost: u64,
-    /// `arena + hblkhd` when the allocator was created (subtracted from the footprint).
-    pub baseline: u64,
-    /// Always true: these figures cover every glibc allocation in the process.
-    pub process_wide: bool,
-}
 
 /// The raw glibc calls.
 #[derive(Debug)]

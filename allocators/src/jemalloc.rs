@@ -10,40 +10,15 @@
 use std::ffi::CStr;
 use std::ptr::NonNull;
 
-use serde::{Deserialize, Serialize};
 use tikv_jemalloc_ctl::raw;
 use tikv_jemalloc_sys as sys;
 
 use crate::heap::{MallocHeap, RawHeap};
 use crate::stats::Detail;
+pub use crate::stats::JemallocDetail;
 
 /// jemalloc on a dedicated arena under fraglab's accounting.
 pub type Jemalloc = MallocHeap<JemallocRaw>;
-
-/// Per-arena statistics of the dedicated arena.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JemallocDetail {
-    /// jemalloc version (`version`).
-    pub version: String,
-    /// The arena's index.
-    pub arena: u32,
-    /// Page size (`arenas.page`).
-    pub page_size: u64,
-    /// Pages in active extents (`stats.arenas.<i>.pactive`).
-    pub pactive: u64,
-    /// Dirty pages kept for reuse (`pdirty`).
-    pub pdirty: u64,
-    /// Muzzy pages (`pmuzzy`).
-    pub pmuzzy: u64,
-    /// Bytes in small allocations (`small.allocated`).
-    pub small_allocated: u64,
-    /// Bytes in large allocations (`large.allocated`).
-    pub large_allocated: u64,
-    /// Mapped bytes (`mapped`).
-    pub mapped: u64,
-    /// Resident bytes (`resident`): pages of the arena that are physically resident.
-    pub resident: u64,
-}
 
 /// Why the dedicated arena could not be created.
 #[derive(Debug, thiserror::Error)]

@@ -50,7 +50,7 @@ mod stats;
 pub mod zmalloc;
 
 pub use spec::{AllocSpec, SpecError, WithAllocator};
-pub use stats::{Counters, Detail, MemStats};
+pub use stats::{AllocCounters, Detail, MemStats};
 
 /// Why an allocation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -13,30 +13,13 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use libmimalloc_sys as mi;
-use serde::{Deserialize, Serialize};
 
 use crate::heap::{MallocHeap, RawHeap};
 use crate::stats::Detail;
+pub use crate::stats::MimallocDetail;
 
 /// mimalloc on a dedicated heap under fraglab's accounting.
 pub type Mimalloc = MallocHeap<MimallocRaw>;
-
-/// What a visit of the dedicated heap found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MimallocDetail {
-    /// mimalloc version (`mi_version`, e.g. 20302 for 2.3.2).
-    pub version: u32,
-    /// Areas (pages) in the heap.
-    pub areas: u64,
-    /// Bytes reserved by the heap's areas.
-    pub reserved: u64,
-    /// Bytes committed by the heap's areas (the footprint).
-    pub committed: u64,
-    /// Blocks in use.
-    pub used_blocks: u64,
-    /// Bytes in use: the sum over areas of `used x block_size`.
-    pub used_bytes: u64,
-}
 
 /// The raw mimalloc calls on one heap.
 #[derive(Debug)]

@@ -1,17 +1,16 @@
-//! `MemStats`: what every allocator reports, and exactly what each field counts.
+//! `MemStats`: what every allocator reports, and exactly what each field counts, with each
+//! allocator's own detail.
+//!
+//! A leaf: this module uses nothing else of the crate, so the crate root and every allocator
+//! module depend on it and never the other way. Each allocator module re-exports its detail
+//! type (`slab::SlabDetail`, `zmalloc::ZmallocDetail`, ...).
 
 use serde::{Deserialize, Serialize};
 
-use crate::bump::BumpDetail;
-use crate::glibc::GlibcDetail;
-use crate::jemalloc::JemallocDetail;
-use crate::mimalloc::MimallocDetail;
-use crate::slab::SlabDetail;
-use crate::zmalloc::ZmallocDetail;
-
-/// Calls made to an allocator since it was created.
+/// Calls made to an allocator since it was created. (The store's own event counters are the
+/// engine's `StoreCounters`.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
+pub struct AllocCounters {
     /// Successful `alloc` / `alloc_item` calls.
     pub allocs: u64,
     /// `free` calls.
@@ -47,7 +46,7 @@ pub struct MemStats {
     /// dedicated heap's committed bytes; the bump arena's chunk capacity.
     pub footprint_bytes: u64,
     /// Call counters.
-    pub counters: Counters,
+    pub counters: AllocCounters,
     /// Allocator-specific figures.
     pub detail: Detail,
 }
@@ -82,6 +81,142 @@ impl MemStats {
     }
 }
 
+// ---- Each allocator's detail. ----
+
+/// Per-class figures, with the names of memcached's `stats slabs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlabClassStats {
+    /// Class id, 1-based.
+    pub class: u32,
+    /// Chunk size in bytes.
+    pub chunk_size: u32,
+    /// Chunks per 1 MiB page (memcached's `slabs.c` calls it `perslab`).
+    pub chunks_per_page: u32,
+    /// Pages assigned to the class.
+    pub total_pages: u32,
+    /// `total_pages x chunks_per_page`.
+    pub total_chunks: u64,
+    /// Chunks holding live data.
+    pub used_chunks: u64,
+    /// Chunks on the class's free list.
+    pub free_chunks: u64,
+    /// Sum of the requested sizes of the items in this class (memcached 1.6's `mem_requested`
+    /// from `stats items`, the sum of `ntotal`); a chunked item counts whole in the largest
+    /// class, whose LRU memcached links it into.
+    pub mem_requested: u64,
+}
+
+/// The slab allocator's detail: `stats slabs` plus the page-level figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlabDetail {
+    /// Pages taken from the page source x page size (memcached's `total_malloced`).
+    pub total_malloced: u64,
+    /// The memory limit in bytes (`limit_maxbytes`), if any.
+    pub limit_maxbytes: Option<u64>,
+    /// Pages waiting in the global pool (released by rebalancing, not in any class).
+    pub pool_pages: u32,
+    /// Pages granted beyond the limit by the first-page rule.
+    pub pages_past_limit: u32,
+    /// Where pages come from (`mmap` or `heap`).
+    pub page_source: String,
+    /// Every class of the table, in order.
+    pub classes: Vec<SlabClassStats>,
+}
+
+/// zmalloc's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZmallocDetail {
+    /// `used_memory`.
+    pub used_memory: u64,
+    /// Whether blocks carry the 8-byte size header.
+    pub prefix: bool,
+    /// The backend's name.
+    pub backend: String,
+    /// `zmalloc_allocations`: `[size, count]` for every requested size 0..=256 with a non-zero
+    /// count, in order.
+    pub allocations: Vec<[u64; 2]>,
+    /// Allocations of more than 256 bytes.
+    pub allocations_above: u64,
+    /// The backend's own detail.
+    pub backend_detail: Box<Detail>,
+}
+
+/// glibc's `mallinfo2` figures (process-wide).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlibcDetail {
+    /// glibc version (`gnu_get_libc_version`).
+    pub version: String,
+    /// `arena`: bytes taken with `sbrk`/`mmap` for the heaps (all arenas).
+    pub arena: u64,
+    /// `hblkhd`: bytes in chunks mapped on their own (requests above the mmap threshold).
+    pub hblkhd: u64,
+    /// `hblks`: number of such chunks.
+    pub hblks: u64,
+    /// `uordblks`: bytes in chunks in use.
+    pub uordblks: u64,
+    /// `fordblks`: bytes in free chunks.
+    pub fordblks: u64,
+    /// `keepcost`: releasable bytes at the top of the main heap.
+    pub keepcost: u64,
+    /// `arena + hblkhd` when the allocator was created (subtracted from the footprint).
+    pub baseline: u64,
+    /// Always true: these figures cover every glibc allocation in the process.
+    pub process_wide: bool,
+}
+
+/// Per-arena statistics of the dedicated arena.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JemallocDetail {
+    /// jemalloc version (`version`).
+    pub version: String,
+    /// The arena's index.
+    pub arena: u32,
+    /// Page size (`arenas.page`).
+    pub page_size: u64,
+    /// Pages in active extents (`stats.arenas.<i>.pactive`).
+    pub pactive: u64,
+    /// Dirty pages kept for reuse (`pdirty`).
+    pub pdirty: u64,
+    /// Muzzy pages (`pmuzzy`).
+    pub pmuzzy: u64,
+    /// Bytes in small allocations (`small.allocated`).
+    pub small_allocated: u64,
+    /// Bytes in large allocations (`large.allocated`).
+    pub large_allocated: u64,
+    /// Mapped bytes (`mapped`).
+    pub mapped: u64,
+    /// Resident bytes (`resident`): pages of the arena that are physically resident.
+    pub resident: u64,
+}
+
+/// What a visit of the dedicated heap found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MimallocDetail {
+    /// mimalloc version (`mi_version`, e.g. 20302 for 2.3.2).
+    pub version: u32,
+    /// Areas (pages) in the heap.
+    pub areas: u64,
+    /// Bytes reserved by the heap's areas.
+    pub reserved: u64,
+    /// Bytes committed by the heap's areas (the footprint).
+    pub committed: u64,
+    /// Blocks in use.
+    pub used_blocks: u64,
+    /// Bytes in use: the sum over areas of `used x block_size`.
+    pub used_bytes: u64,
+}
+
+/// bumpalo's figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BumpDetail {
+    /// Capacity of all chunks (`allocated_bytes`).
+    pub chunk_bytes: u64,
+    /// Bytes bumped since creation, live or not.
+    pub bumped_bytes: u64,
+    /// Bytes bumped for blocks that have since been freed (never reused).
+    pub dead_bytes: u64,
+}
+
 /// Live-block accounting shared by every allocator: the counters plus the three sums that move
 /// on every call.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,7 +224,7 @@ pub(crate) struct Tally {
     pub live_blocks: u64,
     pub requested: u64,
     pub allocated: u64,
-    pub counters: Counters,
+    pub counters: AllocCounters,
 }
 
 impl Tally {

@@ -24,34 +24,15 @@
 
 use std::ptr::NonNull;
 
-use serde::{Deserialize, Serialize};
-
 use crate::heap::MallocBackend;
-use crate::stats::{Counters, Detail, MemStats};
+pub use crate::stats::ZmallocDetail;
+use crate::stats::{AllocCounters, Detail, MemStats};
 use crate::{AllocError, Allocator, Block, LimitKind};
 
 /// zmalloc's `PREFIX_SIZE`.
 pub const PREFIX_SIZE: usize = 8;
 /// Sizes counted exactly by the allocation histogram; larger requests share one bucket.
 pub const HISTOGRAM_MAX: usize = 256;
-
-/// zmalloc's figures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ZmallocDetail {
-    /// `used_memory`.
-    pub used_memory: u64,
-    /// Whether blocks carry the 8-byte size header.
-    pub prefix: bool,
-    /// The backend's name.
-    pub backend: String,
-    /// `zmalloc_allocations`: `[size, count]` for every requested size 0..=256 with a non-zero
-    /// count, in order.
-    pub allocations: Vec<[u64; 2]>,
-    /// Allocations of more than 256 bytes.
-    pub allocations_above: u64,
-    /// The backend's own detail.
-    pub backend_detail: Box<Detail>,
-}
 
 /// zmalloc over backend `B`. See the [module docs](self).
 #[derive(Debug)]
@@ -61,7 +42,7 @@ pub struct Zmalloc<B> {
     used_memory: u64,
     live_blocks: u64,
     requested: u64,
-    counters: Counters,
+    counters: AllocCounters,
     histogram: Box<[u64; HISTOGRAM_MAX + 2]>,
     limit: Option<u64>,
 }
@@ -75,7 +56,7 @@ impl<B: MallocBackend> Zmalloc<B> {
             used_memory: 0,
             live_blocks: 0,
             requested: 0,
-            counters: Counters::default(),
+            counters: AllocCounters::default(),
             histogram: Box::new([0; HISTOGRAM_MAX + 2]),
             limit: None,
         }

@@ -121,8 +121,9 @@ fn check_bytes<A: Allocator>(a: &A, b: &Live, upto: usize) -> Result<(), TestCas
 }
 
 /// The chunks memcached uses for an item of `size` bytes with `head` bytes of header and key
-/// (their class chunk sizes), as REFERENCE.md describes them, derived here independently of
-/// the allocator.
+/// (their class chunk sizes), as memcached 1.6.18 takes them (`items.c`'s `do_item_alloc` and
+/// `do_item_alloc_chunk`; the 48-byte `item` and `item_chunk` headers of `memcached.h`), derived
+/// here independently of the allocator.
 fn memcached_chunks(table: &[u32], chunk_max: usize, size: usize, head: usize) -> Vec<u32> {
     let fit = |n: usize| {
         *table

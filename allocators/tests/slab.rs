@@ -10,7 +10,7 @@ fn table(config: SlabConfig) -> Vec<(u32, u32)> {
         .classes()
         .unwrap()
         .iter()
-        .map(|c| (c.chunk_size, c.perslab))
+        .map(|c| (c.chunk_size, c.chunks_per_page))
         .collect()
 }
 
@@ -28,7 +28,8 @@ fn cfg() -> SlabConfig {
     SlabConfig::default()
 }
 
-// Each expected table is `chunk_size/perslab` per class, as memcached 1.6.18 -vv printed it.
+// Each expected table is `chunk_size/chunks_per_page` per class, as memcached 1.6.18 -vv
+// printed it (as `perslab`).
 #[test]
 fn class_table_defaults() {
     let t = table(cfg());

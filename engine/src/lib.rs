@@ -53,7 +53,7 @@ use fraglab_allocators::{AllocSpec, Allocator, SpecError, WithAllocator};
 
 pub use layout::{Layout, LayoutKind};
 pub use policy::{Policy, UnknownPolicy};
-pub use stats::{Counters, StoreStats, METRICS};
+pub use stats::{StoreCounters, StoreStats, METRICS};
 pub use store::{
     ActiveExpire, CmdError, SetOptions, Store, StoreConfig, Ttl, Unsupported, KEY_MAX,
 };

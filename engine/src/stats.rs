@@ -3,9 +3,10 @@
 use fraglab_allocators::MemStats;
 use serde::{Deserialize, Serialize};
 
-/// Event counters since the store was created.
+/// The store's event counters since it was created: command outcomes, evictions, expiries.
+/// (What the allocator was asked is counted apart, in [`fraglab_allocators::AllocCounters`].)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
+pub struct StoreCounters {
     /// GETs (per key of an MGET) that found a live key.
     pub hits: u64,
     /// GETs that found nothing (or an expired key).
@@ -35,7 +36,7 @@ pub struct StoreStats {
     /// Keys stored (expired ones count until found).
     pub items: u64,
     /// Event counters.
-    pub counters: Counters,
+    pub counters: StoreCounters,
     /// Sum of key + value lengths of stored keys.
     pub payload_bytes: u64,
     /// Bytes of index outside the allocator.

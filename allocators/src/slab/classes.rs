@@ -1,0 +1,191 @@
+//! The class table memcached builds from its settings (`slabs_init`), and the settings'
+//! checks (memcached's option parser).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CHUNK_ALIGN, CHUNK_HEADER, ITEM_HEADER, MAX_CLASSES, PAGE_SIZE};
+
+/// The settings memcached builds its slab classes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlabConfig {
+    /// Growth factor between classes (`-f`, default 1.25, must be > 1).
+    pub factor: f64,
+    /// Minimum space for key, value and flags (`-n`, default 48): class 1 is `48 + min`.
+    pub min: usize,
+    /// Largest chunk (`-o slab_chunk_max`, in bytes in 1.6.18; default 512 KiB = page / 2, at
+    /// most the page). Larger items are chunked.
+    pub chunk_max: usize,
+    /// Largest item (`-I`, default 1 MiB). Larger requests are refused with `TooLarge`.
+    pub item_max: usize,
+    /// Explicit chunk sizes (`-o slab_sizes=a-b-c`), replacing the computed ones.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sizes: Option<Vec<usize>>,
+}
+
+impl Default for SlabConfig {
+    fn default() -> Self {
+        SlabConfig {
+            factor: 1.25,
+            min: 48,
+            chunk_max: PAGE_SIZE / 2,
+            item_max: PAGE_SIZE,
+            sizes: None,
+        }
+    }
+}
+
+/// A configuration memcached would refuse, with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid slab configuration: {0}")]
+pub struct ConfigError(pub String);
+
+/// One slab class as `memcached -vv` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    /// Class id, 1-based.
+    pub class: u32,
+    /// Chunk size in bytes.
+    pub chunk_size: u32,
+    /// Chunks per 1 MiB page: `chunks_per_page` in `stats slabs`; memcached's `slabs.c` calls
+    /// the field `perslab`, and so do the `-vv` line and the serialized form (`"perslab"`).
+    #[serde(rename = "perslab")]
+    pub chunks_per_page: u32,
+}
+
+impl fmt::Display for ClassInfo {
+    /// The line `memcached -vv` prints: `slab class   1: chunk size        96 perslab   10922`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "slab class {:3}: chunk size {:9} perslab {:7}",
+            self.class, self.chunk_size, self.chunks_per_page
+        )
+    }
+}
+
+impl SlabConfig {
+    /// Checks the settings as memcached's option parser does.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(m));
+        if self.factor.is_nan() || self.factor <= 1.0 || !self.factor.is_finite() {
+            return err(format!(
+                "factor must be greater than 1 (got {})",
+                self.factor
+            ));
+        }
+        if self.min == 0 {
+            return err("min must be at least 1".into());
+        }
+        if self.min > 1 << 30 {
+            return err(format!(
+                "min must be at most 1073741824 bytes (got {})",
+                self.min
+            ));
+        }
+        if self.chunk_max < 2 * CHUNK_HEADER || self.chunk_max > PAGE_SIZE {
+            return err(format!(
+                "chunk_max must be between {} and {PAGE_SIZE} bytes (got {})",
+                2 * CHUNK_HEADER,
+                self.chunk_max
+            ));
+        }
+        if PAGE_SIZE % self.chunk_max != 0 {
+            return err(format!(
+                "chunk_max must divide evenly into the {PAGE_SIZE}-byte page (got {})",
+                self.chunk_max
+            ));
+        }
+        if ITEM_HEADER + self.min > self.chunk_max {
+            // memcached accepts such a -n and builds a first class larger than a page, which
+            // holds no chunk at all; the model refuses it.
+            return err(format!(
+                "min ({}) plus the {ITEM_HEADER}-byte item header must fit in chunk_max ({})",
+                self.min, self.chunk_max
+            ));
+        }
+        if self.item_max < 1024 || self.item_max > 1 << 30 {
+            return err(format!(
+                "item_max must be between 1024 and 1073741824 bytes (got {})",
+                self.item_max
+            ));
+        }
+        if self.item_max % self.chunk_max != 0 {
+            return err(format!(
+                "chunk_max ({}) must divide evenly into item_max ({})",
+                self.chunk_max, self.item_max
+            ));
+        }
+        if let Some(sizes) = &self.sizes {
+            if sizes.is_empty() {
+                return err("sizes must list at least one size".into());
+            }
+            if sizes.len() > MAX_CLASSES - 1 {
+                return err(format!(
+                    "sizes may list at most {} sizes (got {})",
+                    MAX_CLASSES - 1,
+                    sizes.len()
+                ));
+            }
+            let mut last = 0;
+            for &s in sizes {
+                if s < self.min || s > self.chunk_max {
+                    return err(format!(
+                        "slab size {s} is out of the valid range {}..={}",
+                        self.min, self.chunk_max
+                    ));
+                }
+                if s <= last + CHUNK_ALIGN {
+                    return err(format!(
+                        "slab size {s} must be more than {CHUNK_ALIGN} bytes larger than the \
+                         previous size ({last})"
+                    ));
+                }
+                last = s;
+            }
+        }
+        Ok(())
+    }
+
+    /// The class table `slabs_init` builds from these settings.
+    pub fn classes(&self) -> Result<Vec<ClassInfo>, ConfigError> {
+        self.validate()?;
+        let mut out = Vec::new();
+        let mut size: u32 = (ITEM_HEADER + self.min) as u32;
+        let mut i = 0usize;
+        // memcached: `while (++i < MAX_NUMBER_OF_SLAB_CLASSES - 1)`, i.e. classes 1..=62.
+        loop {
+            i += 1;
+            if i >= MAX_CLASSES {
+                break;
+            }
+            if let Some(sizes) = &self.sizes {
+                match sizes.get(i - 1) {
+                    Some(&s) => size = s as u32,
+                    None => break,
+                }
+            } else if f64::from(size) >= self.chunk_max as f64 / self.factor {
+                break;
+            }
+            if size as usize % CHUNK_ALIGN != 0 {
+                size += (CHUNK_ALIGN - size as usize % CHUNK_ALIGN) as u32;
+            }
+            out.push(ClassInfo {
+                class: i as u32,
+                chunk_size: size,
+                chunks_per_page: (PAGE_SIZE / size as usize) as u32,
+            });
+            if self.sizes.is_none() {
+                // `size *= factor` on an unsigned int: multiply as double, truncate.
+                size = (f64::from(size) * self.factor) as u32;
+            }
+        }
+        out.push(ClassInfo {
+            class: i as u32,
+            chunk_size: self.chunk_max as u32,
+            chunks_per_page: (PAGE_SIZE / self.chunk_max) as u32,
+        });
+        Ok(out)
+    }
+}

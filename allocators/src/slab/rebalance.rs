@@ -1,0 +1,129 @@
+//! Page moves between classes (memcached's `slab_rebalance`): which pages of a class are
+//! empty, and moving one to another class or to the global pool.
+
+use std::collections::BTreeMap;
+use std::ptr::{self, NonNull};
+
+use super::{Slab, PAGE_SIZE};
+use crate::page::PageSource;
+
+/// Why a page could not be moved between classes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoveError {
+    /// The class id does not exist.
+    #[error("no slab class {0}")]
+    NoSuchClass(u32),
+    /// Every page of the source class still holds live chunks: evict them first.
+    #[error("class {0} has no page whose chunks are all free")]
+    NoEmptyPage(u32),
+    /// Source and destination are the same class.
+    #[error("cannot move a page from class {0} to itself")]
+    SameClass(u32),
+}
+
+/// A page as the rebalancer sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Start of the page.
+    pub base: NonNull<u8>,
+    /// The class the page is cut for.
+    pub class: u32,
+    /// Chunks of the page on the free list.
+    pub free_chunks: u32,
+    /// Chunks of the page in use.
+    pub used_chunks: u32,
+}
+
+impl<P: PageSource> Slab<P> {
+    /// Pages of class `class` (1-based) with their free and used chunks: what a rebalancer
+    /// needs to choose a page to empty. Costs one walk over the class's free list.
+    pub fn class_pages(&self, class: u32) -> Result<Vec<PageInfo>, MoveError> {
+        let id = self.check_class(class)?;
+        let mut free: BTreeMap<usize, u32> = self
+            .pages
+            .iter()
+            .filter(|(_, c)| **c == Some(id as u8))
+            .map(|(&base, _)| (base, 0))
+            .collect();
+        let mut cur = self.classes[id].free;
+        while !cur.is_null() {
+            let addr = cur as usize;
+            if let Some((_, n)) = free.range_mut(..=addr).next_back() {
+                *n += 1;
+            }
+            // SAFETY: `cur` is on the free list, whose links we wrote.
+            cur = unsafe { cur.cast::<*mut u8>().read() };
+        }
+        let chunks_per_page = self.classes[id].chunks_per_page;
+        Ok(free
+            .into_iter()
+            .map(|(base, free_chunks)| PageInfo {
+                base: NonNull::new(base as *mut u8).expect("page bases are non-null"),
+                class,
+                free_chunks,
+                used_chunks: chunks_per_page - free_chunks,
+            })
+            .collect())
+    }
+
+    fn check_class(&self, class: u32) -> Result<usize, MoveError> {
+        if class == 0 || class as usize > self.classes.len() {
+            return Err(MoveError::NoSuchClass(class));
+        }
+        Ok(class as usize - 1)
+    }
+
+    /// The rebalancing primitive (`slab_rebalance`): takes a page whose chunks are all free away
+    /// from class `from` and gives it to class `to`, or to the global pool when `to` is 0. The
+    /// caller (the engine) evicts the items on a page first; `class_pages` tells which page is
+    /// empty. Returns the page moved.
+    pub fn move_page(&mut self, from: u32, to: u32) -> Result<NonNull<u8>, MoveError> {
+        if from == to {
+            return Err(MoveError::SameClass(from));
+        }
+        let src = self.check_class(from)?;
+        let dst = if to == 0 {
+            None
+        } else {
+            Some(self.check_class(to)?)
+        };
+        let page = self
+            .class_pages(from)?
+            .into_iter()
+            .find(|p| p.used_chunks == 0)
+            .ok_or(MoveError::NoEmptyPage(from))?
+            .base;
+        // Unlink the page's chunks from the source class's free list.
+        let (lo, hi) = (page.as_ptr() as usize, page.as_ptr() as usize + PAGE_SIZE);
+        let class = &mut self.classes[src];
+        let mut cur = class.free;
+        class.free = ptr::null_mut();
+        class.free_count = 0;
+        let mut keep = Vec::new();
+        while !cur.is_null() {
+            // SAFETY: `cur` is on the free list, whose links we wrote.
+            let next = unsafe { cur.cast::<*mut u8>().read() };
+            if !(lo..hi).contains(&(cur as usize)) {
+                keep.push(cur);
+            }
+            cur = next;
+        }
+        for chunk in keep.into_iter().rev() {
+            Self::push_free(class, chunk);
+        }
+        class.pages -= 1;
+        match dst {
+            Some(dst) => {
+                // SAFETY: the page is ours and no chunk of it is in use or on a free list; zero
+                // it as memcached's `slab_rebalance_finish` does before reuse.
+                unsafe { ptr::write_bytes(page.as_ptr(), 0, PAGE_SIZE) };
+                self.carve(dst, page);
+            }
+            None => {
+                self.pages.insert(lo, None);
+                self.pool.push(page);
+            }
+        }
+        Ok(page)
+    }
+}
