@@ -39,11 +39,11 @@ fn slab_classes_json() {
     assert_eq!(classes.len(), 13);
     assert_eq!(
         classes[0],
-        serde_json::json!({"class": 1, "chunk_size": 96, "perslab": 10922})
+        serde_json::json!({"class": 1, "chunk_size": 96, "chunks_per_page": 10922})
     );
     assert_eq!(
         classes[12],
-        serde_json::json!({"class": 13, "chunk_size": 524288, "perslab": 2})
+        serde_json::json!({"class": 13, "chunk_size": 524288, "chunks_per_page": 2})
     );
 }
 

@@ -48,9 +48,11 @@ pub struct ClassInfo {
     pub class: u32,
     /// Chunk size in bytes.
     pub chunk_size: u32,
-    /// Chunks per 1 MiB page: `chunks_per_page` in `stats slabs`; memcached's `slabs.c` calls
-    /// the field `perslab`, and so do the `-vv` line and the serialized form (`"perslab"`).
-    #[serde(rename = "perslab")]
+    /// Chunks per 1 MiB page: `chunks_per_page` in `stats slabs`, the name fraglab uses
+    /// everywhere, the serialized form included; memcached's `slabs.c` calls the field
+    /// `perslab`, and so does the `-vv` line ([`fmt::Display`]), which is kept as memcached
+    /// prints it. Read also as `perslab`.
+    #[serde(alias = "perslab")]
     pub chunks_per_page: u32,
 }
 
