@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::LayoutKind;
+use fraglab_harness::peer::TargetKind;
 use fraglab_harness::run::{defaults_for, run, RunSpec};
 use fraglab_workloads::{PresetParams, Workload};
 
@@ -92,7 +93,8 @@ fn replay(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut replay = Duration::ZERO;
                 for _ in 0..iters {
-                    let r = run(&s, &AtomicBool::new(false), &()).expect("the run");
+                    let r =
+                        run(&s, TargetKind::Engine, &AtomicBool::new(false), &()).expect("the run");
                     assert!(r.complete, "{:?}", r.incomplete_reason);
                     assert_eq!(r.summary.ops, SMALL_ETC_OPS);
                     replay += Duration::from_secs_f64(r.summary.elapsed_s);
@@ -111,7 +113,7 @@ fn goal_case() {
     for round in 0..3 {
         for (i, latency) in [0u64, 64].into_iter().enumerate() {
             let s = spec(etc(), "etc", "slab", LayoutKind::Compact, latency);
-            let r = run(&s, &AtomicBool::new(false), &()).expect("the run");
+            let r = run(&s, TargetKind::Engine, &AtomicBool::new(false), &()).expect("the run");
             assert!(r.complete, "{:?}", r.incomplete_reason);
             eprintln!(
                 "goal etc (1M keys, {} ops) slab/compact latency_every {latency:>2}, round {}: \
