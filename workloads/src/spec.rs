@@ -34,31 +34,24 @@ pub enum SpecError {
     Invalid(String),
 }
 
-/// A byte count written as an integer or as a size string (`512`, `64k`, `64m`, `1g`, powers
-/// of 1024).
+/// A byte count written as an integer or as a size string (`512`, `64k`, `1.5m`, `1GiB`; powers
+/// of 1024, by [`fraglab_units::parse_size`]'s rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Bytes(pub u64);
 
-/// Parses `512`, `64k`, `64m`, `1g`, `2t` (powers of 1024; `kb`/`kib` spellings too).
+/// Parses a size by [`fraglab_units::parse_size`]'s rule (`512`, `64k`, `64KiB`, `1.5m`,
+/// `1g`), refusing sizes above `i64::MAX`: TOML integers are signed 64-bit, so a larger size
+/// could not be written back.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits_end);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (examples: 512, 64k, 64m, 1g)"))?;
-    let shift = match unit.trim() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return Err(format!("`{s}` has an unknown unit (use k, m, g or t)")),
-    };
-    // TOML integers are signed 64-bit: a larger size could not be written back.
-    n.checked_mul(1u64 << shift)
-        .filter(|&b| b <= i64::MAX as u64)
-        .ok_or_else(|| format!("`{s}` is too large"))
+    let n = fraglab_units::parse_size(s)?;
+    if n > i64::MAX as u64 {
+        return Err(format!(
+            "`{}` is too large (at most {} bytes)",
+            s.trim(),
+            i64::MAX
+        ));
+    }
+    Ok(n)
 }
 
 impl Serialize for Bytes {
@@ -419,5 +412,13 @@ mod tests {
         assert_eq!(parse_bytes("1g"), Ok(1 << 30));
         assert!(parse_bytes("12q").unwrap_err().contains("unknown unit"));
         assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
+        assert_eq!(parse_bytes("1.5k"), Ok(1536));
+        assert_eq!(parse_bytes("64 KiB"), Ok(65536));
+        assert_eq!(
+            parse_bytes("8191p").unwrap_err(),
+            fraglab_units::parse_size("8191p").unwrap_err()
+        );
+        assert_eq!(parse_bytes("8388607t"), Ok(8_388_607 << 40));
+        assert!(parse_bytes("8388608t").unwrap_err().contains("too large"));
     }
 }
