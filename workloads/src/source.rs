@@ -38,6 +38,32 @@ pub enum Workload {
     },
 }
 
+impl WorkloadSpec {
+    /// Reads and checks a spec file.
+    pub fn from_file(path: &Path) -> Result<WorkloadSpec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let spec = WorkloadSpec::from_toml(&text).map_err(|message| SpecError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        // Compiling checks every distribution's parameters and reads empirical tables.
+        let base = path.parent().unwrap_or(Path::new("."));
+        Generator::new(&spec, base, 0)
+            .map(drop)
+            .map_err(|e| match e {
+                SpecError::Invalid(message) => SpecError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                },
+                other => other,
+            })?;
+        Ok(spec)
+    }
+}
+
 impl Workload {
     /// Parses `NAME`, `file:PATH` or `trace:PATH`. `params` sizes presets and spec files
     /// (`scale`, `records`, `ops`, `live_cap`); traces replay as they are.

@@ -1,38 +1,19 @@
 //! Workload spec files (TOML). `workloads/examples/workload.toml` shows and explains every
 //! field; presets are built as the same [`WorkloadSpec`] values.
+//!
+//! This module holds plain data and checks what the schema cannot ([`WorkloadSpec::validate`]);
+//! it uses the distributions' parameter types from [`crate::dist`] and nothing downstream.
+//! Reading a spec file and checking that it compiles ([`WorkloadSpec::from_file`]) lives with
+//! the generator's callers, in [`crate::source`].
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::dist::{Arrival, Popularity, SizeDist, TtlDist};
+pub use crate::error::SpecError;
 use crate::OpKind;
-
-/// What went wrong with a spec.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SpecError {
-    /// A file could not be read.
-    #[error("{}: {message}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        message: String,
-    },
-    /// A file is not valid TOML or does not fit the schema.
-    #[error("{}: {message}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What and where.
-        message: String,
-    },
-    /// A value is out of range or inconsistent.
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// A byte count written as an integer or as a size string (`512`, `64k`, `1.5m`, `1GiB`; powers
 /// of 1024, by [`fraglab_units::parse_size`]'s rule).
@@ -248,30 +229,6 @@ impl PhaseSpec {
 }
 
 impl WorkloadSpec {
-    /// Reads and checks a spec file.
-    pub fn from_file(path: &Path) -> Result<WorkloadSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let spec = WorkloadSpec::from_toml(&text).map_err(|message| SpecError::Parse {
-            path: path.to_path_buf(),
-            message,
-        })?;
-        // Compiling checks every distribution's parameters and reads empirical tables.
-        let base = path.parent().unwrap_or(Path::new("."));
-        crate::gen::Generator::new(&spec, base, 0)
-            .map(drop)
-            .map_err(|e| match e {
-                SpecError::Invalid(message) => SpecError::Parse {
-                    path: path.to_path_buf(),
-                    message,
-                },
-                other => other,
-            })?;
-        Ok(spec)
-    }
-
     /// Parses TOML text (no validation beyond the schema).
     pub fn from_toml(text: &str) -> Result<WorkloadSpec, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())

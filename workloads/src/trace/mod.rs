@@ -47,10 +47,10 @@
 //!   `obj_size` bytes, whose key is `obj_id` with [`TraceOptions::key_len`] bytes (the format
 //!   has no key sizes). The reader ignores `next_access_vtime`; the writer computes it.
 //! - **segcache** (the Segcache/Pelikan replay benchmark): decoded as
-//!   `benchmarks/trace_replay/reader.c` in the Segcache and Pelikan sources does it, which
-//!   differs from the bit-field description in REFERENCE.md: `key_len = kv_len >> 22` (10
-//!   bits), `value_len = kv_len & 0x3f_ffff` (22 bits), `op = op_ttl >> 24` (8 bits), `ttl =
-//!   op_ttl & 0xff_ffff` (24 bits, seconds). `op` is 1-based into get, gets, set, add, cas,
+//!   `benchmarks/trace_replay/reader.c` in the Segcache and Pelikan sources does it (the code
+//!   is the authority where prose descriptions of the bit fields differ): `key_len = kv_len >>
+//!   22` (10 bits), `value_len = kv_len & 0x3f_ffff` (22 bits), `op = op_ttl >> 24` (8 bits),
+//!   `ttl = op_ttl & 0xff_ffff` (24 bits, seconds). `op` is 1-based into get, gets, set, add, cas,
 //!   replace, append, prepend, delete, incr, decr (note cas before replace, unlike
 //!   [`OpKind`](crate::OpKind)'s order). A record with key length 0 or an op code outside
 //!   1..=11 is bad (Pelikan's replayer silently skips the first kind). A TTL of 0 stays 0
