@@ -105,6 +105,11 @@ impl<T: Copy> Weighted<T> {
         self.items[i]
     }
 
+    /// The items that can be drawn (those of positive weight), in order.
+    pub fn items(&self) -> &[T] {
+        &self.items
+    }
+
     /// The items and their probabilities.
     pub fn probabilities(&self) -> Vec<(T, f64)> {
         let mut prev = 0.0;
