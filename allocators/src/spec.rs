@@ -148,36 +148,9 @@ pub enum SpecError {
     Build(String),
 }
 
-/// Parses a size: `512`, `64k`, `64m`, `1g` (powers of 1024; `b`/`kb`/`kib` forms accepted).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim().to_ascii_lowercase();
-    let digits_end = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits_end);
-    let shift = match unit.trim() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        other => return Err(format!("unknown unit `{other}` (use k, m, g)")),
-    };
-    if num.is_empty() {
-        return Err("expected a number such as 512, 64k, 64m or 1g".into());
-    }
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{num}` is not a number"))?;
-    let bytes = value * (1u64 << shift) as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err("out of range".into());
-    }
-    if bytes.fract() != 0.0 {
-        return Err(format!("`{text}` is not a whole number of bytes"));
-    }
-    Ok(bytes as u64)
-}
+/// Parses a size: `512`, `64k`, `1.5m`, `1GiB` (powers of 1024), by the rule every fraglab
+/// crate shares ([`fraglab_units`]).
+pub use fraglab_units::parse_size;
 
 fn parse_usize(alloc: &'static str, key: &'static str, value: &str) -> Result<usize, SpecError> {
     parse_size(value)

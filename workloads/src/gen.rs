@@ -114,6 +114,8 @@ pub struct Generator {
     time_us: f64,
     live: Option<LiveSet>,
     pending: VecDeque<Op>,
+    /// The number of ops the whole stream yields, when known before it starts.
+    declared: Option<u64>,
 }
 
 impl Generator {
@@ -177,6 +179,7 @@ impl Generator {
                 "too many phases (at most 65,535)".into(),
             ));
         }
+        let declared = declare_ops(preload.as_ref().map(|p| p.0), &phases);
         let mut rng = Rng::new(seed);
         let salt = rng.next_u64();
         Ok(Generator {
@@ -200,7 +203,17 @@ impl Generator {
             time_us: 0.0,
             live: spec.tracks_live().then(LiveSet::default),
             pending: VecDeque::new(),
+            declared,
         })
+    }
+
+    /// The exact number of ops the whole stream yields (from its start), when it is known
+    /// before streaming: the preload's keys plus, for every phase, its requests (twice its
+    /// requests when its mix is only `rmw`, which yields a get and a set per request). `None`
+    /// when any phase is measured in bytes written or deletes a fraction of the live keys,
+    /// has a live cap (whose deletes depend on the draws), or mixes `rmw` with other ops.
+    pub fn declared_ops(&self) -> Option<u64> {
+        self.declared
     }
 
     /// The phases' names; an op's `phase` indexes this list.
@@ -469,6 +482,31 @@ impl Iterator for Generator {
         }
         self.draw()
     }
+}
+
+/// See [`Generator::declared_ops`].
+fn declare_ops(preload: Option<u64>, phases: &[Phase]) -> Option<u64> {
+    let mut total = preload.unwrap_or(0);
+    for p in phases {
+        let Length::Ops(requests) = p.length else {
+            return None;
+        };
+        if p.live_cap.is_some() {
+            return None;
+        }
+        let entries = p.mix.items();
+        let rmw = entries
+            .iter()
+            .filter(|&&e| e == MixOp::ReadModifyWrite)
+            .count();
+        let per_request = match rmw {
+            0 => 1,
+            n if n == entries.len() => 2,
+            _ => return None,
+        };
+        total = total.checked_add(requests.checked_mul(per_request)?)?;
+    }
+    Some(total)
 }
 
 fn compile_mix(

@@ -11,6 +11,10 @@
 //! - a trace file ([`trace`]): Twitter's cache-trace CSV, libCacheSim's oracleGeneral,
 //!   Segcache's 20-byte binary and fraglab's own CSV, each optionally zstd-compressed.
 //!
+//! Module arrows point one way: [`error`], [`rng`] and the op types are leaves; [`dist`]
+//! (distributions and their parameter types) uses only those; [`spec`] holds `dist`'s
+//! parameter types; [`gen`] compiles a spec into samplers; [`source`] and [`presets`] sit on top.
+//!
 //! Every random choice flows from one seed through [`rng::Rng`] (xoshiro256++, seeded by
 //! SplitMix64), so the same seed gives the same stream everywhere.
 //!
@@ -25,6 +29,7 @@
 
 pub mod describe;
 pub mod dist;
+pub mod error;
 pub mod gen;
 mod op;
 pub mod presets;

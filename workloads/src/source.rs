@@ -38,8 +38,35 @@ pub enum Workload {
     },
 }
 
+impl WorkloadSpec {
+    /// Reads and checks a spec file.
+    pub fn from_file(path: &Path) -> Result<WorkloadSpec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let spec = WorkloadSpec::from_toml(&text).map_err(|message| SpecError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        // Compiling checks every distribution's parameters and reads empirical tables.
+        let base = path.parent().unwrap_or(Path::new("."));
+        Generator::new(&spec, base, 0)
+            .map(drop)
+            .map_err(|e| match e {
+                SpecError::Invalid(message) => SpecError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                },
+                other => other,
+            })?;
+        Ok(spec)
+    }
+}
+
 impl Workload {
-    /// Parses `NAME`, `file:PATH` or `trace:PATH`. `params` sizes presets and spec files
+    /// Parses `NAME`, `file:PATH` or `trace:PATH`; `trace:-` reads the trace from stdin,
+    /// which needs `trace.format` (stdin has no name to tell the format by). `params` sizes presets and spec files
     /// (`scale`, `records`, `ops`, `live_cap`); traces replay as they are.
     pub fn parse(
         what: &str,
@@ -60,6 +87,9 @@ impl Workload {
             });
         }
         if let Some(path) = what.strip_prefix("trace:") {
+            if path == "-" && trace.format.is_none() {
+                return Err(crate::trace::stdin_needs_format().into());
+            }
             if params != &PresetParams::default() {
                 return Err(SpecError::Invalid(
                     "a trace replays as recorded: --scale, --records, --ops and --live-cap do not apply"
@@ -104,7 +134,8 @@ impl Workload {
         }
     }
 
-    /// Starts a stream of ops. Generated workloads depend on `seed`; traces ignore it.
+    /// Starts a stream of ops. Generated workloads depend on `seed`; traces ignore it. A trace
+    /// on stdin (`trace:-`) can be streamed once.
     pub fn stream(&self, seed: u64) -> Result<OpStream, WorkloadError> {
         match self {
             Workload::Spec { spec, base } => Ok(OpStream::Generated(Box::new(Generator::new(
@@ -181,14 +212,25 @@ impl OpStream {
         }
     }
 
-    /// TEMPORARY until the streaming API lands.
+    /// The exact number of ops the stream yields from its start, when it is known before
+    /// streaming ([`Generator::declared_ops`]); `None` for traces and for generated workloads
+    /// whose length depends on their draws (phases measured in bytes written, deletes of a
+    /// fraction of the live keys, live caps).
     pub fn declared_ops(&self) -> Option<u64> {
-        None
+        match self {
+            OpStream::Generated(g) => g.declared_ops(),
+            OpStream::Trace(_) => None,
+        }
     }
 
-    /// TEMPORARY until the streaming API lands.
+    /// For traces, how much of the input has been read: bytes read from the file or pipe so
+    /// far (compressed bytes for zstd) and the input's total size when it is a regular file
+    /// ([`TraceReader::input_progress`]). `None` for generators.
     pub fn input_progress(&self) -> Option<(u64, Option<u64>)> {
-        None
+        match self {
+            OpStream::Generated(_) => None,
+            OpStream::Trace(t) => Some(t.input_progress()),
+        }
     }
 
     /// Records a lenient trace reader skipped (0 for generators).

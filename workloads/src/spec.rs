@@ -1,64 +1,38 @@
 //! Workload spec files (TOML). `workloads/examples/workload.toml` shows and explains every
 //! field; presets are built as the same [`WorkloadSpec`] values.
+//!
+//! This module holds plain data and checks what the schema cannot ([`WorkloadSpec::validate`]);
+//! it uses the distributions' parameter types from [`crate::dist`] and nothing downstream.
+//! Reading a spec file and checking that it compiles ([`WorkloadSpec::from_file`]) lives with
+//! the generator's callers, in [`crate::source`].
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::dist::{Arrival, Popularity, SizeDist, TtlDist};
+pub use crate::error::SpecError;
 use crate::OpKind;
 
-/// What went wrong with a spec.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SpecError {
-    /// A file could not be read.
-    #[error("{}: {message}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        message: String,
-    },
-    /// A file is not valid TOML or does not fit the schema.
-    #[error("{}: {message}", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What and where.
-        message: String,
-    },
-    /// A value is out of range or inconsistent.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// A byte count written as an integer or as a size string (`512`, `64k`, `64m`, `1g`, powers
-/// of 1024).
+/// A byte count written as an integer or as a size string (`512`, `64k`, `1.5m`, `1GiB`; powers
+/// of 1024, by [`fraglab_units::parse_size`]'s rule).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Bytes(pub u64);
 
-/// Parses `512`, `64k`, `64m`, `1g`, `2t` (powers of 1024; `kb`/`kib` spellings too).
+/// Parses a size by [`fraglab_units::parse_size`]'s rule (`512`, `64k`, `64KiB`, `1.5m`,
+/// `1g`), refusing sizes above `i64::MAX`: TOML integers are signed 64-bit, so a larger size
+/// could not be written back.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits_end);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (examples: 512, 64k, 64m, 1g)"))?;
-    let shift = match unit.trim() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => return Err(format!("`{s}` has an unknown unit (use k, m, g or t)")),
-    };
-    // TOML integers are signed 64-bit: a larger size could not be written back.
-    n.checked_mul(1u64 << shift)
-        .filter(|&b| b <= i64::MAX as u64)
-        .ok_or_else(|| format!("`{s}` is too large"))
+    let n = fraglab_units::parse_size(s)?;
+    if n > i64::MAX as u64 {
+        return Err(format!(
+            "`{}` is too large (at most {} bytes)",
+            s.trim(),
+            i64::MAX
+        ));
+    }
+    Ok(n)
 }
 
 impl Serialize for Bytes {
@@ -255,30 +229,6 @@ impl PhaseSpec {
 }
 
 impl WorkloadSpec {
-    /// Reads and checks a spec file.
-    pub fn from_file(path: &Path) -> Result<WorkloadSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let spec = WorkloadSpec::from_toml(&text).map_err(|message| SpecError::Parse {
-            path: path.to_path_buf(),
-            message,
-        })?;
-        // Compiling checks every distribution's parameters and reads empirical tables.
-        let base = path.parent().unwrap_or(Path::new("."));
-        crate::gen::Generator::new(&spec, base, 0)
-            .map(drop)
-            .map_err(|e| match e {
-                SpecError::Invalid(message) => SpecError::Parse {
-                    path: path.to_path_buf(),
-                    message,
-                },
-                other => other,
-            })?;
-        Ok(spec)
-    }
-
     /// Parses TOML text (no validation beyond the schema).
     pub fn from_toml(text: &str) -> Result<WorkloadSpec, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
@@ -419,5 +369,13 @@ mod tests {
         assert_eq!(parse_bytes("1g"), Ok(1 << 30));
         assert!(parse_bytes("12q").unwrap_err().contains("unknown unit"));
         assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
+        assert_eq!(parse_bytes("1.5k"), Ok(1536));
+        assert_eq!(parse_bytes("64 KiB"), Ok(65536));
+        assert_eq!(
+            parse_bytes("8191p").unwrap_err(),
+            fraglab_units::parse_size("8191p").unwrap_err()
+        );
+        assert_eq!(parse_bytes("8388607t"), Ok(8_388_607 << 40));
+        assert!(parse_bytes("8388608t").unwrap_err().contains("too large"));
     }
 }

@@ -47,10 +47,10 @@
 //!   `obj_size` bytes, whose key is `obj_id` with [`TraceOptions::key_len`] bytes (the format
 //!   has no key sizes). The reader ignores `next_access_vtime`; the writer computes it.
 //! - **segcache** (the Segcache/Pelikan replay benchmark): decoded as
-//!   `benchmarks/trace_replay/reader.c` in the Segcache and Pelikan sources does it, which
-//!   differs from the bit-field description in REFERENCE.md: `key_len = kv_len >> 22` (10
-//!   bits), `value_len = kv_len & 0x3f_ffff` (22 bits), `op = op_ttl >> 24` (8 bits), `ttl =
-//!   op_ttl & 0xff_ffff` (24 bits, seconds). `op` is 1-based into get, gets, set, add, cas,
+//!   `benchmarks/trace_replay/reader.c` in the Segcache and Pelikan sources does it (the code
+//!   is the authority where prose descriptions of the bit fields differ): `key_len = kv_len >>
+//!   22` (10 bits), `value_len = kv_len & 0x3f_ffff` (22 bits), `op = op_ttl >> 24` (8 bits),
+//!   `ttl = op_ttl & 0xff_ffff` (24 bits, seconds). `op` is 1-based into get, gets, set, add, cas,
 //!   replace, append, prepend, delete, incr, decr (note cas before replace, unlike
 //!   [`OpKind`](crate::OpKind)'s order). A record with key length 0 or an op code outside
 //!   1..=11 is bad (Pelikan's replayer silently skips the first kind). A TTL of 0 stays 0
@@ -81,10 +81,10 @@
 //! file.
 
 use std::fmt;
-use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+mod input;
 mod read;
 mod write;
 
@@ -135,33 +135,40 @@ impl TraceFormat {
     /// containing `oracleGeneral` (as in `.oracleGeneral` and `.oracleGeneral.bin`) is
     /// oracleGeneral, `.sbin` is Segcache, and a `.csv` file is fraglab CSV if its first line
     /// starts with fraglab's header and Twitter's otherwise (which reads that line, so the
-    /// file must exist). Case is ignored.
+    /// file must exist). Case is ignored. [`TraceReader::open`] detects the same way on the
+    /// one open of the file it reads.
     pub fn detect(path: &Path) -> Result<TraceFormat, TraceError> {
+        match NameGuess::of(path)? {
+            NameGuess::Format(f) => Ok(f),
+            NameGuess::Csv => input::sniff_csv(&mut input::open_file(path)?, path),
+        }
+    }
+}
+
+/// What a trace's name says about its format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NameGuess {
+    /// The format.
+    Format(TraceFormat),
+    /// A CSV format, told apart by the first line.
+    Csv,
+}
+
+impl NameGuess {
+    fn of(path: &Path) -> Result<NameGuess, TraceError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
         let stem = name.strip_suffix(".zst").unwrap_or(&name);
         if stem.contains("oraclegeneral") {
-            return Ok(TraceFormat::OracleGeneral);
+            return Ok(NameGuess::Format(TraceFormat::OracleGeneral));
         }
         if stem.ends_with(".sbin") {
-            return Ok(TraceFormat::Segcache);
+            return Ok(NameGuess::Format(TraceFormat::Segcache));
         }
         if stem.ends_with(".csv") {
-            let mut input = read::open_input(path)?;
-            let mut first = Vec::new();
-            // The header is short; reading at most a few KiB keeps a headerless file with
-            // enormous lines from being pulled into memory just to sniff it.
-            let mut limited = (&mut input).take(4096);
-            limited
-                .read_until(b'\n', &mut first)
-                .map_err(|e| read::read_error(path, None, &e))?;
-            return Ok(if first.starts_with(FRAGLAB_CSV_SNIFF.as_bytes()) {
-                TraceFormat::Fraglab
-            } else {
-                TraceFormat::Twitter
-            });
+            return Ok(NameGuess::Csv);
         }
         Err(TraceError::new(
             path,
@@ -174,6 +181,22 @@ impl TraceFormat {
             ),
         ))
     }
+}
+
+/// The name errors about stdin give as its path.
+pub const STDIN_NAME: &str = "stdin";
+
+/// The error for a trace read from stdin (`trace:-`) without an explicit format.
+pub fn stdin_needs_format() -> TraceError {
+    TraceError::new(
+        Path::new(STDIN_NAME),
+        None,
+        format!(
+            "a trace read from stdin has no file name to tell its format by; pass \
+             --trace-format ({})",
+            format_names()
+        ),
+    )
 }
 
 fn format_names() -> String {

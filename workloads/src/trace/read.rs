@@ -1,17 +1,18 @@
 //! [`TraceReader`]: one decoder per format behind one streaming iterator.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use super::{is_zst, TraceError, TraceFormat, TraceOptions, FRAGLAB_CSV_HEADER};
+use super::input::{self, read_error, Compression, Input};
+use super::{
+    is_zst, stdin_needs_format, NameGuess, TraceError, TraceFormat, TraceOptions,
+    FRAGLAB_CSV_HEADER, STDIN_NAME,
+};
 use crate::rng::fnv1a64_bytes;
 use crate::{Key, Op, OpKind};
-
-/// Read buffer size: large enough that a syscall or a zstd block is amortized over thousands
-/// of records.
-const BUF_SIZE: usize = 256 * 1024;
 
 /// The longest CSV line accepted. Real lines are under 200 bytes; the limit exists so that a
 /// binary file read as CSV (one endless "line") fails instead of filling memory.
@@ -37,36 +38,6 @@ const SEGCACHE_OPS: [OpKind; 11] = [
     OpKind::Incr,
     OpKind::Decr,
 ];
-
-/// Opens a trace's bytes: buffered, and decompressed on the fly if the name ends in `.zst`.
-pub(super) fn open_input(path: &Path) -> Result<Box<dyn BufRead + Send>, TraceError> {
-    let file =
-        File::open(path).map_err(|e| TraceError::new(path, None, format!("cannot open: {e}")))?;
-    if is_zst(path) {
-        let decoder = zstd::stream::read::Decoder::new(file)
-            .map_err(|e| TraceError::new(path, None, format!("bad zstd stream: {e}")))?;
-        Ok(Box::new(BufReader::with_capacity(BUF_SIZE, decoder)))
-    } else {
-        Ok(Box::new(BufReader::with_capacity(BUF_SIZE, file)))
-    }
-}
-
-/// An error from reading a trace's bytes, after `records` good or bad records (if known).
-/// Errors from the operating system carry an OS error code; anything else under a `.zst` name
-/// comes from the decompressor. Neither names a record: with read-ahead buffering, the record
-/// being decoded is not where the stream went bad.
-pub(super) fn read_error(path: &Path, records: Option<u64>, e: &io::Error) -> TraceError {
-    let what = if e.raw_os_error().is_none() && is_zst(path) {
-        "bad zstd stream"
-    } else {
-        "read error"
-    };
-    let message = match records {
-        Some(n) => format!("{what} after {n} records: {e}"),
-        None => format!("{what}: {e}"),
-    };
-    TraceError::new(path, None, message)
-}
 
 /// Why a record yielded no op.
 enum Fault {
@@ -96,6 +67,12 @@ pub struct TraceReader {
     lenient: bool,
     key_len: u16,
     input: Box<dyn BufRead + Send>,
+    /// Bytes read from the file, pipe or reader so far (compressed bytes for zstd).
+    consumed: Arc<AtomicU64>,
+    /// The input's size, when it is a regular file.
+    total: Option<u64>,
+    /// Whether the input is zstd-compressed (for error messages).
+    compressed: bool,
     /// The current CSV line, reused so reading allocates nothing per record.
     line: Vec<u8>,
     /// Lines consumed so far (CSV formats), the number an error reports.
@@ -121,23 +98,77 @@ impl fmt::Debug for TraceReader {
 }
 
 impl TraceReader {
-    /// Opens a trace. The format is `opts.format`, or detected from the name if that is
-    /// `None`. Fails if the file cannot be opened, the format cannot be told, a fraglab CSV
-    /// file lacks its header, or `opts.key_len` is 0.
+    /// Opens a trace file, once: the format is `opts.format`, or detected from the name if
+    /// that is `None` (for a `.csv` name, from the first line, sniffed from the read buffer
+    /// without consuming it), so a FIFO reads as a file does. `-` reads stdin
+    /// ([`TraceReader::stdin`]). Fails if the file cannot be opened, the format cannot be
+    /// told, a fraglab CSV file lacks its header, or `opts.key_len` is 0.
     pub fn open(path: &Path, opts: &TraceOptions) -> Result<TraceReader, TraceError> {
-        let format = match opts.format {
-            Some(f) => f,
-            None => TraceFormat::detect(path)?,
-        };
-        if opts.key_len == 0 {
-            return Err(TraceError::new(path, None, "key length must be at least 1"));
+        if path == Path::new("-") {
+            return TraceReader::stdin(opts);
         }
+        let guess = match opts.format {
+            Some(f) => NameGuess::Format(f),
+            None => NameGuess::of(path)?,
+        };
+        check_key_len(path, opts)?;
+        TraceReader::start(path, guess, input::open_file(path)?, opts)
+    }
+
+    /// Reads a trace from any byte stream; `name` stands for it in errors and, when
+    /// `opts.format` is `None`, tells the format as a file name would
+    /// ([`TraceFormat::detect`]). The stream is decompressed if `name` ends in `.zst` or its
+    /// first four bytes are zstd's magic number. Its total size is unknown
+    /// ([`TraceReader::input_progress`]).
+    pub fn from_reader(
+        name: impl AsRef<Path>,
+        reader: impl Read + Send + 'static,
+        opts: &TraceOptions,
+    ) -> Result<TraceReader, TraceError> {
+        let name = name.as_ref();
+        let guess = match opts.format {
+            Some(f) => NameGuess::Format(f),
+            None => NameGuess::of(name)?,
+        };
+        check_key_len(name, opts)?;
+        let compression = if is_zst(name) {
+            Compression::Zstd
+        } else {
+            Compression::Sniff
+        };
+        let input = input::open(name, Box::new(reader), None, compression)?;
+        TraceReader::start(name, guess, input, opts)
+    }
+
+    /// Reads a trace from stdin (what `trace:-` opens). Stdin has no name to tell the format
+    /// by, so `opts.format` must be set; zstd compression is recognized by its magic number.
+    /// Errors name the input `stdin`.
+    pub fn stdin(opts: &TraceOptions) -> Result<TraceReader, TraceError> {
+        if opts.format.is_none() {
+            return Err(stdin_needs_format());
+        }
+        TraceReader::from_reader(STDIN_NAME, io::stdin(), opts)
+    }
+
+    fn start(
+        path: &Path,
+        guess: NameGuess,
+        mut input: Input,
+        opts: &TraceOptions,
+    ) -> Result<TraceReader, TraceError> {
+        let format = match guess {
+            NameGuess::Format(f) => f,
+            NameGuess::Csv => input::sniff_csv(&mut input, path)?,
+        };
         let mut reader = TraceReader {
             path: path.to_path_buf(),
             format,
             lenient: opts.lenient,
             key_len: opts.key_len,
-            input: open_input(path)?,
+            input: input.reader,
+            consumed: input.consumed,
+            total: input.total,
+            compressed: input.compressed,
             line: Vec::with_capacity(256),
             line_no: 0,
             records: 0,
@@ -149,6 +180,15 @@ impl TraceReader {
             reader.read_header()?;
         }
         Ok(reader)
+    }
+
+    /// How much of the input has been read: bytes read from the file, pipe or reader so far
+    /// (compressed bytes for zstd; read-ahead buffering runs up to 256 KiB ahead of the
+    /// records decoded), and the input's total size when it is a regular file (`None` for a
+    /// pipe, a FIFO, stdin or [`TraceReader::from_reader`]). Once the trace is read to its end,
+    /// the two are equal.
+    pub fn input_progress(&self) -> (u64, Option<u64>) {
+        (self.consumed.load(Ordering::Relaxed), self.total)
     }
 
     /// The trace's format.
@@ -284,7 +324,14 @@ impl TraceReader {
             let n = (&mut self.input)
                 .take(MAX_LINE)
                 .read_until(b'\n', &mut self.line)
-                .map_err(|e| Fault::Fatal(read_error(&self.path, Some(self.records), &e)))?;
+                .map_err(|e| {
+                    Fault::Fatal(read_error(
+                        &self.path,
+                        Some(self.records),
+                        &e,
+                        self.compressed,
+                    ))
+                })?;
             if n == 0 {
                 return Ok(false);
             }
@@ -317,7 +364,14 @@ impl TraceReader {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Fault::Fatal(read_error(&self.path, Some(self.records), &e))),
+                Err(e) => {
+                    return Err(Fault::Fatal(read_error(
+                        &self.path,
+                        Some(self.records),
+                        &e,
+                        self.compressed,
+                    )))
+                }
             }
         }
         if filled == 0 {
@@ -334,6 +388,13 @@ impl TraceReader {
         }
         Ok(true)
     }
+}
+
+fn check_key_len(path: &Path, opts: &TraceOptions) -> Result<(), TraceError> {
+    if opts.key_len == 0 {
+        return Err(TraceError::new(path, None, "key length must be at least 1"));
+    }
+    Ok(())
 }
 
 /// Parses a Twitter cache-trace line: `timestamp,anonymized key,key size,value size,client

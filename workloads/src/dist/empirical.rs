@@ -1,0 +1,81 @@
+//! Empirical size distributions: a table of `(size, weight)` points, read from a `size,weight`
+//! CSV file or built in code, sampled by inverting its cumulative weights.
+
+use std::path::Path;
+
+use crate::error::SpecError;
+
+/// A cumulative table of sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    sizes: Vec<f64>,
+    cum: Vec<f64>,
+}
+
+impl Table {
+    /// Builds a table from `(size, weight)` pairs; weights need not sum to one.
+    pub fn new(points: &[(f64, f64)], what: &str) -> Result<Table, SpecError> {
+        let total: f64 = points.iter().map(|p| p.1).sum();
+        if points.is_empty() || total.is_nan() || total <= 0.0 || !total.is_finite() {
+            return Err(SpecError::Invalid(format!(
+                "{what}: the table needs at least one positive weight"
+            )));
+        }
+        let mut acc = 0.0;
+        let mut sizes = Vec::with_capacity(points.len());
+        let mut cum = Vec::with_capacity(points.len());
+        for &(s, w) in points {
+            if w.is_nan() || w < 0.0 || s.is_nan() || s < 0.0 || !s.is_finite() {
+                return Err(SpecError::Invalid(format!(
+                    "{what}: size {s} with weight {w}: sizes and weights must be non-negative"
+                )));
+            }
+            acc += w / total;
+            sizes.push(s);
+            cum.push(acc);
+        }
+        Ok(Table { sizes, cum })
+    }
+
+    /// Reads a `size,weight` CSV. Blank lines and `#` comments are skipped; a first line that
+    /// is not numeric is taken as a header.
+    pub fn load(path: &Path) -> Result<Table, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut points = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = |msg: String| SpecError::Parse {
+                path: path.to_path_buf(),
+                message: format!("line {}: {msg}", i + 1),
+            };
+            let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+            if cols.len() != 2 {
+                return Err(at(format!(
+                    "expected 2 columns (size,weight), found {}",
+                    cols.len()
+                )));
+            }
+            let (s, w) = match (cols[0].parse::<f64>(), cols[1].parse::<f64>()) {
+                (Ok(s), Ok(w)) => (s, w),
+                _ if i == 0 => continue,
+                (Err(_), _) => return Err(at(format!("size `{}` is not a number", cols[0]))),
+                (_, Err(_)) => return Err(at(format!("weight `{}` is not a number", cols[1]))),
+            };
+            points.push((s, w));
+        }
+        Table::new(&points, &path.display().to_string())
+    }
+
+    /// The smallest size whose cumulative weight exceeds `u`.
+    #[inline]
+    pub fn quantile(&self, u: f64) -> f64 {
+        let i = self.cum.partition_point(|&c| c <= u);
+        self.sizes[i.min(self.sizes.len() - 1)]
+    }
+}
