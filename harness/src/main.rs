@@ -12,11 +12,11 @@ use std::sync::atomic::Ordering;
 
 use clap::{Parser, Subcommand};
 use fraglab_allocators::slab::SlabConfig;
-use fraglab_allocators::spec::parse_size;
 use fraglab_harness::compare::{self, CompareArgs};
 use fraglab_harness::run_cmd::{self, ListWhat, RunArgs};
 use fraglab_harness::workload_cmd;
 use fraglab_harness::Format;
+use fraglab_units::parse_size;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -97,7 +97,7 @@ impl Progress for Bar {
 
 /// Parses a size argument (`64m`).
 pub fn size_arg(flag: &str, value: &str) -> Result<u64, String> {
-    fraglab_allocators::spec::parse_size(value).map_err(|e| format!("--{flag} {value}: {e}"))
+    fraglab_units::parse_size(value).map_err(|e| format!("--{flag} {value}: {e}"))
 }
 
 impl RunArgs {
