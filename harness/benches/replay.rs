@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::LayoutKind;
-use fraglab_harness::peer::TargetKind;
-use fraglab_harness::run::{defaults_for, run, RunSpec};
+use fraglab_harness::run::run;
+use fraglab_harness::spec::TargetKind;
+use fraglab_harness::spec::{defaults_for, RunSpec};
 use fraglab_workloads::{PresetParams, Workload};
 
 // The binary's global allocator, so the harness's own allocations cost what they cost there.

@@ -16,7 +16,6 @@ use fraglab_harness::compare::{self, CompareArgs};
 use fraglab_harness::run_cmd::{self, ListWhat, RunArgs};
 use fraglab_harness::workload_cmd;
 use fraglab_harness::Format;
-use fraglab_units::parse_size;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -99,9 +98,8 @@ enum Command {
 }
 
 fn size_arg(flag: &str, value: &str) -> Result<usize, String> {
-    parse_size(value)
-        .and_then(|v| usize::try_from(v).map_err(|_| "out of range".into()))
-        .map_err(|e| format!("--{flag} {value}: {e}"))
+    fraglab_harness::size_arg(flag, value)
+        .and_then(|v| usize::try_from(v).map_err(|_| format!("--{flag} {value}: out of range")))
 }
 
 fn slab_classes(
@@ -136,7 +134,7 @@ fn main() -> ExitCode {
     // Ctrl-C ends a run at its next sample; the partial result is saved, marked incomplete.
     // A second Ctrl-C is the default: the process ends at once.
     let _ = ctrlc::set_handler(|| {
-        if run_cmd::STOP.swap(true, Ordering::SeqCst) {
+        if fraglab_harness::STOP.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(INTERRUPTED));
         }
     });
@@ -144,7 +142,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => run_cmd::run_cmd(args).map(|(text, complete)| {
             if !complete {
-                status = ExitCode::from(if run_cmd::STOP.load(Ordering::SeqCst) {
+                status = ExitCode::from(if fraglab_harness::STOP.load(Ordering::SeqCst) {
                     INTERRUPTED
                 } else {
                     1
@@ -158,12 +156,14 @@ fn main() -> ExitCode {
         }),
         Command::List { what } => Ok(run_cmd::list(*what)),
         Command::Validate { format } => {
-            fraglab_harness::validate::validate(*format, &run_cmd::STOP).map(|(text, all)| {
-                if !all {
-                    status = ExitCode::FAILURE;
-                }
-                text
-            })
+            fraglab_harness::validate::validate(*format, &fraglab_harness::STOP).map(
+                |(text, all)| {
+                    if !all {
+                        status = ExitCode::FAILURE;
+                    }
+                    text
+                },
+            )
         }
         Command::Report(args) => fraglab_harness::report_cmd::report_cmd(args),
         Command::Describe { workload, format } => workload_cmd::describe_cmd(workload, *format),
@@ -191,7 +191,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            if run_cmd::STOP.load(Ordering::SeqCst) {
+            if fraglab_harness::STOP.load(Ordering::SeqCst) {
                 ExitCode::from(INTERRUPTED)
             } else {
                 ExitCode::FAILURE

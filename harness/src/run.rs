@@ -3,52 +3,16 @@
 
 use std::sync::atomic::AtomicBool;
 
-use fraglab_allocators::{AllocSpec, Allocator};
-use fraglab_engine::{with_store, Layout, LayoutKind, Policy, Store, StoreConfig, WithStore};
+use fraglab_allocators::Allocator;
+use fraglab_engine::{with_store, Layout, LayoutKind, Store, StoreConfig, WithStore};
 use fraglab_reports::{RunInfo, RunResult, Summary, SCHEMA};
-use fraglab_workloads::{OpStream, Workload};
+use fraglab_workloads::OpStream;
 
 use crate::driver::{drive, DriveOptions, Progress, Replayed};
 use crate::engine_target::EngineTarget;
 use crate::env::env;
-use crate::peer::TargetKind;
+use crate::spec::{RunSpec, TargetKind};
 use crate::values::ValueBytes;
-
-/// Everything a run needs.
-#[derive(Debug)]
-pub struct RunSpec {
-    /// The workload as given on the command line.
-    pub workload_arg: String,
-    /// The resolved workload.
-    pub workload: Workload,
-    /// The allocator.
-    pub alloc: AllocSpec,
-    /// The layout.
-    pub layout: LayoutKind,
-    /// The eviction policy.
-    pub policy: Policy,
-    /// The memory limit, bytes.
-    pub memory: Option<u64>,
-    /// The seed (workload and store).
-    pub seed: u64,
-    /// Ops between samples (default: the run's ops / 200).
-    pub sample_every: Option<u64>,
-    /// One op in this many is timed (0: none).
-    pub latency_every: u64,
-    /// The command line, for the record.
-    pub command: Vec<String>,
-    /// What value bytes look like.
-    pub values: ValueBytes,
-}
-
-/// The default layout and eviction policy for an allocator: the system it models.
-pub fn defaults_for(alloc: &AllocSpec) -> (LayoutKind, Policy) {
-    match alloc {
-        AllocSpec::Slab(_) => (LayoutKind::Memcached, Policy::SlabLru),
-        AllocSpec::Zmalloc(_) => (LayoutKind::Redis, Policy::SampledLru),
-        _ => (LayoutKind::Compact, Policy::SampledLru),
-    }
-}
 
 /// The engine, built for the spec's allocator and layout, replayed into.
 struct EngineReplay<'a> {

@@ -3,16 +3,17 @@
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use clap::Args;
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::{LayoutKind, Policy};
 
 use crate::driver::{Position, Progress};
-use crate::run::{defaults_for, run, RunSpec};
+use crate::run::run;
+use crate::spec::{defaults_for, RunSpec};
 use crate::workload_cmd::WorkloadOpts;
 use crate::Format;
+use crate::{size_arg, STOP};
 
 /// `fraglab run`'s arguments.
 #[derive(Args, Debug, Clone)]
@@ -54,13 +55,10 @@ pub struct RunArgs {
     /// What to measure: engine (in this process), or a real memcached or redis-server
     /// started from PATH on a free loopback port and driven with the same op stream.
     #[arg(long, default_value = "engine")]
-    pub target: crate::peer::TargetKind,
+    pub target: crate::spec::TargetKind,
     #[command(flatten)]
     pub opts: WorkloadOpts,
 }
-
-/// Set by Ctrl-C: runs stop at the next sample and save what they measured.
-pub static STOP: AtomicBool = AtomicBool::new(false);
 
 struct Bar(indicatif::ProgressBar);
 
@@ -93,11 +91,6 @@ impl Progress for Bar {
             }
         }
     }
-}
-
-/// Parses a size argument (`64m`).
-pub fn size_arg(flag: &str, value: &str) -> Result<u64, String> {
-    fraglab_units::parse_size(value).map_err(|e| format!("--{flag} {value}: {e}"))
 }
 
 impl RunArgs {

@@ -27,8 +27,8 @@ use fraglab_workloads::spec::{PhaseSpec, WorkloadSpec};
 use fraglab_workloads::Workload;
 use serde::Serialize;
 
-use crate::peer::TargetKind;
-use crate::run::{run, RunSpec};
+use crate::run::run;
+use crate::spec::{RunSpec, TargetKind};
 use crate::values::ValueBytes;
 use crate::Format;
 

@@ -61,7 +61,7 @@ impl WorkloadArgs {
     /// Resolves the workload.
     pub fn workload(&self) -> Result<Workload, String> {
         let alloc: AllocSpec = self.alloc.parse().map_err(|e| format!("--alloc: {e}"))?;
-        let (layout, _) = crate::run::defaults_for(&alloc);
+        let (layout, _) = crate::spec::defaults_for(&alloc);
         self.opts.resolve(&self.workload, &alloc, layout)
     }
 }

@@ -12,8 +12,10 @@ use fraglab_reports::RunResult;
 
 use super::plan::{Cell, Plan};
 use super::summarize::Writer;
-use super::INTERRUPTED;
-use crate::run_cmd::STOP;
+use crate::STOP;
+
+/// Exit status when Ctrl-C stopped compare (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
 
 /// Lines of a failed child's stderr kept.
 const STDERR_TAIL_LINES: usize = 5;

@@ -9,9 +9,9 @@ use fraglab_reports::{AllocatorDetail, Memory, ServerInfo, SlabClassDetail, Slab
 use fraglab_workloads::{Key, Op, OpKind, KEY_MAX};
 
 use super::conn::Conn;
+use super::protocol::{Expect, Outcome, Peer, Pending, ServerFigures};
 use super::server::{Launch, Server};
-use super::{Expect, Outcome, Peer, Pending, ServerFigures};
-use crate::run::RunSpec;
+use crate::spec::RunSpec;
 
 /// memcached's `-m` when the run has no memory limit: 64 GiB, so nothing is evicted.
 pub const UNLIMITED_MB: u64 = 65536;

@@ -39,7 +39,7 @@
 //! # How ops become commands
 //!
 //! Keys are the same bytes as in-process ([`fraglab_workloads::Key::write_to`]), values the
-//! same bytes ([`crate::run::ValueBytes`]), client flags 0. Requests are pipelined: up to
+//! same bytes ([`crate::values::ValueBytes`]), client flags 0. Requests are pipelined: up to
 //! [`BATCH`] ops (and at most [`BATCH_BYTES`] of requests) are written, then their replies
 //! read; a batch never crosses a sample point or a phase end (nor a key with a pending demand
 //! fill, below).
@@ -162,86 +162,20 @@
 mod conn;
 mod memcached;
 mod pipeline;
+mod protocol;
 mod redis;
 mod server;
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::io;
-use std::str::FromStr;
+pub use pipeline::{BATCH, BATCH_BYTES};
+pub use redis::redis_policy;
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::Policy;
-use fraglab_reports::{Memory, ServerInfo};
-use fraglab_workloads::Op;
 
 use crate::driver::{DriveOptions, Replayed};
-use crate::run::RunSpec;
+use crate::spec::{RunSpec, TargetKind};
 
-use conn::Conn;
 use pipeline::PeerTarget;
-use server::Server;
-
-/// Ops per pipelined batch.
-pub const BATCH: usize = 128;
-/// A batch ends early once its requests reach this many bytes.
-pub const BATCH_BYTES: usize = 4 << 20;
-
-/// What a run measures: the engine in this process, or a real server.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum TargetKind {
-    /// The in-process engine ([`crate::run::run`]).
-    Engine,
-    /// A real memcached.
-    Memcached,
-    /// A real redis-server.
-    Redis,
-}
-
-impl TargetKind {
-    /// Every target.
-    pub const ALL: [TargetKind; 3] = [TargetKind::Engine, TargetKind::Memcached, TargetKind::Redis];
-
-    /// The name, as the command line spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            TargetKind::Engine => "engine",
-            TargetKind::Memcached => "memcached",
-            TargetKind::Redis => "redis",
-        }
-    }
-}
-
-impl fmt::Display for TargetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for TargetKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        TargetKind::ALL
-            .into_iter()
-            .find(|t| t.name() == s)
-            .ok_or_else(|| format!("unknown target `{s}`; valid: engine, memcached, redis"))
-    }
-}
-
-/// Redis's name for an engine eviction policy, if Redis has it.
-pub fn redis_policy(p: Policy) -> Option<&'static str> {
-    Some(match p {
-        Policy::SampledLru => "allkeys-lru",
-        Policy::Lfu => "allkeys-lfu",
-        Policy::Random => "allkeys-random",
-        Policy::VolatileLru => "volatile-lru",
-        Policy::VolatileTtl => "volatile-ttl",
-        Policy::VolatileRandom => "volatile-random",
-        Policy::Noeviction => "noeviction",
-        Policy::SlabLru | Policy::Lru | Policy::Fifo => return None,
-    })
-}
 
 /// Why `target` cannot run this allocator and eviction policy, if it cannot.
 pub fn refusal(target: TargetKind, alloc: &AllocSpec, policy: Policy) -> Option<String> {
@@ -279,100 +213,6 @@ pub fn refusal(target: TargetKind, alloc: &AllocSpec, policy: Policy) -> Option<
     }
 }
 
-/// What a reply is expected to be.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Expect {
-    /// A read of one key: a value or a miss.
-    Retrieval,
-    /// A read of several keys.
-    Multi,
-    /// A store (set, add, replace): stored or not.
-    Store,
-    /// An append or prepend: stored or not; Redis answers the new length.
-    Concat,
-    /// incr/decr: the new value or not found.
-    Arith,
-    /// A delete.
-    Delete,
-    /// A touch / EXPIRE / PERSIST.
-    Touch,
-}
-
-/// One request in flight.
-#[derive(Copy, Clone, Debug)]
-pub(crate) struct Pending {
-    /// The op it came from (for a demand fill: the get, with `kind` set).
-    pub op: Op,
-    /// What its reply is.
-    pub expect: Expect,
-}
-
-/// What a reply said.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// A read found its key (or a multi-key read ended).
-    Hit,
-    /// A read did not.
-    Miss,
-    /// A write stored.
-    Stored,
-    /// A conditional write did not store.
-    NotStored,
-    /// A write stored a value of this many bytes (append, incr).
-    Len(u64),
-    /// A delete removed its key.
-    Deleted,
-    /// The key was not there (delete, incr, touch).
-    NotFound,
-    /// A touch changed the key's TTL.
-    Touched,
-    /// Refused for memory.
-    Oom,
-    /// Another error, by kind.
-    Error(String),
-}
-
-/// A server's own figures at a sample.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct ServerFigures {
-    pub memory: Memory,
-    pub hits: u64,
-    pub misses: u64,
-    pub evictions: u64,
-    pub expired: u64,
-}
-
-/// One kind of real server, started and connected.
-pub(crate) trait Peer {
-    /// The server process.
-    fn server(&mut self) -> &mut Server;
-    /// The connection for data (Redis replaces it at every sample).
-    fn conn(&mut self) -> &mut Conn;
-    /// Appends the requests for `op` to `out` and what their replies are to `pending`;
-    /// `Err(kind)` when the op cannot be sent (counted as a command error).
-    fn encode(
-        &mut self,
-        op: &Op,
-        value: &[u8],
-        out: &mut Vec<u8>,
-        pending: &mut Vec<Pending>,
-    ) -> Result<(), &'static str>;
-    /// Reads one reply.
-    fn read(conn: &mut Conn, expect: Expect) -> io::Result<Outcome>;
-    /// Takes a sample; `settle`: wait until the server's periodic figures are current.
-    fn sample(&mut self, settle: bool, payload: u64) -> io::Result<ServerFigures>;
-    /// Whether the payload is tracked by the client (Redis) rather than derived (memcached).
-    fn tracks_payload(&self) -> bool;
-    /// The resident set before any data.
-    fn rss_baseline(&self) -> u64;
-    /// `allocator_detail` from the last sample.
-    fn detail(&self) -> fraglab_reports::AllocatorDetail;
-    /// `library_versions`.
-    fn library_versions(&self) -> BTreeMap<String, String>;
-    /// The server, its version, command line and configuration.
-    fn server_info(&self) -> ServerInfo;
-}
-
 /// Starts the server of `target` (memcached or redis) for `spec` and replays `stream` into
 /// it; the server is stopped by the time this returns. Errors before any op ran (a refused
 /// configuration, a server that cannot start) are `Err`; a server that dies part way ends the
@@ -405,15 +245,6 @@ pub fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn targets_parse_and_print() {
-        for t in TargetKind::ALL {
-            assert_eq!(t.to_string().parse::<TargetKind>().unwrap(), t);
-        }
-        let e = "valkey".parse::<TargetKind>().unwrap_err();
-        assert!(e.contains("engine, memcached, redis"), "{e}");
-    }
 
     #[test]
     fn policies_map_to_redis_or_are_refused() {

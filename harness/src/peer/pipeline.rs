@@ -8,9 +8,14 @@ use std::time::{Duration, Instant};
 use fraglab_workloads::{Op, OpKind};
 use hdrhistogram::Histogram;
 
-use super::{Expect, Outcome, Peer, Pending, BATCH, BATCH_BYTES};
+use super::protocol::{Expect, Outcome, Peer, Pending};
 use crate::driver::{histogram, latency, Reading, Target, TargetEnd, TargetFailure};
 use crate::values::{ValueBytes, Values};
+
+/// Ops per pipelined batch.
+pub const BATCH: usize = 128;
+/// A batch ends early once its requests reach this many bytes.
+pub const BATCH_BYTES: usize = 4 << 20;
 
 /// A key's identity for payload tracking: the id as its bytes show it (a key shorter than its
 /// id's digits keeps the low digits only), and the length.

@@ -4,13 +4,28 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write as _};
 use std::time::Duration;
 
+use fraglab_engine::Policy;
 use fraglab_reports::{AllocatorDetail, Memory, RedisDetail, ServerInfo};
 use fraglab_workloads::{Key, Op, OpKind};
 
 use super::conn::Conn;
+use super::protocol::{Expect, Outcome, Peer, Pending, ServerFigures};
 use super::server::{Launch, Server};
-use super::{redis_policy, Expect, Outcome, Peer, Pending, ServerFigures};
-use crate::run::RunSpec;
+use crate::spec::RunSpec;
+
+/// Redis's name for an engine eviction policy, if Redis has it.
+pub fn redis_policy(p: Policy) -> Option<&'static str> {
+    Some(match p {
+        Policy::SampledLru => "allkeys-lru",
+        Policy::Lfu => "allkeys-lfu",
+        Policy::Random => "allkeys-random",
+        Policy::VolatileLru => "volatile-lru",
+        Policy::VolatileTtl => "volatile-ttl",
+        Policy::VolatileRandom => "volatile-random",
+        Policy::Noeviction => "noeviction",
+        Policy::SlabLru | Policy::Lru | Policy::Fifo => return None,
+    })
+}
 
 /// Settings recorded in `server.config` (`CONFIG GET`).
 const CONFIG: &[&str] = &[

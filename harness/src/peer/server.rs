@@ -6,7 +6,7 @@
 //! and not the server. It also gets `PR_SET_PDEATHSIG`: if fraglab dies without stopping it
 //! (SIGKILL, a second Ctrl-C), the kernel sends it SIGTERM. That signal follows the *thread*
 //! that started the server, so a server must be stopped before the thread that started it
-//! ends; [`super::run_peer`] starts and stops its server on the calling thread.
+//! ends; [`super::replay`] starts and stops its server on the calling thread.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
