@@ -1,7 +1,7 @@
 //! Facebook ETC: the key sizes, value sizes and inter-arrival gaps of Memcached's ETC pool
 //! (Atikoglu et al., "Workload Analysis of a Large-Scale Key-Value Store", SIGMETRICS 2012),
-//! as mutilate implements them (`createFacebookKey`, `createFacebookValue`,
-//! `createFacebookIA` in mutilate's `distributions.cc`), with the paper's parameters.
+//! as mutilate implements them (its `createFacebookKey`, `createFacebookValue` and
+//! `createFacebookIA`), with the paper's parameters.
 
 use super::continuous::gpd_quantile;
 

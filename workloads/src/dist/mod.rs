@@ -33,8 +33,8 @@
 //! (logical time) and [`histogram`] (exact quantiles of streamed sizes). This module holds the
 //! spec-facing [`SizeDist`] and its compiled form, [`SizeSampler`].
 //!
-//! The module depends only on [`crate::error`], [`crate::rng`] and [`crate::op`]: specs hold
-//! its parameter types, never the other way round.
+//! The module depends only on [`crate::error`], [`crate::rng`] and the op types
+//! ([`crate::Key`]): specs hold its parameter types, never the other way round.
 
 use std::path::{Path, PathBuf};
 

@@ -15,6 +15,14 @@
 //! or `.csv` (fraglab's if the first line is its header, Twitter's otherwise), each optionally
 //! followed by `.zst`.
 //!
+//! A trace is opened once: a `.csv` file's first line is sniffed from the read buffer without
+//! being consumed, so a FIFO or a pipe reads exactly as a file does.
+//! [`TraceReader::from_reader`] reads any byte stream under a name, and
+//! [`TraceReader::stdin`] (`trace:-`) reads stdin, whose format must be given since it has no
+//! name (zstd input is recognized by its magic number there). [`TraceReader::input_progress`]
+//! counts the bytes read from the input (compressed bytes for zstd) against its size when it is
+//! a regular file, for progress without a counting pass.
+//!
 //! [`TraceReader`] streams: it decodes one record per [`Iterator::next`] through a buffered
 //! (and, for `.zst`, a streaming zstd) reader, so a trace of any length replays in constant
 //! memory. [`FraglabCsvWriter`] and [`OracleGeneralWriter`] write traces atomically: into a
