@@ -88,9 +88,12 @@ fn replay(
     RunResult::load(&out).unwrap()
 }
 
+/// One sample's op count, items, payload, requested, allocated, footprint, hits and misses.
+type Counters = (u64, u64, u64, u64, u64, u64, u64, u64);
+
 /// What must not depend on where the bytes came from: every counter of every sample and
 /// phase, but the resident set and the times.
-fn figures(r: &RunResult) -> Vec<(u64, u64, u64, u64, u64, u64, u64, u64)> {
+fn figures(r: &RunResult) -> Vec<Counters> {
     r.timeline
         .iter()
         .chain(r.phases.iter().map(|p| &p.end))
