@@ -2,9 +2,10 @@
 //! 1,000,000 requests: 1,100,000 ops) replayed through `fraglab_harness::run::run` into slab
 //! with the compact and the memcached layouts, and into jemalloc with the compact layout.
 //!
-//! Each iteration is a whole run (the counting pre-pass, building the store, the replay), but
-//! the time reported to criterion is the run's own replay time (`summary.elapsed_s`: the replay
-//! loop with sampling excluded), so the throughput criterion prints is the runner's ops/s.
+//! Each iteration is a whole run (building the store, the replay through the one driver,
+//! `fraglab_harness::driver`), but the time reported to criterion is the run's own replay time
+//! (`summary.elapsed_s`: the replay loop with sampling excluded), so the throughput criterion
+//! prints is the runner's ops/s.
 //! Latency sampling is off (`latency_every` 0) in these but for a second slab/compact case with
 //! the CLI's default, 64.
 //!
@@ -12,7 +13,7 @@
 //! then 2,000,000 requests) on slab with the compact layout, runs three times with
 //! `latency_every` 0 and three times with 64 (the CLI's default), alternately, and prints the
 //! runner's `summary.ops_per_sec` for each and the cost of latency sampling, and then times
-//! generating the workload's ops alone (what the runner's counting pre-pass costs). It runs under
+//! generating the workload's ops alone (the part of the replay spent drawing ops). It runs under
 //! `cargo bench` when no filter is given or a filter matches `goal`.
 //!
 //! ```text
@@ -132,8 +133,7 @@ fn goal_case() {
         v[v.len() / 2]
     };
     let (off, on) = (median(&mut rates[0]), median(&mut rates[1]));
-    // Generation alone: what the runner's counting pre-pass costs, and what drawing the ops
-    // costs inside the replay.
+    // Generation alone: what drawing the ops costs inside the replay.
     let mut gen = Vec::new();
     let mut ops = 0u64;
     for _ in 0..3 {
@@ -147,7 +147,7 @@ fn goal_case() {
     }
     let gen = median(&mut gen);
     eprintln!(
-        "goal etc: generating its {ops} ops alone (the counting pre-pass) takes {gen:.3} s, \
+        "goal etc: generating its {ops} ops alone takes {gen:.3} s, \
          {:.0} ns an op: {:.1}% of the replay time at latency_every 0",
         gen / ops as f64 * 1e9,
         gen * off / ops as f64 * 100.0

@@ -48,7 +48,7 @@ fn allocators() -> Vec<String> {
         .collect()
 }
 
-/// Every field the issue and DESIGN.md require, by JSON path.
+/// Every field of the results schema (`docs/results-schema.md`), by JSON path.
 const FIELDS: &[&str] = &[
     "/schema",
     "/complete",

@@ -89,11 +89,11 @@ fn replay(
 }
 
 /// One sample's op count, items, payload, requested, allocated, footprint, hits and misses.
-type Counters = (u64, u64, u64, u64, u64, u64, u64, u64);
+type SampleCounters = (u64, u64, u64, u64, u64, u64, u64, u64);
 
 /// What must not depend on where the bytes came from: every counter of every sample and
 /// phase, but the resident set and the times.
-fn figures(r: &RunResult) -> Vec<Counters> {
+fn figures(r: &RunResult) -> Vec<SampleCounters> {
     r.timeline
         .iter()
         .chain(r.phases.iter().map(|p| &p.end))

@@ -89,8 +89,9 @@
 //!
 //! # Samples
 //!
-//! The run samples at the same op counts as an in-process run (every `sample_every` ops,
-//! counted in a pass over the workload first, and at every phase end). The figures map so:
+//! The one driver ([`crate::driver`]) samples a real server at the same op counts as the
+//! engine (see the driver's sampling rule), draining the pipeline first, and at every phase
+//! end. The figures map so:
 //!
 //! **memcached** (`stats`, `stats slabs`, `stats items`, pipelined on the data connection):
 //!
@@ -147,16 +148,17 @@
 //!
 //! # Throughput, latency and failures
 //!
-//! `elapsed_s` and `ops_per_sec` are the time spent in round trips (sampling excluded): a real
-//! server's throughput over loopback with this pipelining. Latency is recorded as what it is,
+//! `elapsed_s` and `ops_per_sec` are the replay's wall time, sampling excluded, as for the
+//! engine: encoding the batches and their round trips, so a real server's throughput over
+//! loopback with this pipelining, as a client sees it. Latency is recorded as what it is,
 //! the round trip of one pipelined batch (write to last reply), under the kind `round_trip`,
 //! one entry per batch (`count` = `timed` = batches; none when `--latency-every 0`). It is
 //! never comparable with the per-op latency of an in-process run.
 //!
 //! A server that dies or stops answering mid-run (connection reset or closed, no reply within
 //! 60 s) ends the run: the error goes to stderr and the result keeps the samples taken, marked
-//! incomplete with the reason (`memcached (pid N) died (signal: 9 (SIGKILL)) after 12288 of
-//! 60000 ops: ...`); the batch in flight is not counted. Ctrl-C (`stop`) ends the run after the
+//! incomplete with the reason (`memcached (pid N) died (signal: 9 (SIGKILL)) after 12288 ops:
+//! ...`, the ops before the batch in flight). Ctrl-C (`stop`) ends the run after the
 //! batch in flight, with a last sample, as in-process runs do.
 
 mod conn;
