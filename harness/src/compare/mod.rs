@@ -115,6 +115,7 @@
 //! 2.2x (jemalloc) to 2.6x (zmalloc over glibc) as long at 0.5 as at 0.3, and the nine larger
 //! workloads alone took 128 s at 0.5 on the busy machine.
 
+mod args;
 mod execute;
 mod plan;
 mod resume;
@@ -126,9 +127,9 @@ use std::sync::atomic::Ordering;
 use fraglab_reports::compare::{table, CellFigures, CellRecord, CellStatus, CompareState};
 
 use crate::STOP;
+pub use args::{CompareArgs, DEFAULT_SCALE, DEFAULT_WORKLOADS};
 pub use execute::INTERRUPTED;
 use plan::{shell_line, Plan};
-pub use plan::{CompareArgs, DEFAULT_SCALE, DEFAULT_WORKLOADS};
 use summarize::{groups, Writer};
 
 /// Prints the plan: one command line per cell to run. Returns the text for stdout.

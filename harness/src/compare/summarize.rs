@@ -7,7 +7,8 @@ use fraglab_reports::compare::{
 };
 use fraglab_reports::write_atomic;
 
-use super::plan::{Plan, DEFAULT_SCALE};
+use super::args::DEFAULT_SCALE;
+use super::plan::Plan;
 
 /// The groups of `records` (one per workload x alloc x layout x target x memory limit), in
 /// plan order.

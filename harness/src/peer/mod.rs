@@ -166,7 +166,9 @@ mod memcached;
 mod pipeline;
 mod protocol;
 mod redis;
+mod resp;
 mod server;
+mod text;
 
 pub use pipeline::{BATCH, BATCH_BYTES};
 pub use redis::redis_policy;
