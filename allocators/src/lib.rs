@@ -49,7 +49,7 @@ pub mod spec;
 mod stats;
 pub mod zmalloc;
 
-pub use spec::{AllocSpec, SpecError, WithAllocator};
+pub use spec::{AllocSpec, AllocSpecError, WithAllocator};
 pub use stats::{AllocCounters, Detail, MemStats};
 
 /// Why an allocation was refused.

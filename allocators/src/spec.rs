@@ -103,7 +103,7 @@ pub enum AllocSpec {
 
 /// A spec that does not parse, or an allocator that cannot be built from it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpecError {
+pub enum AllocSpecError {
     /// The name before the colon is not an allocator.
     #[error("unknown allocator `{name}`; valid: {}", NAMES.join(", "))]
     UnknownAllocator {
@@ -152,10 +152,14 @@ pub enum SpecError {
 /// crate shares ([`fraglab_units`]).
 pub use fraglab_units::parse_size;
 
-fn parse_usize(alloc: &'static str, key: &'static str, value: &str) -> Result<usize, SpecError> {
+fn parse_usize(
+    alloc: &'static str,
+    key: &'static str,
+    value: &str,
+) -> Result<usize, AllocSpecError> {
     parse_size(value)
         .and_then(|v| usize::try_from(v).map_err(|_| "out of range".to_string()))
-        .map_err(|reason| SpecError::BadValue {
+        .map_err(|reason| AllocSpecError::BadValue {
             alloc,
             key,
             value: value.to_string(),
@@ -166,13 +170,13 @@ fn parse_usize(alloc: &'static str, key: &'static str, value: &str) -> Result<us
 fn pairs<'a>(
     alloc: &'static str,
     rest: &'a str,
-) -> impl Iterator<Item = Result<(&'a str, &'a str), SpecError>> + 'a {
+) -> impl Iterator<Item = Result<(&'a str, &'a str), AllocSpecError>> + 'a {
     rest.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(move |p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim(), v.trim()))
-                .ok_or_else(|| SpecError::NotKeyValue {
+                .ok_or_else(|| AllocSpecError::NotKeyValue {
                     alloc,
                     pair: p.to_string(),
                 })
@@ -180,12 +184,12 @@ fn pairs<'a>(
 }
 
 impl FromStr for AllocSpec {
-    type Err = SpecError;
+    type Err = AllocSpecError;
 
-    fn from_str(text: &str) -> Result<Self, SpecError> {
+    fn from_str(text: &str) -> Result<Self, AllocSpecError> {
         let (name, rest) = text.trim().split_once(':').unwrap_or((text.trim(), ""));
         let unknown =
-            |alloc: &'static str, key: &str, allowed: &[&'static str]| SpecError::UnknownKey {
+            |alloc: &'static str, key: &str, allowed: &[&'static str]| AllocSpecError::UnknownKey {
                 alloc,
                 key: key.to_string(),
                 allowed: allowed.to_vec(),
@@ -198,7 +202,7 @@ impl FromStr for AllocSpec {
                     let (k, v) = pair?;
                     match k {
                         "factor" => {
-                            c.factor = v.parse().map_err(|_| SpecError::BadValue {
+                            c.factor = v.parse().map_err(|_| AllocSpecError::BadValue {
                                 alloc: "slab",
                                 key: "factor",
                                 value: v.to_string(),
@@ -219,7 +223,7 @@ impl FromStr for AllocSpec {
                     }
                 }
                 c.validate()
-                    .map_err(|e| SpecError::Invalid(e.to_string()))?;
+                    .map_err(|e| AllocSpecError::Invalid(e.to_string()))?;
                 Ok(AllocSpec::Slab(c))
             }
             "zmalloc" => {
@@ -234,7 +238,7 @@ impl FromStr for AllocSpec {
                                 "jemalloc" => Backend::Jemalloc,
                                 "mimalloc" => Backend::Mimalloc,
                                 _ => {
-                                    return Err(SpecError::BadValue {
+                                    return Err(AllocSpecError::BadValue {
                                         alloc: "zmalloc",
                                         key: "backend",
                                         value: v.to_string(),
@@ -248,7 +252,7 @@ impl FromStr for AllocSpec {
                                 "8" | "true" | "yes" | "on" => true,
                                 "0" | "false" | "no" | "off" => false,
                                 _ => {
-                                    return Err(SpecError::BadValue {
+                                    return Err(AllocSpecError::BadValue {
                                         alloc: "zmalloc",
                                         key: "prefix",
                                         value: v.to_string(),
@@ -285,7 +289,7 @@ impl FromStr for AllocSpec {
                     _ => AllocSpec::Mimalloc,
                 })
             }
-            _ => Err(SpecError::UnknownAllocator {
+            _ => Err(AllocSpecError::UnknownAllocator {
                 name: name.to_string(),
             }),
         }
@@ -363,11 +367,11 @@ impl AllocSpec {
     }
 
     /// Builds the allocator and runs `code` with it.
-    pub fn build<W: WithAllocator>(&self, code: W) -> Result<W::Output, SpecError> {
-        let build = |e: &dyn fmt::Display| SpecError::Build(e.to_string());
+    pub fn build<W: WithAllocator>(&self, code: W) -> Result<W::Output, AllocSpecError> {
+        let build = |e: &dyn fmt::Display| AllocSpecError::Build(e.to_string());
         Ok(match self {
             AllocSpec::Slab(c) => {
-                code.run(Slab::new(c.clone()).map_err(|e| SpecError::Invalid(e.to_string()))?)
+                code.run(Slab::new(c.clone()).map_err(|e| AllocSpecError::Invalid(e.to_string()))?)
             }
             AllocSpec::Zmalloc(z) => match z.backend {
                 Backend::Glibc => code.run(Zmalloc::new(Glibc::new(), z.prefix)),

@@ -49,7 +49,7 @@ mod stats;
 mod store;
 mod util;
 
-use fraglab_allocators::{AllocSpec, Allocator, SpecError, WithAllocator};
+use fraglab_allocators::{AllocSpec, AllocSpecError, Allocator, WithAllocator};
 
 pub use layout::{Layout, LayoutKind};
 pub use policy::{Policy, UnknownPolicy};
@@ -72,7 +72,7 @@ pub trait WithStore {
 pub enum BuildError {
     /// The allocator spec.
     #[error(transparent)]
-    Spec(#[from] SpecError),
+    Spec(#[from] AllocSpecError),
     /// The policy and layout do not go together.
     #[error(transparent)]
     Unsupported(#[from] Unsupported),

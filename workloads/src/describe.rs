@@ -57,7 +57,7 @@ pub struct PhaseSummary {
 
 /// What `fraglab describe` reports.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Summary {
+pub struct WorkloadSummary {
     /// Requests in the stream.
     pub requests: u64,
     /// Distinct key ids.
@@ -83,7 +83,7 @@ pub struct Summary {
 
 /// Streams `stream` once and summarizes it. Memory grows with the distinct keys (one entry
 /// each), never with the requests.
-pub fn describe(mut stream: OpStream) -> Result<Summary, WorkloadError> {
+pub fn describe(mut stream: OpStream) -> Result<WorkloadSummary, WorkloadError> {
     let names = stream.phase_names();
     let mut phases: Vec<PhaseSummary> = names
         .iter()
@@ -133,7 +133,7 @@ pub fn describe(mut stream: OpStream) -> Result<Summary, WorkloadError> {
     let mut ttl: Vec<(u32, u64)> = ttls.into_iter().collect();
     ttl.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     ttl.truncate(10);
-    Ok(Summary {
+    Ok(WorkloadSummary {
         requests,
         distinct_keys: last.len() as u64,
         ops: OpKind::ALL
@@ -161,7 +161,7 @@ pub fn describe(mut stream: OpStream) -> Result<Summary, WorkloadError> {
     })
 }
 
-impl Summary {
+impl WorkloadSummary {
     /// The summary as readable text.
     pub fn to_text(&self, name: &str) -> String {
         use std::fmt::Write;

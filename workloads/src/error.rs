@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// What went wrong with a spec.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum SpecError {
+pub enum WorkloadSpecError {
     /// A file could not be read.
     #[error("{}: {message}", path.display())]
     Io {

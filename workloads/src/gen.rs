@@ -19,7 +19,7 @@ use std::path::Path;
 
 use crate::dist::{Clock, KeyChooser, KeyLengths, SizeSampler, Weighted};
 use crate::rng::{IdBuildHasher, Rng};
-use crate::spec::{MixOp, SpecError, WorkloadSpec};
+use crate::spec::{MixOp, WorkloadSpec, WorkloadSpecError};
 use crate::{Key, Op, OpKind};
 
 /// The largest value a generator writes: 1 GiB less one byte.
@@ -120,7 +120,11 @@ pub struct Generator {
 
 impl Generator {
     /// Compiles `spec` (paths in it relative to `base`) for `seed`.
-    pub fn new(spec: &WorkloadSpec, base: &Path, seed: u64) -> Result<Generator, SpecError> {
+    pub fn new(
+        spec: &WorkloadSpec,
+        base: &Path,
+        seed: u64,
+    ) -> Result<Generator, WorkloadSpecError> {
         spec.validate()?;
         let key_sampler = spec.key_size.compile(base, "key_size")?;
         let values = spec.value_size.compile(base, "value_size")?;
@@ -175,7 +179,7 @@ impl Generator {
             });
         }
         if names.len() > usize::from(u16::MAX) {
-            return Err(SpecError::Invalid(
+            return Err(WorkloadSpecError::Invalid(
                 "too many phases (at most 65,535)".into(),
             ));
         }
@@ -512,7 +516,7 @@ fn declare_ops(preload: Option<u64>, phases: &[Phase]) -> Option<u64> {
 fn compile_mix(
     mix: &std::collections::BTreeMap<String, f64>,
     what: &str,
-) -> Result<Weighted<MixOp>, SpecError> {
+) -> Result<Weighted<MixOp>, WorkloadSpecError> {
     let mut items = Vec::new();
     for (name, &w) in mix {
         items.push((MixOp::parse(name)?, w));

@@ -38,9 +38,9 @@ pub mod source;
 pub mod spec;
 pub mod trace;
 
-pub use describe::{describe, Summary};
+pub use describe::{describe, WorkloadSummary};
 pub use gen::Generator;
 pub use op::{Key, Op, OpKind, UnknownOp, KEY_MAX};
 pub use presets::PresetParams;
 pub use source::{OpStream, Workload, WorkloadError};
-pub use spec::{SpecError, WorkloadSpec};
+pub use spec::{WorkloadSpec, WorkloadSpecError};

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use crate::dist::{
     Arrival, Popularity, SizeDist, TtlChoice, TtlDist, ETC_INTERARRIVAL_US, ETC_KEY,
 };
-use crate::spec::{Bytes, PhaseSpec, Preload, SpecError, WorkloadSpec};
+use crate::spec::{Bytes, PhaseSpec, Preload, WorkloadSpec, WorkloadSpecError};
 
 /// Every preset name, in the order `fraglab list workloads` prints them.
 pub const NAMES: &[&str] = &[
@@ -117,9 +117,9 @@ fn base(name: &str, description: &str, keyspace: u64, value_size: SizeDist) -> W
 }
 
 /// The spec of preset `name`, sized by `params`.
-pub fn preset(name: &str, params: &PresetParams) -> Result<WorkloadSpec, SpecError> {
+pub fn preset(name: &str, params: &PresetParams) -> Result<WorkloadSpec, WorkloadSpecError> {
     if !(params.scale > 0.0 && params.scale.is_finite()) {
-        return Err(SpecError::Invalid(format!(
+        return Err(WorkloadSpecError::Invalid(format!(
             "scale {} must be a positive number",
             params.scale
         )));
@@ -128,10 +128,12 @@ pub fn preset(name: &str, params: &PresetParams) -> Result<WorkloadSpec, SpecErr
     spec.scale(params.scale);
     if let Some(r) = params.records {
         if r == 0 {
-            return Err(SpecError::Invalid("records must be at least 1".into()));
+            return Err(WorkloadSpecError::Invalid(
+                "records must be at least 1".into(),
+            ));
         }
         if is_ramcloud(name) || name == "size-sweep" {
-            return Err(SpecError::Invalid(format!(
+            return Err(WorkloadSpecError::Invalid(format!(
                 "{name} writes new keys until its byte budget is spent; it has no record count (use --live-cap or --scale)"
             )));
         }
@@ -150,19 +152,21 @@ pub fn preset(name: &str, params: &PresetParams) -> Result<WorkloadSpec, SpecErr
             any = true;
         }
         if !any {
-            return Err(SpecError::Invalid(format!(
+            return Err(WorkloadSpecError::Invalid(format!(
                 "{name} has no phase measured in requests; size it with --live-cap or --scale"
             )));
         }
     }
     if let Some(cap) = params.live_cap {
         if !is_ramcloud(name) {
-            return Err(SpecError::Invalid(format!(
+            return Err(WorkloadSpecError::Invalid(format!(
                 "{name} has no live-data cap (only the ramcloud-* presets do)"
             )));
         }
         if cap == 0 {
-            return Err(SpecError::Invalid("live cap must be positive".into()));
+            return Err(WorkloadSpecError::Invalid(
+                "live cap must be positive".into(),
+            ));
         }
         for p in spec.phases.iter_mut() {
             if p.live_cap.is_some() {
@@ -179,7 +183,7 @@ fn is_ramcloud(name: &str) -> bool {
     name.starts_with("ramcloud-")
 }
 
-fn build(name: &str, params: &PresetParams) -> Result<WorkloadSpec, SpecError> {
+fn build(name: &str, params: &PresetParams) -> Result<WorkloadSpec, WorkloadSpecError> {
     if let Some(letter) = name.strip_prefix("ycsb-") {
         return ycsb(letter);
     }
@@ -200,14 +204,14 @@ fn build(name: &str, params: &PresetParams) -> Result<WorkloadSpec, SpecError> {
     }
 }
 
-fn unknown(name: &str) -> SpecError {
-    SpecError::Invalid(format!(
+fn unknown(name: &str) -> WorkloadSpecError {
+    WorkloadSpecError::Invalid(format!(
         "unknown workload `{name}`; presets are: {} (or use file:PATH for a spec, trace:PATH for a trace)",
         NAMES.join(", ")
     ))
 }
 
-fn ycsb(letter: &str) -> Result<WorkloadSpec, SpecError> {
+fn ycsb(letter: &str) -> Result<WorkloadSpec, WorkloadSpecError> {
     let (m, pop, what): (&[(&str, f64)], Popularity, &str) = match letter {
         "a" => (
             &[("get", 0.5), ("set", 0.5)],
@@ -306,7 +310,7 @@ fn etc() -> WorkloadSpec {
     s
 }
 
-fn ramcloud(name: &str, w: &str) -> Result<WorkloadSpec, SpecError> {
+fn ramcloud(name: &str, w: &str) -> Result<WorkloadSpec, WorkloadSpecError> {
     let (before, after, deleted) = match w {
         "1" => (fixed(100.0), fixed(100.0), 0.0),
         "2" => (fixed(100.0), fixed(130.0), 0.0),
@@ -354,7 +358,7 @@ fn ramcloud(name: &str, w: &str) -> Result<WorkloadSpec, SpecError> {
     Ok(s)
 }
 
-fn memefficiency(name: &str, range: &str) -> Result<WorkloadSpec, SpecError> {
+fn memefficiency(name: &str, range: &str) -> Result<WorkloadSpec, WorkloadSpecError> {
     let range: u64 = match range {
         "32" | "64" | "128" | "1024" | "16384" => range.parse().expect("listed ranges parse"),
         _ => return Err(unknown(name)),
@@ -394,7 +398,7 @@ pub fn memefficiency_threshold(range: u64) -> Option<f64> {
 /// give only means, so the spread is fraglab's assumption (override it in a spec file).
 pub const TWITTER_VALUE_SIGMA: f64 = 1.0;
 
-fn twitter(name: &str, cluster: &str) -> Result<WorkloadSpec, SpecError> {
+fn twitter(name: &str, cluster: &str) -> Result<WorkloadSpec, WorkloadSpecError> {
     const DAY: u32 = 86_400;
     type Cluster = (
         f64,
@@ -487,9 +491,9 @@ fn calcification() -> WorkloadSpec {
 /// Writes per size in `size-sweep`.
 pub const SIZE_SWEEP_WRITES: u64 = 1000;
 
-fn size_sweep(params: &PresetParams) -> Result<WorkloadSpec, SpecError> {
+fn size_sweep(params: &PresetParams) -> Result<WorkloadSpec, WorkloadSpecError> {
     let Some(bounds) = params.boundaries.as_ref().filter(|b| !b.is_empty()) else {
-        return Err(SpecError::Invalid(
+        return Err(WorkloadSpecError::Invalid(
             "size-sweep needs the class boundaries of an allocator (fraglab passes the chosen \
              allocator's; as a library, set PresetParams::boundaries)"
                 .into(),
@@ -505,7 +509,7 @@ fn size_sweep(params: &PresetParams) -> Result<WorkloadSpec, SpecError> {
     sizes.sort_unstable();
     sizes.dedup();
     if sizes.is_empty() {
-        return Err(SpecError::Invalid(format!(
+        return Err(WorkloadSpecError::Invalid(format!(
             "size-sweep: every boundary is below the overhead of {} bytes",
             params.overhead
         )));

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::gen::Generator;
 use crate::presets::{self, PresetParams};
-use crate::spec::{SpecError, WorkloadSpec};
+use crate::spec::{WorkloadSpec, WorkloadSpecError};
 use crate::trace::{TraceError, TraceOptions, TraceReader};
 use crate::Op;
 
@@ -13,7 +13,7 @@ use crate::Op;
 pub enum WorkloadError {
     /// A spec or preset is wrong.
     #[error(transparent)]
-    Spec(#[from] SpecError),
+    Spec(#[from] WorkloadSpecError),
     /// A trace is unreadable or malformed.
     #[error(transparent)]
     Trace(#[from] TraceError),
@@ -40,12 +40,12 @@ pub enum Workload {
 
 impl WorkloadSpec {
     /// Reads and checks a spec file.
-    pub fn from_file(path: &Path) -> Result<WorkloadSpec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+    pub fn from_file(path: &Path) -> Result<WorkloadSpec, WorkloadSpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| WorkloadSpecError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let spec = WorkloadSpec::from_toml(&text).map_err(|message| SpecError::Parse {
+        let spec = WorkloadSpec::from_toml(&text).map_err(|message| WorkloadSpecError::Parse {
             path: path.to_path_buf(),
             message,
         })?;
@@ -54,7 +54,7 @@ impl WorkloadSpec {
         Generator::new(&spec, base, 0)
             .map(drop)
             .map_err(|e| match e {
-                SpecError::Invalid(message) => SpecError::Parse {
+                WorkloadSpecError::Invalid(message) => WorkloadSpecError::Parse {
                     path: path.to_path_buf(),
                     message,
                 },
@@ -76,7 +76,7 @@ impl Workload {
         if let Some(path) = what.strip_prefix("file:") {
             let path = Path::new(path);
             let mut spec = WorkloadSpec::from_file(path)?;
-            apply_params(&mut spec, params).map_err(|e| SpecError::Parse {
+            apply_params(&mut spec, params).map_err(|e| WorkloadSpecError::Parse {
                 path: path.to_path_buf(),
                 message: format!("with the overrides given: {e}"),
             })?;
@@ -91,7 +91,7 @@ impl Workload {
                 return Err(crate::trace::stdin_needs_format().into());
             }
             if params != &PresetParams::default() {
-                return Err(SpecError::Invalid(
+                return Err(WorkloadSpecError::Invalid(
                     "a trace replays as recorded: --scale, --records, --ops and --live-cap do not apply"
                         .into(),
                 )
@@ -150,9 +150,9 @@ impl Workload {
 
 /// Applies scale and overrides to a spec read from a file: `records` sets the keyspace (and
 /// a full preload), `ops` every phase measured in requests, `live_cap` every live cap.
-fn apply_params(spec: &mut WorkloadSpec, params: &PresetParams) -> Result<(), SpecError> {
+fn apply_params(spec: &mut WorkloadSpec, params: &PresetParams) -> Result<(), WorkloadSpecError> {
     if !(params.scale > 0.0 && params.scale.is_finite()) {
-        return Err(SpecError::Invalid(format!(
+        return Err(WorkloadSpecError::Invalid(format!(
             "scale {} must be a positive number",
             params.scale
         )));
@@ -160,7 +160,9 @@ fn apply_params(spec: &mut WorkloadSpec, params: &PresetParams) -> Result<(), Sp
     spec.scale(params.scale);
     if let Some(r) = params.records {
         if r == 0 {
-            return Err(SpecError::Invalid("records must be at least 1".into()));
+            return Err(WorkloadSpecError::Invalid(
+                "records must be at least 1".into(),
+            ));
         }
         spec.keyspace = r;
         if let Some(p) = &mut spec.preload {
@@ -170,7 +172,7 @@ fn apply_params(spec: &mut WorkloadSpec, params: &PresetParams) -> Result<(), Sp
     if let Some(n) = params.ops {
         let phases: Vec<_> = spec.phases.iter_mut().filter(|p| p.ops.is_some()).collect();
         if phases.is_empty() {
-            return Err(SpecError::Invalid(
+            return Err(WorkloadSpecError::Invalid(
                 "no phase is measured in requests, so --ops has nothing to set".into(),
             ));
         }
@@ -183,7 +185,7 @@ fn apply_params(spec: &mut WorkloadSpec, params: &PresetParams) -> Result<(), Sp
             .filter(|p| p.live_cap.is_some())
             .collect();
         if phases.is_empty() {
-            return Err(SpecError::Invalid(
+            return Err(WorkloadSpecError::Invalid(
                 "no phase has a live cap, so --live-cap has nothing to set".into(),
             ));
         }

@@ -12,7 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::dist::{Arrival, Popularity, SizeDist, TtlDist};
-pub use crate::error::SpecError;
+pub use crate::error::WorkloadSpecError;
 use crate::OpKind;
 
 /// A byte count written as an integer or as a size string (`512`, `64k`, `1.5m`, `1GiB`; powers
@@ -82,12 +82,12 @@ pub enum MixOp {
 
 impl MixOp {
     /// Parses a mix entry's name.
-    pub fn parse(name: &str) -> Result<MixOp, SpecError> {
+    pub fn parse(name: &str) -> Result<MixOp, WorkloadSpecError> {
         match name {
             "insert" => Ok(MixOp::Insert),
             "rmw" => Ok(MixOp::ReadModifyWrite),
             _ => name.parse::<OpKind>().map(MixOp::Kind).map_err(|_| {
-                SpecError::Invalid(format!(
+                WorkloadSpecError::Invalid(format!(
                     "mix: unknown op `{name}` (expected get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan, insert or rmw)"
                 ))
             }),
@@ -240,8 +240,8 @@ impl WorkloadSpec {
     }
 
     /// Checks every field that the schema cannot: ranges, phase lengths, op names.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        let bad = |m: String| Err(SpecError::Invalid(m));
+    pub fn validate(&self) -> Result<(), WorkloadSpecError> {
+        let bad = |m: String| Err(WorkloadSpecError::Invalid(m));
         if self.keyspace == 0 {
             return bad("keyspace must be at least 1".into());
         }
@@ -339,20 +339,24 @@ fn writes(mix: &BTreeMap<String, f64>) -> bool {
     })
 }
 
-fn check_mix(mix: &BTreeMap<String, f64>, what: &str) -> Result<(), SpecError> {
+fn check_mix(mix: &BTreeMap<String, f64>, what: &str) -> Result<(), WorkloadSpecError> {
     if mix.is_empty() {
-        return Err(SpecError::Invalid(format!("{what}: the op mix is empty")));
+        return Err(WorkloadSpecError::Invalid(format!(
+            "{what}: the op mix is empty"
+        )));
     }
     for (name, &w) in mix {
-        MixOp::parse(name).map_err(|e| SpecError::Invalid(format!("{what}: {e}")))?;
+        MixOp::parse(name).map_err(|e| WorkloadSpecError::Invalid(format!("{what}: {e}")))?;
         if !(w >= 0.0 && w.is_finite()) {
-            return Err(SpecError::Invalid(format!(
+            return Err(WorkloadSpecError::Invalid(format!(
                 "{what}: weight of `{name}` is {w}; weights must be non-negative"
             )));
         }
     }
     if mix.values().sum::<f64>() <= 0.0 {
-        return Err(SpecError::Invalid(format!("{what}: all weights are zero")));
+        return Err(WorkloadSpecError::Invalid(format!(
+            "{what}: all weights are zero"
+        )));
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use std::ptr::NonNull;
 
 use fraglab_allocators::{read_block, write_block, AllocError, Allocator};
 
-use super::table::Table;
+use super::table::SlotTable;
 use super::{Layout, LayoutKind, LayoutOptions, NewItem};
 use crate::util::{hash_key, read_at, write_at, Rng};
 
@@ -38,7 +38,7 @@ pub const MAX_VALUE: usize = (1 << 24) - 1;
 /// The compact layout. See the [module docs](self).
 #[derive(Debug)]
 pub struct Compact {
-    table: Table,
+    table: SlotTable,
     links: bool,
 }
 
@@ -141,7 +141,7 @@ impl Layout for Compact {
 
     fn new(opts: LayoutOptions) -> Self {
         Compact {
-            table: Table::default(),
+            table: SlotTable::default(),
             links: opts.links,
         }
     }

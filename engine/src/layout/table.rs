@@ -21,7 +21,7 @@ const MIN_SLOTS: usize = 16;
 
 /// The table.
 #[derive(Debug)]
-pub struct Table {
+pub struct SlotTable {
     slots: Vec<u64>,
     len: usize,
     tombstones: usize,
@@ -44,9 +44,9 @@ fn ptr_of(slot: u64) -> NonNull<u8> {
     NonNull::new((slot & PTR_MASK) as *mut u8).expect("occupied slots hold non-null pointers")
 }
 
-impl Default for Table {
+impl Default for SlotTable {
     fn default() -> Self {
-        Table {
+        SlotTable {
             slots: vec![EMPTY; MIN_SLOTS],
             len: 0,
             tombstones: 0,
@@ -54,7 +54,7 @@ impl Default for Table {
     }
 }
 
-impl Table {
+impl SlotTable {
     /// Entries stored.
     pub fn len(&self) -> usize {
         self.len

@@ -33,7 +33,7 @@ struct Raw {
 
 /// A running memcached and a connection to it.
 #[derive(Debug)]
-pub(crate) struct Memcached {
+pub(crate) struct MemcachedPeer {
     server: Server,
     conn: Conn,
     version: String,
@@ -124,9 +124,9 @@ pub(crate) fn args(spec: &RunSpec) -> Result<Vec<String>, String> {
     Ok(a)
 }
 
-impl Memcached {
+impl MemcachedPeer {
     /// Starts memcached for `spec` and connects to it.
-    pub fn start(spec: &RunSpec) -> Result<Memcached, String> {
+    pub fn start(spec: &RunSpec) -> Result<MemcachedPeer, String> {
         let extra = args(spec)?;
         let make = |port: u16| {
             let mut a: Vec<String> = vec![
@@ -157,7 +157,7 @@ impl Memcached {
             .map_err(io)?;
         let stats = conn.exchange(b"stats\r\n", stats_block).map_err(io)?;
         let rss_baseline = server.rss();
-        Ok(Memcached {
+        Ok(MemcachedPeer {
             version: stats.get("version").cloned().unwrap_or_default(),
             settings: settings.into_iter().collect(),
             rss_baseline,
@@ -168,7 +168,7 @@ impl Memcached {
     }
 }
 
-impl Peer for Memcached {
+impl Peer for MemcachedPeer {
     fn server(&mut self) -> &mut Server {
         &mut self.server
     }

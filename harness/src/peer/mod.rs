@@ -233,12 +233,16 @@ pub fn replay(
     let time_rtt = spec.latency_every > 0;
     Ok(match target {
         TargetKind::Memcached => crate::driver::drive(
-            PeerTarget::new(memcached::Memcached::start(spec)?, spec.values, time_rtt),
+            PeerTarget::new(
+                memcached::MemcachedPeer::start(spec)?,
+                spec.values,
+                time_rtt,
+            ),
             stream,
             opts,
         ),
         TargetKind::Redis => crate::driver::drive(
-            PeerTarget::new(redis::Redis::start(spec)?, spec.values, time_rtt),
+            PeerTarget::new(redis::RedisPeer::start(spec)?, spec.values, time_rtt),
             stream,
             opts,
         ),

@@ -138,7 +138,7 @@ struct Base {
 
 /// A running redis-server and a connection to it.
 #[derive(Debug)]
-pub(crate) struct Redis {
+pub(crate) struct RedisPeer {
     server: Server,
     conn: Conn,
     version: String,
@@ -148,9 +148,9 @@ pub(crate) struct Redis {
     last: Info,
 }
 
-impl Redis {
+impl RedisPeer {
     /// Starts redis-server for `spec`, warms its commands up and takes the baseline.
-    pub fn start(spec: &RunSpec) -> Result<Redis, String> {
+    pub fn start(spec: &RunSpec) -> Result<RedisPeer, String> {
         let policy = redis_policy(spec.policy)
             .ok_or_else(|| format!("the redis target has no policy `{}`", spec.policy.name()))?;
         let memory = spec.memory;
@@ -195,7 +195,7 @@ impl Redis {
         let pid = server.pid();
         let io = |e: io::Error| format!("redis-server (pid {pid}): {e}");
         let conn = Conn::connect(server.port).map_err(io)?;
-        let mut r = Redis {
+        let mut r = RedisPeer {
             server,
             conn,
             version: String::new(),
@@ -305,7 +305,7 @@ impl Redis {
     }
 }
 
-impl Peer for Redis {
+impl Peer for RedisPeer {
     fn server(&mut self) -> &mut Server {
         &mut self.server
     }

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{SizeDist, SizeSampler};
-use crate::error::SpecError;
+use crate::error::WorkloadSpecError;
 use crate::rng::Rng;
 
 /// How logical time advances between requests.
@@ -41,11 +41,11 @@ pub enum Clock {
 
 impl Arrival {
     /// Compiles the process.
-    pub fn compile(&self, base: &Path, what: &str) -> Result<Clock, SpecError> {
+    pub fn compile(&self, base: &Path, what: &str) -> Result<Clock, WorkloadSpecError> {
         match self {
             Arrival::Fixed { rate } => {
                 if !(*rate > 0.0 && rate.is_finite()) {
-                    return Err(SpecError::Invalid(format!(
+                    return Err(WorkloadSpecError::Invalid(format!(
                         "{what}: rate {rate} must be a positive number of requests per second"
                     )));
                 }

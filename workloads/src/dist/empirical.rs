@@ -3,21 +3,21 @@
 
 use std::path::Path;
 
-use crate::error::SpecError;
+use crate::error::WorkloadSpecError;
 
 /// A cumulative table of sizes.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Table {
+pub struct EmpiricalTable {
     sizes: Vec<f64>,
     cum: Vec<f64>,
 }
 
-impl Table {
+impl EmpiricalTable {
     /// Builds a table from `(size, weight)` pairs; weights need not sum to one.
-    pub fn new(points: &[(f64, f64)], what: &str) -> Result<Table, SpecError> {
+    pub fn new(points: &[(f64, f64)], what: &str) -> Result<EmpiricalTable, WorkloadSpecError> {
         let total: f64 = points.iter().map(|p| p.1).sum();
         if points.is_empty() || total.is_nan() || total <= 0.0 || !total.is_finite() {
-            return Err(SpecError::Invalid(format!(
+            return Err(WorkloadSpecError::Invalid(format!(
                 "{what}: the table needs at least one positive weight"
             )));
         }
@@ -26,7 +26,7 @@ impl Table {
         let mut cum = Vec::with_capacity(points.len());
         for &(s, w) in points {
             if w.is_nan() || w < 0.0 || s.is_nan() || s < 0.0 || !s.is_finite() {
-                return Err(SpecError::Invalid(format!(
+                return Err(WorkloadSpecError::Invalid(format!(
                     "{what}: size {s} with weight {w}: sizes and weights must be non-negative"
                 )));
             }
@@ -34,13 +34,13 @@ impl Table {
             sizes.push(s);
             cum.push(acc);
         }
-        Ok(Table { sizes, cum })
+        Ok(EmpiricalTable { sizes, cum })
     }
 
     /// Reads a `size,weight` CSV. Blank lines and `#` comments are skipped; a first line that
     /// is not numeric is taken as a header.
-    pub fn load(path: &Path) -> Result<Table, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+    pub fn load(path: &Path) -> Result<EmpiricalTable, WorkloadSpecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| WorkloadSpecError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -50,7 +50,7 @@ impl Table {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let at = |msg: String| SpecError::Parse {
+            let at = |msg: String| WorkloadSpecError::Parse {
                 path: path.to_path_buf(),
                 message: format!("line {}: {msg}", i + 1),
             };
@@ -69,7 +69,7 @@ impl Table {
             };
             points.push((s, w));
         }
-        Table::new(&points, &path.display().to_string())
+        EmpiricalTable::new(&points, &path.display().to_string())
     }
 
     /// The smallest size whose cumulative weight exceeds `u`.

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::SpecError;
+use crate::error::WorkloadSpecError;
 use crate::rng::Rng;
 
 pub mod arrival;
@@ -55,7 +55,7 @@ pub mod zipf;
 
 pub use arrival::{Arrival, Clock};
 pub use continuous::normal_quantile;
-pub use empirical::Table;
+pub use empirical::EmpiricalTable;
 pub use etc::{ETC_INTERARRIVAL_US, ETC_KEY, ETC_VALUE_HEAD, ETC_VALUE_TAIL};
 pub use histogram::SizeHistogram;
 pub use keys::{decimal_digits, KeyLengths};
@@ -139,13 +139,13 @@ impl SizeDist {
 
     /// Checks the parameters and loads tables; `base` is the directory relative paths start
     /// from; `what` names the field in errors.
-    pub fn compile(&self, base: &Path, what: &str) -> Result<SizeSampler, SpecError> {
-        let bad = |msg: String| Err(SpecError::Invalid(format!("{what}: {msg}")));
-        let finite = |x: f64, name: &str| -> Result<(), SpecError> {
+    pub fn compile(&self, base: &Path, what: &str) -> Result<SizeSampler, WorkloadSpecError> {
+        let bad = |msg: String| Err(WorkloadSpecError::Invalid(format!("{what}: {msg}")));
+        let finite = |x: f64, name: &str| -> Result<(), WorkloadSpecError> {
             if x.is_finite() {
                 Ok(())
             } else {
-                Err(SpecError::Invalid(format!(
+                Err(WorkloadSpecError::Invalid(format!(
                     "{what}: {name} must be a finite number"
                 )))
             }
@@ -230,7 +230,7 @@ impl SizeDist {
                 } else {
                     base.join(path)
                 };
-                SizeSampler::Table(Table::load(&full)?)
+                SizeSampler::Empirical(EmpiricalTable::load(&full)?)
             }
             SizeDist::Decimal { prefix } => {
                 if what != "key_size" {
@@ -295,7 +295,7 @@ pub enum SizeSampler {
         cum: [f64; 15],
     },
     /// See [`SizeDist::Empirical`].
-    Table(Table),
+    Empirical(EmpiricalTable),
     /// See [`SizeDist::Decimal`].
     Decimal(u16),
 }
@@ -322,7 +322,7 @@ impl SizeSampler {
                 shape,
             } => gpd_quantile(location, scale, shape, u),
             SizeSampler::Etc { ref cum } => etc::quantile(cum, u),
-            SizeSampler::Table(ref t) => t.quantile(u),
+            SizeSampler::Empirical(ref t) => t.quantile(u),
             SizeSampler::Decimal(prefix) => f64::from(prefix),
         }
     }

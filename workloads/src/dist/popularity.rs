@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::zipf::Zipf;
-use crate::error::SpecError;
+use crate::error::WorkloadSpecError;
 use crate::rng::{mix64, Rng};
 
 /// Which key a request names: a popularity distribution over the keyspace.
@@ -65,8 +65,8 @@ fn default_hot_ops() -> f64 {
 
 impl Popularity {
     /// Checks parameters.
-    pub fn validate(&self, what: &str) -> Result<(), SpecError> {
-        let bad = |m: String| Err(SpecError::Invalid(format!("{what}: {m}")));
+    pub fn validate(&self, what: &str) -> Result<(), WorkloadSpecError> {
+        let bad = |m: String| Err(WorkloadSpecError::Invalid(format!("{what}: {m}")));
         match *self {
             Popularity::Zipf { exponent, .. } | Popularity::Latest { exponent }
                 if !(exponent > 0.0 && exponent.is_finite()) =>

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::SpecError;
+use crate::error::WorkloadSpecError;
 use crate::rng::Rng;
 
 /// Time to live of written keys.
@@ -35,7 +35,7 @@ pub struct TtlChoice {
 
 impl TtlDist {
     /// Compiles to a weighted choice.
-    pub fn compile(&self, what: &str) -> Result<Weighted<u32>, SpecError> {
+    pub fn compile(&self, what: &str) -> Result<Weighted<u32>, WorkloadSpecError> {
         match self {
             TtlDist::None => Weighted::new(&[(0, 1.0)], what),
             TtlDist::Fixed { seconds } => Weighted::new(&[(*seconds, 1.0)], what),
@@ -59,13 +59,13 @@ pub struct Weighted<T> {
 
 impl<T: Copy> Weighted<T> {
     /// Builds a choice; weights must be non-negative with a positive sum.
-    pub fn new(items: &[(T, f64)], what: &str) -> Result<Weighted<T>, SpecError> {
+    pub fn new(items: &[(T, f64)], what: &str) -> Result<Weighted<T>, WorkloadSpecError> {
         let total: f64 = items.iter().map(|i| i.1).sum();
         if items.iter().any(|i| !(i.1 >= 0.0 && i.1.is_finite()))
             || !total.is_finite()
             || total <= 0.0
         {
-            return Err(SpecError::Invalid(format!(
+            return Err(WorkloadSpecError::Invalid(format!(
                 "{what}: weights must be non-negative numbers with a positive sum"
             )));
         }
