@@ -8,8 +8,9 @@
 //!
 //! # Sampling
 //!
-//! The driver stops the clock, asks the target for a [`Reading`] and starts the clock again,
-//! so throughput excludes sampling. It samples at every phase end and periodically:
+//! The driver stops the clock, asks the target for its figures (a [`Sample`]) and starts the
+//! clock again, so throughput excludes sampling. It samples at every phase end and
+//! periodically:
 //!
 //! - every `--sample-every` ops when it is given;
 //! - else, when the workload declares its op count before streaming (a preset or spec whose
@@ -44,27 +45,6 @@ pub const FIRST_ADAPTIVE_INTERVAL: u64 = 64;
 
 /// Ops between two reads of the stop flag (besides every sample).
 pub const STOP_CHECK_OPS: u64 = 128;
-
-/// A target's figures at a sample.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Reading {
-    /// The memory figures.
-    pub memory: Memory,
-    /// Reads that found their key.
-    pub hits: u64,
-    /// Reads that did not.
-    pub misses: u64,
-    /// Writes that stored.
-    pub sets: u64,
-    /// Deletes that removed a key.
-    pub deletes: u64,
-    /// Items evicted.
-    pub evictions: u64,
-    /// Items expired.
-    pub expired: u64,
-    /// Writes refused for memory.
-    pub oom_errors: u64,
-}
 
 /// A failure of the target itself (a real server died or stopped answering): the run ends.
 #[derive(Debug)]
@@ -107,9 +87,10 @@ pub trait Target {
     /// target times its round trips itself and returns them in [`TargetEnd::latency`].
     fn times_ops(&self) -> bool;
 
-    /// The figures now. `phase_end`: wait until figures a server refreshes periodically are
-    /// current.
-    fn read(&mut self, phase_end: bool) -> Result<Reading, TargetFailure>;
+    /// The figures now: memory and counters. The driver sets the sample's place (`op`,
+    /// `phase`, `time_s`, `elapsed_s`). `phase_end`: wait until figures a server refreshes
+    /// periodically are current.
+    fn read(&mut self, phase_end: bool) -> Result<Sample, TargetFailure>;
 
     /// Says why the run ended on `e` after `ops` ops (which process died, and how).
     fn failure(&mut self, e: &TargetFailure, ops: u64) -> String {
@@ -332,21 +313,14 @@ impl<T: Target> Loop<'_, T> {
         let drained = self.target.drain();
         self.elapsed += self.clock.elapsed();
         drained?;
-        let r = self.target.read(phase_end)?;
+        let s = self.target.read(phase_end)?;
         self.clock = Instant::now();
         Ok(Sample {
             op: self.ops,
             phase: self.rec.phase,
             time_s: self.last_time_us as f64 / 1e6,
             elapsed_s: self.elapsed.as_secs_f64(),
-            memory: r.memory,
-            hits: r.hits,
-            misses: r.misses,
-            sets: r.sets,
-            deletes: r.deletes,
-            evictions: r.evictions,
-            expired: r.expired,
-            oom_errors: r.oom_errors,
+            ..s
         })
     }
 

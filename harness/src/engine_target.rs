@@ -13,10 +13,10 @@
 
 use fraglab_allocators::Allocator;
 use fraglab_engine::{ActiveExpire, CmdError, Layout, LayoutKind, SetOptions, Store};
-use fraglab_reports::Memory;
+use fraglab_reports::{Memory, Sample};
 use fraglab_workloads::{Key, Op, OpKind};
 
-use crate::driver::{Reading, Target, TargetEnd, TargetFailure};
+use crate::driver::{Target, TargetEnd, TargetFailure};
 use crate::env::rss_bytes;
 use crate::values::{ValueBytes, Values};
 
@@ -183,10 +183,14 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
         true
     }
 
-    fn read(&mut self, _phase_end: bool) -> Result<Reading, TargetFailure> {
+    fn read(&mut self, _phase_end: bool) -> Result<Sample, TargetFailure> {
         let st = self.store.stats();
         let c = st.counters;
-        Ok(Reading {
+        Ok(Sample {
+            op: 0,
+            phase: 0,
+            time_s: 0.0,
+            elapsed_s: 0.0,
             memory: Memory {
                 items: st.items,
                 payload_bytes: st.payload_bytes,

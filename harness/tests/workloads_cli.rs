@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod support;
+use support::TempDir;
+
 fn fraglab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fraglab"))
         .args(args)
@@ -24,22 +27,6 @@ fn stderr(o: &Output) -> String {
 fn real_trace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../workloads/tests/data/cloudPhysicsIO.oracleGeneral.bin.zst")
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("fraglab-cli-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

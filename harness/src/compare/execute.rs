@@ -161,7 +161,7 @@ pub(super) fn run_cells(
     let shared = Mutex::new((records, None::<String>));
     let ticker = CellTicker::new(n);
     std::thread::scope(|s| {
-        for _ in 0..plan.jobs.min(n) {
+        for _ in 0..plan.settings.jobs.min(n) {
             s.spawn(|| loop {
                 if STOP.load(Ordering::SeqCst) {
                     break;

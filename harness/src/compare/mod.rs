@@ -195,17 +195,21 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         "compare: {} cells ({} workloads, {} allocators, layouts {}, targets {}, {} memory \
          limit{}, {} repeat{}) in {}, {} job{}",
         plan.cells.len(),
-        plan.workloads.len(),
-        plan.allocs.len(),
-        plan.layouts.join(","),
-        plan.targets.join(","),
-        plan.memories.len(),
-        if plan.memories.len() == 1 { "" } else { "s" },
-        plan.repeat,
-        if plan.repeat == 1 { "" } else { "s" },
+        plan.settings.workloads.len(),
+        plan.settings.allocs.len(),
+        plan.settings.layouts.join(","),
+        plan.settings.targets.join(","),
+        plan.settings.memory_limits.len(),
+        if plan.settings.memory_limits.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
+        plan.settings.repeat,
+        if plan.settings.repeat == 1 { "" } else { "s" },
         plan.dir.display(),
-        plan.jobs,
-        if plan.jobs == 1 { "" } else { "s" }
+        plan.settings.jobs,
+        if plan.settings.jobs == 1 { "" } else { "s" }
     );
     if resumed > 0 {
         eprintln!("skipped {resumed} finished cells");

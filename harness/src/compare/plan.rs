@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::{LayoutKind, Unsupported};
-use fraglab_reports::compare::{CellRecord, CellStatus};
+use fraglab_reports::compare::{CellRecord, CellStatus, CompareSettings};
 use fraglab_workloads::rng::fnv1a64_bytes;
 
 use super::args::{CompareArgs, DEFAULT_SCALE, DEFAULT_WORKLOADS};
@@ -37,16 +37,9 @@ pub(super) struct Cell {
 pub(super) struct Plan {
     pub dir: PathBuf,
     pub cells: Vec<Cell>,
-    pub workloads: Vec<String>,
-    pub allocs: Vec<String>,
-    pub layouts: Vec<String>,
-    pub targets: Vec<String>,
-    /// The limits swept (one `None`: no limit).
-    pub memories: Vec<Option<u64>>,
-    pub repeat: u32,
-    pub jobs: usize,
-    pub seed: u64,
-    pub scale: Option<f64>,
+    /// The settings resolved: canonical specs, the limits swept (`None`: no limit), ...; as
+    /// compare.json records them.
+    pub settings: CompareSettings,
 }
 
 /// Letters, digits and `-` kept, everything else `_`, at most `max` characters.
@@ -354,18 +347,21 @@ impl Plan {
         Ok(Plan {
             dir,
             cells,
-            allocs: allocs.iter().map(|a| a.to_string()).collect(),
-            workloads,
-            layouts: layouts
-                .iter()
-                .map(|l| l.map_or("default".to_string(), |l| l.name().to_string()))
-                .collect(),
-            targets: targets.iter().map(|t| t.to_string()).collect(),
-            memories,
-            repeat: args.repeat,
-            jobs,
-            seed: args.seed,
-            scale: args.scale,
+            settings: CompareSettings {
+                workloads,
+                allocs: allocs.iter().map(|a| a.to_string()).collect(),
+                layouts: layouts
+                    .iter()
+                    .map(|l| l.map_or("default".to_string(), |l| l.name().to_string()))
+                    .collect(),
+                targets: targets.iter().map(|t| t.to_string()).collect(),
+                memory_limits: memories,
+                repeat: args.repeat,
+                jobs,
+                seed: args.seed,
+                scale: args.scale,
+                default_scale: DEFAULT_SCALE,
+            },
         })
     }
 
@@ -387,7 +383,7 @@ impl Plan {
         if let Some(s) = cell.scale {
             a.extend(["--scale".into(), s.to_string()]);
         }
-        a.extend(["--seed".into(), self.seed.to_string()]);
+        a.extend(["--seed".into(), self.settings.seed.to_string()]);
         if let Some(m) = cell.memory {
             a.extend(["--memory".into(), m.to_string()]);
         }

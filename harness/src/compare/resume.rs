@@ -30,7 +30,7 @@ pub(super) fn finished(plan: &Plan, cell: &Cell) -> Option<RunResult> {
         && r.run.alloc == cell.alloc
         && r.run.layout == cell.layout.name()
         && r.run.target == cell.target.name()
-        && r.run.seed == plan.seed
+        && r.run.seed == plan.settings.seed
         && r.run.memory_limit == cell.memory
         && same_workload(&r, cell))
     .then_some(r)

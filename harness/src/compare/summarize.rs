@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 
 use fraglab_reports::compare::{
-    CellRecord, CompareFile, CompareSettings, CompareState, GroupRecord, COMPARE_SCHEMA,
+    CellRecord, CompareFile, CompareState, GroupRecord, COMPARE_SCHEMA,
 };
 use fraglab_reports::write_atomic;
 
-use super::args::DEFAULT_SCALE;
 use super::plan::Plan;
 
 /// The groups of `records` (one per workload x alloc x layout x target x memory limit), in
@@ -44,18 +43,7 @@ impl Writer<'_> {
             started_at: self.started_at.clone(),
             finished_at: (state != CompareState::Running).then(crate::env::now_rfc3339),
             command: self.command.clone(),
-            settings: CompareSettings {
-                workloads: plan.workloads.clone(),
-                allocs: plan.allocs.clone(),
-                layouts: plan.layouts.clone(),
-                targets: plan.targets.clone(),
-                memory_limits: plan.memories.clone(),
-                repeat: plan.repeat,
-                jobs: plan.jobs,
-                seed: plan.seed,
-                scale: plan.scale,
-                default_scale: DEFAULT_SCALE,
-            },
+            settings: plan.settings.clone(),
             env: self.env.clone(),
             cells: records.to_vec(),
             groups: groups(plan, records),

@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::time::{Duration, Instant};
 
+use fraglab_reports::Sample;
 use fraglab_workloads::{Op, OpKind};
 use hdrhistogram::Histogram;
 
 use super::protocol::{Expect, Outcome, Peer, Pending};
-use crate::driver::{histogram, latency, Reading, Target, TargetEnd, TargetFailure};
+use crate::driver::{histogram, latency, Target, TargetEnd, TargetFailure};
 use crate::values::{ValueBytes, Values};
 
 /// Ops per pipelined batch.
@@ -241,12 +242,16 @@ impl<P: Peer> Target for PeerTarget<P> {
         false
     }
 
-    fn read(&mut self, phase_end: bool) -> Result<Reading, TargetFailure> {
+    fn read(&mut self, phase_end: bool) -> Result<Sample, TargetFailure> {
         let f = self
             .peer
             .sample(phase_end, self.counters.payload)
             .map_err(failed)?;
-        Ok(Reading {
+        Ok(Sample {
+            op: 0,
+            phase: 0,
+            time_s: 0.0,
+            elapsed_s: 0.0,
             memory: f.memory,
             hits: f.hits,
             misses: f.misses,
