@@ -9,10 +9,13 @@
 //! 2. [`set`]: a directory of results loaded and grouped into cells (one configuration, its
 //!    repeats), with medians and spreads; files that are not valid results are listed, not
 //!    fatal.
-//! 3. [`table`] and [`chart`]: the numbers and the figures.
-//! 4. [`render`]: a Markdown file and a self-contained HTML page. Rendering never re-runs
-//!    anything.
+//! 3. [`table`] and [`chart`]: the numbers and the figures; [`baseline`]: a set against an
+//!    earlier one (ratios, and every memory counter that changed).
+//! 4. [`render`]: a Markdown file and a self-contained HTML page; [`summary`]: the text
+//!    `fraglab run` prints; [`compare`]: `compare.json` (typed) and the table `fraglab
+//!    compare` prints. Rendering never re-runs anything.
 
+pub mod baseline;
 pub mod chart;
 pub mod compare;
 pub mod render;

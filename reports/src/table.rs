@@ -56,7 +56,7 @@ fn limit(c: &Cell) -> String {
         .map_or("none".to_string(), |m| human_bytes(m as f64))
 }
 
-fn row_head(c: &Cell) -> Vec<String> {
+pub(crate) fn row_head(c: &Cell) -> Vec<String> {
     vec![
         c.key.workload.clone(),
         c.key.alloc.clone(),
@@ -68,7 +68,7 @@ fn row_head(c: &Cell) -> Vec<String> {
 
 const HEAD: [&str; 5] = ["workload", "allocator", "layout", "memory limit", "target"];
 
-fn headers(rest: &[&str]) -> Vec<String> {
+pub(crate) fn headers(rest: &[&str]) -> Vec<String> {
     HEAD.iter().chain(rest).map(|s| s.to_string()).collect()
 }
 
@@ -413,78 +413,12 @@ pub fn method(set: &ResultSet) -> Table {
     }
 }
 
-/// After/before ratios cell by cell against a baseline set (cells matched by key).
-pub fn baseline(set: &ResultSet, base: &ResultSet) -> Table {
-    let mut rows = Vec::new();
-    for c in &set.cells {
-        let Some(b) = base.cells.iter().find(|b| b.key == c.key) else {
-            let mut row = row_head(c);
-            row.extend([
-                "not in baseline".to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]);
-            rows.push(row);
-            continue;
-        };
-        let ratio = |f: fn(&RunResult) -> f64| {
-            let before = b.spread(f).median;
-            let after = c.spread(f).median;
-            if before == 0.0 {
-                if after == 0.0 {
-                    "1.000".to_string()
-                } else {
-                    "n/a".to_string()
-                }
-            } else {
-                format!("{:.3}", after / before)
-            }
-        };
-        let mut row = row_head(c);
-        row.extend([
-            ratio(|r| r.summary.ops_per_sec),
-            ratio(|r| r.summary.footprint_bytes as f64),
-            ratio(|r| (r.summary.footprint_bytes + r.summary.index_bytes) as f64),
-            ratio(|r| r.summary.efficiency),
-        ]);
-        rows.push(row);
-    }
-    for b in &base.cells {
-        if !set.cells.iter().any(|c| c.key == b.key) {
-            let mut row = row_head(b);
-            row.extend([
-                "only in baseline".to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-            ]);
-            rows.push(row);
-        }
-    }
-    Table {
-        id: "baseline".into(),
-        title: "Against the baseline".into(),
-        note: format!(
-            "Ratios of medians, this set / the baseline ({}): above 1 means more throughput, \
-             more memory, or better efficiency than before.",
-            base.dir.display()
-        ),
-        headers: headers(&[
-            "M ops/s ratio",
-            "footprint ratio",
-            "memory needed ratio",
-            "efficiency ratio",
-        ]),
-        rows,
-    }
-}
-
 /// Every table of a set, in report order.
 pub fn all(set: &ResultSet, base: Option<&ResultSet>) -> Vec<Table> {
     let mut out = vec![summary(set), bytes(set)];
     if let Some(b) = base {
-        out.push(baseline(set, b));
+        out.push(crate::baseline::ratios(set, b));
+        out.push(crate::baseline::counters(set, b));
     }
     out.push(phases(set));
     out.push(latency(set));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fraglab_reports::render::{render, RenderOptions};
-use fraglab_reports::table;
+use fraglab_reports::{baseline, table};
 use fraglab_reports::{ResultSet, RunResult};
 
 fn fixture() -> PathBuf {
@@ -237,7 +237,7 @@ fn broken_files_are_skipped_and_listed() {
 #[test]
 fn a_baseline_gives_ratios_cell_by_cell() {
     let set = ResultSet::load(&fixture()).unwrap();
-    let t = table::baseline(&set, &set);
+    let t = baseline::ratios(&set, &set);
     assert_eq!(t.rows.len(), 12);
     assert!(
         t.rows.iter().all(|r| r[5..].iter().all(|c| c == "1.000")),
@@ -248,10 +248,50 @@ fn a_baseline_gives_ratios_cell_by_cell() {
     let dir = TempDir::fixture_copy("baseline");
     std::fs::remove_file(dir.0.join("w3-mimalloc.json")).unwrap();
     let base = ResultSet::load(&dir.0).unwrap();
-    let t = table::baseline(&set, &base);
+    let t = baseline::ratios(&set, &base);
     assert_eq!(
         t.rows.iter().filter(|r| r[5] == "not in baseline").count(),
         1
+    );
+}
+
+#[test]
+fn a_baseline_lists_every_memory_counter_that_changed() {
+    let set = ResultSet::load(&fixture()).unwrap();
+    let t = baseline::counters(&set, &set);
+    assert!(t.rows.is_empty(), "{:?}", t.rows);
+    assert!(
+        t.note.contains("12 of the cells in both sets"),
+        "{}",
+        t.note
+    );
+
+    // One cell whose run ended with one more item and 4 KiB more footprint.
+    let dir = TempDir::fixture_copy("counters");
+    let path = dir.0.join("w3-mimalloc.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let items = v["summary"]["items"].as_u64().unwrap();
+    let footprint = v["summary"]["footprint_bytes"].as_u64().unwrap();
+    v["summary"]["items"] = (items + 1).into();
+    v["summary"]["footprint_bytes"] = (footprint + 4096).into();
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let changed = ResultSet::load(&dir.0).unwrap();
+    let t = baseline::counters(&changed, &set);
+    assert_eq!(t.rows.len(), 1, "{:?}", t.rows);
+    let row = &t.rows[0];
+    assert_eq!(
+        (row[5].as_str(), row[6].as_str()),
+        ("2", "end or phase end")
+    );
+    assert!(
+        row[7].contains(&format!("end.items {items} -> {}", items + 1))
+            && row[7].contains(&format!(
+                "end.footprint_bytes {footprint} -> {}",
+                footprint + 4096
+            )),
+        "{}",
+        row[7]
     );
 }
 

@@ -1,7 +1,7 @@
 //! Peers: the same workloads replayed into the real memcached and redis-server, measured into
 //! the same results schema.
 //!
-//! `fraglab run --target memcached|redis` (and [`run_peer`]) starts the server itself from
+//! `fraglab run --target memcached|redis` (and [`replay`]) starts the server itself from
 //! PATH on 127.0.0.1 and a free port, confirms by process id that the server answering is the
 //! one it started (memcached's `stats` `pid`, Redis's `INFO server` `process_id`), drives it
 //! with the workload's op stream over its own protocol, samples its statistics at the same
