@@ -9,6 +9,8 @@ use fraglab_reports::render::{render, RenderOptions};
 use fraglab_reports::{baseline, table};
 use fraglab_reports::{ResultSet, RunResult};
 
+mod support;
+
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/results")
 }
@@ -368,74 +370,11 @@ fn headless_chromium_draws_every_chart() {
 /// The Markdown report of the fixture, compared exactly with `tests/snapshots/report.md`.
 /// Nothing in it depends on the machine or the time: the results directory is given relative
 /// to the package (where cargo runs tests), and every other figure comes from the fixture
-/// files. `UPDATE_SNAPSHOTS=1 cargo test -p fraglab-reports --test render` rewrites the
-/// snapshot after an intended change.
+/// files.
 #[test]
 fn markdown_matches_the_snapshot() {
     let set = ResultSet::load(Path::new("tests/fixtures/results")).unwrap();
     let charts = fraglab_reports::chart::render_all(&set, None).unwrap();
     let md = fraglab_reports::render::markdown(&set, &table::all(&set, None), &charts, "svg");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/report.md");
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &md).unwrap();
-        eprintln!("UPDATE_SNAPSHOTS=1: wrote {}", path.display());
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; UPDATE_SNAPSHOTS=1 cargo test -p fraglab-reports --test render writes it",
-            path.display()
-        )
-    });
-    if md != want {
-        panic!(
-            "the Markdown report differs from {}:\n{}\nIf the change is intended: \
-             UPDATE_SNAPSHOTS=1 cargo test -p fraglab-reports --test render",
-            path.display(),
-            line_diff(&want, &md)
-        );
-    }
-}
-
-/// The lines that differ between `want` and `got`, numbered, with a line of context: a
-/// readable failure rather than two whole documents.
-fn line_diff(want: &str, got: &str) -> String {
-    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
-    let mut out = String::new();
-    let mut shown = 0;
-    for i in 0..w.len().max(g.len()) {
-        let (a, b) = (w.get(i), g.get(i));
-        if a == b {
-            continue;
-        }
-        if shown == 20 {
-            out.push_str("... (more lines differ)\n");
-            break;
-        }
-        if let Some(prev) = i.checked_sub(1).and_then(|p| w.get(p)) {
-            out.push_str(&format!("  {:>4}   {prev}\n", i));
-        }
-        out.push_str(&format!(
-            "- {:>4}   {}\n+ {:>4}   {}\n",
-            i + 1,
-            a.copied().unwrap_or("<end of file>"),
-            i + 1,
-            b.copied().unwrap_or("<end of file>")
-        ));
-        shown += 1;
-    }
-    if w.len() != g.len() {
-        out.push_str(&format!("expected {} lines, got {}\n", w.len(), g.len()));
-    }
-    out
-}
-
-#[test]
-fn line_diff_names_the_lines_that_differ() {
-    let d = line_diff("a\nb\nc\n", "a\nB\nc\nd\n");
-    assert!(d.contains("-    2   b\n+    2   B\n"), "{d}");
-    assert!(d.contains("-    4   <end of file>\n+    4   d\n"), "{d}");
-    assert!(d.contains("expected 3 lines, got 4"), "{d}");
-    assert_eq!(line_diff("same\n", "same\n"), "");
+    support::check_snapshot("report.md", &md);
 }
