@@ -162,6 +162,8 @@ pub struct Replayed {
     pub latency: BTreeMap<String, Latency>,
     /// The final interval between periodic samples.
     pub sample_every: u64,
+    /// For a trace: bytes read, and its size when it is a regular file.
+    pub input: Option<(u64, Option<u64>)>,
     /// Why the run is incomplete, if it is.
     pub incomplete: Option<String>,
     /// What the target handed back.
@@ -466,6 +468,7 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         phases: rec.phases,
         latency,
         sample_every: schedule.every,
+        input: stream.input_progress(),
         incomplete,
         end,
     }

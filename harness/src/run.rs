@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 
 use fraglab_allocators::Allocator;
 use fraglab_engine::{with_store, Layout, LayoutKind, Store, StoreConfig, WithStore};
-use fraglab_reports::{RunInfo, RunResult, Summary, SCHEMA};
+use fraglab_reports::{RunInfo, RunResult, Summary, TraceInput, SCHEMA};
 use fraglab_workloads::OpStream;
 
 use crate::driver::{drive, DriveOptions, Progress, Replayed};
@@ -94,6 +94,9 @@ pub fn run(
             command: spec.command.clone(),
             values: spec.values.name().to_string(),
             server: end.server,
+            trace_input: m
+                .input
+                .map(|(bytes_read, size)| TraceInput { bytes_read, size }),
         },
         env,
         summary,

@@ -131,6 +131,10 @@ fn stdin_pipes_and_fifos_replay_as_the_file_they_carry() {
             None,
         );
         assert!(file.complete && file.summary.ops > 10_000, "{name}");
+        // Read once: every byte of the file, and no byte twice.
+        let size = bytes.len() as u64;
+        let input = file.run.trace_input.expect("a trace's input");
+        assert_eq!((input.bytes_read, input.size), (size, Some(size)), "{name}");
         assert_eq!(
             file.run.ops, file.summary.ops,
             "{name}: the ops the stream held"
@@ -145,6 +149,8 @@ fn stdin_pipes_and_fifos_replay_as_the_file_they_carry() {
         );
         assert!(stdin.complete);
         assert_eq!(figures(&stdin), figures(&file), "{name} from stdin");
+        let input = stdin.run.trace_input.expect("a trace's input");
+        assert_eq!((input.bytes_read, input.size), (size, None), "{name}");
 
         let fifo = dir.file(&format!("fifo-{name}"));
         mkfifo(&fifo);

@@ -82,6 +82,20 @@ pub struct RunInfo {
     /// The real server measured, when `target` is not `engine`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerInfo>,
+    /// For a trace: the bytes read from its file, pipe or stdin (compressed bytes for
+    /// `.zst`), and its size when it is a regular file. The replay reads a trace once, so a
+    /// complete run reads exactly its size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_input: Option<TraceInput>,
+}
+
+/// The bytes a run read from its trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceInput {
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// The trace's size, when it is a regular file.
+    pub size: Option<u64>,
 }
 
 fn letters() -> String {
