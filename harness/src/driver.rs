@@ -43,7 +43,8 @@ pub const SAMPLES_PER_RUN: u64 = 200;
 /// The first interval of adaptive sampling, in ops.
 pub const FIRST_ADAPTIVE_INTERVAL: u64 = 64;
 
-/// Ops between two reads of the stop flag (besides every sample).
+/// Ops between two reads of the stop flag (besides every sample); a power of two, so the
+/// check is a mask.
 pub const STOP_CHECK_OPS: u64 = 128;
 
 /// A failure of the target itself (a real server died or stopped answering): the run ends.
@@ -353,7 +354,6 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         .collect();
     let mut counts = [0u64; OpKind::ALL.len()];
     let mut lat_countdown = opts.latency_every;
-    let mut next_stop_check = STOP_CHECK_OPS;
     let mut lp = Loop {
         target: &mut target,
         rec: Recorder::new(stream.phase_names()),
@@ -414,11 +414,8 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
             if opts.stop.load(Ordering::Relaxed) {
                 return Err(Cut::Stopped);
             }
-        } else if lp.ops == next_stop_check {
-            next_stop_check += STOP_CHECK_OPS;
-            if opts.stop.load(Ordering::Relaxed) {
-                return Err(Cut::Stopped);
-            }
+        } else if lp.ops % STOP_CHECK_OPS == 0 && opts.stop.load(Ordering::Relaxed) {
+            return Err(Cut::Stopped);
         }
     })();
     let mut incomplete = match &cut {
@@ -431,11 +428,12 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         Err(Cut::Target(e)) => Some(lp.target.failure(e, lp.ops)),
     };
     // The last sample, unless the target itself failed (there is nothing left to ask).
-    let target_failed = matches!(cut, Err(Cut::Target(_)));
+    let mut target_failed = matches!(cut, Err(Cut::Target(_)));
     if !target_failed && (lp.ops > 0 || lp.rec.timeline.is_empty()) {
         let phase = lp.rec.phase;
         if let Err(e) = lp.end_phase(phase) {
             incomplete = Some(lp.target.failure(&e, lp.ops));
+            target_failed = true;
         }
     } else {
         lp.elapsed += lp.clock.elapsed();
@@ -471,5 +469,155 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         input: stream.input_progress(),
         incomplete,
         end,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fraglab_workloads::trace::{TraceOptions, TraceReader, FRAGLAB_CSV_HEADER};
+
+    /// A fraglab CSV stream of `n` sets, in phase 0 up to `phase_at` and phase 1 after, with a
+    /// malformed record after `bad_after` ops if given.
+    fn stream(n: u64, phase_at: u64, bad_after: Option<u64>) -> OpStream {
+        let mut csv = format!("{FRAGLAB_CSV_HEADER}\n");
+        for i in 0..n {
+            if bad_after == Some(i) {
+                csv += "x,set,1,8,10,0,0,0\n";
+            }
+            let phase = u16::from(i >= phase_at);
+            csv += &format!("{i},set,{i},8,10,0,0,{phase}\n");
+        }
+        let r =
+            TraceReader::from_reader("t.csv", std::io::Cursor::new(csv), &TraceOptions::default());
+        OpStream::Trace(Box::new(r.unwrap()))
+    }
+
+    /// A pipelining target: ops queue until `drain`; it fails at op `fail_at`.
+    #[derive(Default)]
+    struct Queue {
+        queued: u64,
+        applied: u64,
+        reads: u64,
+        fail_at: Option<u64>,
+    }
+
+    impl Target for Queue {
+        fn rss_baseline(&mut self) -> u64 {
+            0
+        }
+        fn apply(&mut self, _: &Op) -> Result<(), TargetFailure> {
+            if Some(self.applied + self.queued) == self.fail_at {
+                return Err(TargetFailure("connection reset".into()));
+            }
+            self.queued += 1;
+            Ok(())
+        }
+        fn drain(&mut self) -> Result<(), TargetFailure> {
+            self.applied += std::mem::take(&mut self.queued);
+            Ok(())
+        }
+        fn times_ops(&self) -> bool {
+            false
+        }
+        fn read(&mut self, _: bool) -> Result<Sample, TargetFailure> {
+            // A sample must never see a queued op.
+            assert_eq!(self.queued, 0, "read before drain");
+            self.reads += 1;
+            Ok(Sample {
+                sets: self.applied,
+                ..Sample::empty(0)
+            })
+        }
+        fn end(self) -> TargetEnd {
+            TargetEnd::default()
+        }
+    }
+
+    fn opts(stop: &AtomicBool) -> DriveOptions<'_> {
+        DriveOptions {
+            sample_every: None,
+            latency_every: 0,
+            stop,
+            progress: &(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_length_is_sampled_adaptively_and_phases_end_with_a_sample() {
+        let stop = AtomicBool::new(false);
+        let r = drive(
+            Queue::default(),
+            stream(100_000, 30_000, None),
+            &opts(&stop),
+        );
+        assert!(r.incomplete.is_none());
+        assert_eq!((r.ops, r.total_ops), (100_000, 100_000));
+        let ends: Vec<u64> = r.phases.iter().map(|p| p.end.op).collect();
+        assert_eq!(ends, [30_000, 100_000]);
+        assert_eq!(r.phases[0].end.sets, 30_000, "drained before the phase end");
+        // 100,000 / 400 = 250: the interval doubled from 64 to 256 and the timeline holds the
+        // multiples of 256 and the phase ends.
+        assert_eq!(r.sample_every, 256);
+        for s in &r.timeline {
+            assert!(s.op % 256 == 0 || ends.contains(&s.op), "{}", s.op);
+            assert_eq!(s.sets, s.op);
+        }
+        assert_eq!(r.timeline.len(), 100_000 / 256 + 2);
+    }
+
+    #[test]
+    fn a_target_failure_ends_the_run_with_the_samples_taken() {
+        let stop = AtomicBool::new(false);
+        let target = Queue {
+            fail_at: Some(5_000),
+            ..Queue::default()
+        };
+        let r = drive(target, stream(10_000, 10_000, None), &opts(&stop));
+        let why = r.incomplete.unwrap();
+        assert!(
+            why.contains("after 5000 ops") && why.contains("connection reset"),
+            "{why}"
+        );
+        assert_eq!(r.ops, 5_000);
+        assert!(r.phases.is_empty(), "no last sample of a failed target");
+        assert_eq!(
+            r.timeline.last().unwrap().op,
+            4_992,
+            "the samples taken are kept"
+        );
+    }
+
+    #[test]
+    fn a_workload_error_and_ctrl_c_end_the_run_with_a_last_sample() {
+        let stop = AtomicBool::new(false);
+        let r = drive(
+            Queue::default(),
+            stream(1_000, 1_000, Some(700)),
+            &opts(&stop),
+        );
+        let why = r.incomplete.unwrap();
+        assert!(
+            why.contains("after 700 ops") && why.contains("record 702"),
+            "{why}"
+        );
+        assert_eq!(r.phases.last().unwrap().end.sets, 700);
+
+        let stop = AtomicBool::new(true);
+        let r = drive(Queue::default(), stream(1_000, 1_000, None), &opts(&stop));
+        assert_eq!(r.incomplete.unwrap(), "interrupted after 64 ops");
+        assert_eq!(r.phases.last().unwrap().end.op, 64);
+    }
+
+    #[test]
+    fn a_given_interval_is_kept() {
+        let stop = AtomicBool::new(false);
+        let o = DriveOptions {
+            sample_every: Some(1_000),
+            ..opts(&stop)
+        };
+        let r = drive(Queue::default(), stream(50_000, 50_000, None), &o);
+        assert_eq!(r.sample_every, 1_000);
+        assert_eq!(r.timeline.len(), 50);
     }
 }
