@@ -415,3 +415,31 @@ fn list_names_everything() {
     let policies = String::from_utf8(fraglab(&["list", "policies"]).stdout).unwrap();
     assert!(policies.lines().count() == 10 && policies.contains("volatile-ttl"));
 }
+
+/// Regression: the Ctrl-C handler ran on a thread of its own, whose start allocates from glibc
+/// (thread attributes, the thread-local destructor list); it raced a glibc allocator under
+/// test and moved its footprint by 132 KiB in about half the runs. The handler now runs in the
+/// signal, and the same run gives the same glibc figures every time.
+#[test]
+fn glibc_figures_are_the_same_run_after_run() {
+    let dir = TempDir::new("glibc-repeat");
+    let out = dir.file("r.json");
+    let figures: Vec<(u64, u64, u64)> = (0..8)
+        .map(|_| {
+            let o = fraglab(&[
+                "run",
+                "--workload",
+                "memefficiency-1024",
+                "--alloc",
+                "glibc",
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let s = RunResult::load(&out).unwrap().summary;
+            (s.footprint_bytes, s.allocated_bytes, s.peak.footprint_bytes)
+        })
+        .collect();
+    assert!(figures.windows(2).all(|w| w[0] == w[1]), "{figures:?}");
+}

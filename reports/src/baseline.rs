@@ -191,8 +191,7 @@ pub fn counters(set: &ResultSet, base: &ResultSet) -> Table {
              of the cells in both sets have every counter equal; the {} below do not, {peaks_only} \
              of them in their peaks only. Peaks are \
              maxima over the samples taken, so they move when the sampling points move; \
-             glibc's, mimalloc's and jemalloc's footprints can move by a few pages from run to \
-             run.",
+             mimalloc's and jemalloc's footprints can move by a few pages from run to run.",
             rows.len()
         ),
         headers: headers(&[
