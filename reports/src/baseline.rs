@@ -3,7 +3,7 @@
 //! that is not meant to change results is checked with: it lists, cell by cell, each counter
 //! whose median differs at the end of the run, at a phase end, or at its peak.
 
-use crate::table::{headers, row_head, Table};
+use crate::tabular::{headers, row_head, Table};
 use crate::{Cell, Memory, ResultSet, RunResult};
 
 /// After/before ratios cell by cell against a baseline set (cells matched by key).

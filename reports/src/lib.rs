@@ -23,6 +23,7 @@ pub mod schema;
 pub mod set;
 pub mod summary;
 pub mod table;
+mod tabular;
 
 pub use schema::*;
 pub use set::{Cell, CellKey, ResultSet, Skipped, Spread};

@@ -5,21 +5,8 @@ use std::collections::BTreeMap;
 
 use crate::schema::RunResult;
 use crate::set::{human_bytes, Cell, ResultSet, Spread};
-
-/// A table: a title, column headers and rows of cells already formatted.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Table {
-    /// Anchor id.
-    pub id: String,
-    /// Title.
-    pub title: String,
-    /// What the table shows and how to read it.
-    pub note: String,
-    /// Column headers.
-    pub headers: Vec<String>,
-    /// Rows.
-    pub rows: Vec<Vec<String>>,
-}
+pub use crate::tabular::Table;
+use crate::tabular::{headers, row_head};
 
 fn bytes_spread(s: Spread) -> String {
     if s.min == s.max {
@@ -48,28 +35,6 @@ fn num_spread(s: Spread, scale: f64, digits: usize) -> String {
             s.max / scale
         )
     }
-}
-
-fn limit(c: &Cell) -> String {
-    c.key
-        .memory_limit
-        .map_or("none".to_string(), |m| human_bytes(m as f64))
-}
-
-pub(crate) fn row_head(c: &Cell) -> Vec<String> {
-    vec![
-        c.key.workload.clone(),
-        c.key.alloc.clone(),
-        c.key.layout.clone(),
-        limit(c),
-        c.key.target.clone(),
-    ]
-}
-
-const HEAD: [&str; 5] = ["workload", "allocator", "layout", "memory limit", "target"];
-
-pub(crate) fn headers(rest: &[&str]) -> Vec<String> {
-    HEAD.iter().chain(rest).map(|s| s.to_string()).collect()
 }
 
 /// The summary: one row per cell.
