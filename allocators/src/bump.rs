@@ -26,13 +26,29 @@ pub struct Bump {
 
 impl Bump {
     /// An empty arena whose first chunk holds at least `capacity` bytes (0: bumpalo's default).
+    ///
+    /// # Panics
+    /// If the first chunk cannot be had from the system; [`Bump::try_with_capacity`] says so
+    /// instead.
     pub fn with_capacity(capacity: usize) -> Self {
-        Bump {
-            bump: bumpalo::Bump::with_capacity(capacity),
+        match Self::try_with_capacity(capacity) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// An empty arena whose first chunk holds at least `capacity` bytes, or an error when the
+    /// system cannot give that chunk (`bump:capacity=200t`).
+    pub fn try_with_capacity(capacity: usize) -> Result<Self, String> {
+        let bump = bumpalo::Bump::try_with_capacity(capacity).map_err(|_| {
+            format!("the system refused a first chunk of {capacity} bytes (bump:capacity)")
+        })?;
+        Ok(Bump {
+            bump,
             tally: Tally::default(),
             bumped: 0,
             limit: None,
-        }
+        })
     }
 
     fn cost(size: usize) -> usize {

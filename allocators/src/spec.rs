@@ -387,7 +387,9 @@ impl AllocSpec {
             AllocSpec::Glibc => code.run(Glibc::new()),
             AllocSpec::Jemalloc => code.run(Jemalloc::new().map_err(|e| build(&e))?),
             AllocSpec::Mimalloc => code.run(Mimalloc::new().map_err(|e| build(&e))?),
-            AllocSpec::Bump(b) => code.run(Bump::with_capacity(b.capacity)),
+            AllocSpec::Bump(b) => {
+                code.run(Bump::try_with_capacity(b.capacity).map_err(|e| build(&e))?)
+            }
         })
     }
 }

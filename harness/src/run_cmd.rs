@@ -113,6 +113,9 @@ impl RunArgs {
             .as_deref()
             .map(|m| size_arg("memory", m))
             .transpose()?;
+        if self.sample_every == Some(0) {
+            return Err("--sample-every 0: samples need at least 1 op between them".into());
+        }
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
             workload_arg: self.workload.clone(),

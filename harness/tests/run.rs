@@ -341,6 +341,30 @@ fn bad_input_gets_clear_errors() {
             ],
             "slab-lru",
         ),
+        // Regressions from the hardening issue: a first chunk the system cannot give was a
+        // panic; an interval of 0 silently became 1; 2^64 bytes silently became u64::MAX.
+        (
+            vec!["run", "--workload", "etc", "--alloc", "bump:capacity=200t"],
+            "refused a first chunk of 219902325555200 bytes",
+        ),
+        (
+            vec!["run", "--workload", "etc", "--sample-every", "0"],
+            "--sample-every 0",
+        ),
+        (
+            vec![
+                "run",
+                "--workload",
+                "etc",
+                "--memory",
+                "18446744073709551616",
+            ],
+            "too large",
+        ),
+        (
+            vec!["run", "--workload", "etc", "--memory", "16e"],
+            "use b, k, m, g or t",
+        ),
     ] {
         let o = fraglab(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");

@@ -173,6 +173,12 @@ pub(super) fn alloc_list(values: &[String]) -> Result<Vec<AllocSpec>, String> {
         .filter(|w| !w.is_empty())
         .collect();
     if words.is_empty() {
+        if !values.is_empty() {
+            return Err(format!(
+                "--allocs {}: no allocator spec in it; give specs or `all`",
+                values.join(" --allocs ")
+            ));
+        }
         AllocSpec::all().into_iter().for_each(&mut push);
     }
     for word in words {
@@ -487,6 +493,9 @@ mod tests {
         );
         assert_eq!(names(&["all"]).len(), 11);
         assert_eq!(names(&[]).len(), 11);
+        // Separators alone name no allocator: refused, not read as `all`.
+        let e = alloc_list(&[";;".into()]).unwrap_err();
+        assert!(e.contains("no allocator spec"), "{e}");
         assert_eq!(names(&["jemalloc,all"]).len(), 11);
         assert_eq!(names(&["slab slab:factor=1.25"]).len(), 1);
         let e = alloc_list(&["jemalloc,slab:factor=x".into()]).unwrap_err();
