@@ -276,6 +276,12 @@ impl WorkloadSpec {
                     "{at}: give exactly one of `ops`, `bytes` or `delete_fraction`"
                 ));
             }
+            if p.ops == Some(0) || p.bytes == Some(Bytes(0)) {
+                return bad(format!(
+                    "{at}: a phase of length 0 has nothing to replay: give at least 1 (or \
+                     leave the phase out)"
+                ));
+            }
             if let Some(f) = p.delete_fraction {
                 if !(0.0..=1.0).contains(&f) {
                     return bad(format!("{at}: delete_fraction {f} is not in 0..=1"));

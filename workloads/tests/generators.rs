@@ -697,6 +697,15 @@ fn inconsistent_specs_are_refused() {
     );
     let e = bytes_no_writes.validate().unwrap_err().to_string();
     assert!(e.contains("needs writes in its mix"), "{e}");
+    // Regression: a phase of 0 requests replayed one.
+    for length in ["ops = 0", "bytes = 0"] {
+        let empty = spec_with(
+            "",
+            &format!("[[phases]]\nname = \"r\"\n{length}\nmix = {{ set = 1 }}\n"),
+        );
+        let e = empty.validate().unwrap_err().to_string();
+        assert!(e.contains("a phase of length 0"), "{length}: {e}");
+    }
     let preload = spec_with(
         "[preload]\nkeys = 200\n",
         "[[phases]]\nname = \"r\"\nops = 1\n",
