@@ -266,6 +266,12 @@ impl WorkloadSpec {
         check_mix(&self.mix, "mix")?;
         for (i, p) in self.phases.iter().enumerate() {
             let at = format!("phases[{i}] `{}`", p.name);
+            if let Some(j) = self.phases[..i].iter().position(|q| q.name == p.name) {
+                return bad(format!(
+                    "{at}: phases[{j}] has the same name; results name phases, so each needs \
+                     its own"
+                ));
+            }
             let lengths = [
                 p.ops.is_some(),
                 p.bytes.is_some(),

@@ -697,6 +697,16 @@ fn inconsistent_specs_are_refused() {
     );
     let e = bytes_no_writes.validate().unwrap_err().to_string();
     assert!(e.contains("needs writes in its mix"), "{e}");
+    // Regression: two phases of one name were accepted, and results name phases.
+    let twins = spec_with(
+        "",
+        "[[phases]]\nname = \"r\"\nops = 1\n[[phases]]\nname = \"r\"\nops = 2\n",
+    );
+    let e = twins.validate().unwrap_err().to_string();
+    assert!(
+        e.contains("phases[1] `r`: phases[0] has the same name"),
+        "{e}"
+    );
     // Regression: a phase of 0 requests replayed one.
     for length in ["ops = 0", "bytes = 0"] {
         let empty = spec_with(
