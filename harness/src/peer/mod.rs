@@ -162,6 +162,8 @@
 //! batch in flight, with a last sample, as in-process runs do.
 
 mod conn;
+#[cfg(test)]
+mod fuzz;
 mod memcached;
 mod pipeline;
 mod protocol;
