@@ -1,14 +1,15 @@
 //! `fraglab describe` and `fraglab save`: workloads from the command line.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 
 use clap::Args;
 use fraglab_allocators::{AllocSpec, Allocator, WithAllocator};
 use fraglab_engine::LayoutKind;
 use fraglab_workloads::trace::{FraglabCsvWriter, OracleGeneralWriter, TraceFormat, TraceOptions};
-use fraglab_workloads::{describe, OpKind, PresetParams, Workload};
+use fraglab_workloads::{describe_until, OpKind, PresetParams, Workload};
 
-use crate::Format;
+use crate::{Format, STOP};
 
 /// How big a workload is, and how to read a trace.
 #[derive(Args, Debug, Clone)]
@@ -172,7 +173,9 @@ impl WorkloadOpts {
 pub fn describe_cmd(args: &WorkloadArgs, format: Format) -> Result<String, String> {
     let workload = args.workload()?;
     let stream = workload.stream(args.opts.seed).map_err(|e| e.to_string())?;
-    let summary = describe(stream).map_err(|e| e.to_string())?;
+    let summary = describe_until(stream, &STOP)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("interrupted: {} was not read to its end", workload.name()))?;
     Ok(match format {
         Format::Text => summary.to_text(&workload.name()),
         Format::Json => {
@@ -202,7 +205,20 @@ fn writer_format(path: &Path) -> Result<TraceFormat, String> {
     }
 }
 
-/// `fraglab save`: writes a workload as a trace file, atomically.
+/// Requests `save` writes between two reads of [`STOP`].
+const SAVE_STOP_CHECK: usize = 1024;
+
+/// `Err` once Ctrl-C was pressed, read every [`SAVE_STOP_CHECK`] requests: the writer is then
+/// dropped unfinished, which removes its temporary file and leaves `out` as it was.
+fn interrupted(i: usize, out: &Path) -> Result<(), String> {
+    if i % SAVE_STOP_CHECK == 0 && STOP.load(Ordering::Relaxed) {
+        return Err(format!("interrupted: {} was not written", out.display()));
+    }
+    Ok(())
+}
+
+/// `fraglab save`: writes a workload as a trace file, atomically. Ctrl-C ends it within a
+/// few requests, with nothing written.
 pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
     let format = writer_format(out)?;
     let workload = args.workload()?;
@@ -214,7 +230,8 @@ pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
             // oracleGeneral records accesses to objects of a size: reads and writes. Deletes,
             // touches, counters and scans have no such record, so they are left out.
             let mut w = OracleGeneralWriter::create(out).map_err(err)?;
-            for op in stream {
+            for (i, op) in stream.enumerate() {
+                interrupted(i, out)?;
                 let op = op.map_err(|e| e.to_string())?;
                 if op.kind.writes_value() || matches!(op.kind, OpKind::Get | OpKind::Gets) {
                     w.write(&op).map_err(err)?;
@@ -226,7 +243,8 @@ pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
         }
         _ => {
             let mut w = FraglabCsvWriter::create(out).map_err(err)?;
-            for op in stream {
+            for (i, op) in stream.enumerate() {
+                interrupted(i, out)?;
                 w.write(&op.map_err(|e| e.to_string())?).map_err(err)?;
             }
             w.finish().map_err(err)?

@@ -1,6 +1,7 @@
 //! `describe`: a summary of a workload from one pass over its stream.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -81,9 +82,39 @@ pub struct WorkloadSummary {
     pub skipped_records: u64,
 }
 
+/// Requests between two reads of the stop flag in [`describe_until`]; a power of two, so
+/// the check is a mask. Even the slowest stream (a debug build decoding a compressed trace)
+/// reads this many requests in well under a millisecond.
+pub const STOP_CHECK_REQUESTS: u64 = 1024;
+
 /// Streams `stream` once and summarizes it. Memory grows with the distinct keys (one entry
 /// each), never with the requests.
-pub fn describe(mut stream: OpStream) -> Result<WorkloadSummary, WorkloadError> {
+///
+/// ```
+/// use fraglab_workloads::{describe, PresetParams, Workload};
+/// let params = PresetParams { scale: 0.001, ..PresetParams::default() };
+/// let w = Workload::parse("ycsb-a", &params, &Default::default()).unwrap();
+/// let summary = describe(w.stream(1).unwrap()).unwrap();
+/// assert!(summary.requests > 0);
+/// ```
+pub fn describe(stream: OpStream) -> Result<WorkloadSummary, WorkloadError> {
+    summarize(stream, &AtomicBool::new(false)).map(|(summary, _)| summary)
+}
+
+/// [`describe`], reading `stop` every [`STOP_CHECK_REQUESTS`] requests: `Ok(None)` when it
+/// was set before the stream ended (Ctrl-C), so that a long stream ends at once.
+pub fn describe_until(
+    stream: OpStream,
+    stop: &AtomicBool,
+) -> Result<Option<WorkloadSummary>, WorkloadError> {
+    summarize(stream, stop).map(|(summary, stopped)| (!stopped).then_some(summary))
+}
+
+/// The summary of the stream up to its end, or up to where `stop` was found set (`true`).
+fn summarize(
+    mut stream: OpStream,
+    stop: &AtomicBool,
+) -> Result<(WorkloadSummary, bool), WorkloadError> {
     let names = stream.phase_names();
     let mut phases: Vec<PhaseSummary> = names
         .iter()
@@ -100,9 +131,14 @@ pub fn describe(mut stream: OpStream) -> Result<WorkloadSummary, WorkloadError> 
     let mut ttls: HashMap<u32, u64> = HashMap::new();
     let mut last: HashMap<u64, (u16, u32), crate::rng::IdBuildHasher> = HashMap::default();
     let mut time = 0u64;
+    let mut stopped = false;
     for op in stream.by_ref() {
         let op = op?;
         requests += 1;
+        if requests % STOP_CHECK_REQUESTS == 0 && stop.load(Ordering::Relaxed) {
+            stopped = true;
+            break;
+        }
         ops[op.kind as usize] += 1;
         keys.record(u64::from(op.key.len));
         time = time.max(op.time_us);
@@ -133,7 +169,7 @@ pub fn describe(mut stream: OpStream) -> Result<WorkloadSummary, WorkloadError> 
     let mut ttl: Vec<(u32, u64)> = ttls.into_iter().collect();
     ttl.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     ttl.truncate(10);
-    Ok(WorkloadSummary {
+    let summary = WorkloadSummary {
         requests,
         distinct_keys: last.len() as u64,
         ops: OpKind::ALL
@@ -158,7 +194,8 @@ pub fn describe(mut stream: OpStream) -> Result<WorkloadSummary, WorkloadError> 
         duration_s: time as f64 / 1e6,
         phases,
         skipped_records: stream.skipped(),
-    })
+    };
+    Ok((summary, stopped))
 }
 
 impl WorkloadSummary {
@@ -213,5 +250,32 @@ impl WorkloadSummary {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PresetParams, Workload};
+
+    fn stream() -> OpStream {
+        let params = PresetParams {
+            scale: 0.01,
+            ..PresetParams::default()
+        };
+        let w = Workload::parse("ycsb-a", &params, &Default::default()).unwrap();
+        w.stream(1).unwrap()
+    }
+
+    #[test]
+    fn describe_until_a_set_flag_ends_at_once_and_an_unset_one_is_describe() {
+        assert_eq!(
+            describe_until(stream(), &AtomicBool::new(true)).unwrap(),
+            None
+        );
+        assert_eq!(
+            describe_until(stream(), &AtomicBool::new(false)).unwrap(),
+            Some(describe(stream()).unwrap())
+        );
     }
 }

@@ -38,7 +38,7 @@ pub mod source;
 pub mod spec;
 pub mod trace;
 
-pub use describe::{describe, WorkloadSummary};
+pub use describe::{describe, describe_until, WorkloadSummary};
 pub use gen::Generator;
 pub use op::{Key, Op, OpKind, UnknownOp, KEY_MAX};
 pub use presets::PresetParams;
