@@ -129,16 +129,19 @@ fn slab_classes(
 /// Exit status of a run stopped by Ctrl-C (128 + SIGINT), after saving what it measured.
 const INTERRUPTED: u8 = 130;
 
-/// Sets [`fraglab_harness::STOP`] on SIGINT; on a second SIGINT, exits with [`INTERRUPTED`].
+/// Sets [`fraglab_harness::STOP`] on SIGINT; on a second SIGINT, kills the real servers'
+/// process groups and exits with [`INTERRUPTED`].
 fn install_interrupt_handler() -> std::io::Result<()> {
     let action = || {
         if fraglab_harness::STOP.swap(true, Ordering::SeqCst) {
+            fraglab_harness::peer::kill_server_groups();
             // SAFETY: `_exit` is async-signal-safe and takes any status.
             unsafe { libc::_exit(i32::from(INTERRUPTED)) };
         }
     };
-    // SAFETY: the action is async-signal-safe: an atomic swap and `_exit`; it allocates
-    // nothing, takes no lock and touches nothing but the static flag.
+    // SAFETY: the action is async-signal-safe: an atomic swap, kill(2) over a static table of
+    // atomics and `_exit`; it allocates nothing, takes no lock and touches nothing but
+    // statics.
     unsafe { signal_hook::low_level::register(signal_hook::consts::SIGINT, action) }.map(drop)
 }
 

@@ -27,7 +27,10 @@
 //! `stop` is read every [`STOP_CHECK_OPS`] ops and at every sample: the run ends after the op
 //! in flight, takes a last sample and is marked incomplete. A workload error (a malformed
 //! trace record) and a target failure (a real server that died) end it the same way, with the
-//! reason; a target failure takes no last sample (there is nothing left to ask).
+//! reason; a target failure takes no last sample (there is nothing left to ask). A target
+//! failure once `stop` is set is Ctrl-C ending a wait on a real server that was not answering
+//! (the peers wait in slices that read the flag): the run is marked interrupted, without a
+//! last sample, and the target says what it was waiting for.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -307,27 +310,41 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
             return Err(Cut::Stopped);
         }
     })();
+    let interrupted = |ops: u64| match declared {
+        Some(total) => format!("interrupted after {ops} of {total} ops"),
+        None => format!("interrupted after {ops} ops"),
+    };
+    // A target failure once Ctrl-C came is Ctrl-C ending a wait on a real server (see
+    // `crate::peer`): the run was interrupted, and the target says what it was waiting for.
+    let failure = |lp: &mut Loop<'_, T>, e: &TargetFailure| {
+        let why = lp.target.failure(e, lp.ops);
+        if opts.stop.load(Ordering::Relaxed) {
+            format!("{}; {why}", interrupted(lp.ops))
+        } else {
+            why
+        }
+    };
     let mut incomplete = match &cut {
         Ok(()) => None,
-        Err(Cut::Stopped) => Some(match declared {
-            Some(total) => format!("interrupted after {} of {total} ops", lp.ops),
-            None => format!("interrupted after {} ops", lp.ops),
-        }),
+        Err(Cut::Stopped) => Some(interrupted(lp.ops)),
         Err(Cut::Workload(why)) => Some(why.clone()),
-        Err(Cut::Target(e)) => Some(lp.target.failure(e, lp.ops)),
+        Err(Cut::Target(e)) => Some(failure(&mut lp, e)),
     };
     // The last sample, unless the target itself failed (there is nothing left to ask).
     let mut target_failed = matches!(cut, Err(Cut::Target(_)));
     if !target_failed && (lp.ops > 0 || lp.rec.timeline.is_empty()) {
         let phase = lp.rec.phase;
         if let Err(e) = lp.end_phase(phase) {
-            incomplete = Some(lp.target.failure(&e, lp.ops));
+            incomplete = Some(failure(&mut lp, &e));
             target_failed = true;
         }
     } else {
         lp.elapsed += lp.clock.elapsed();
     }
-    if let Some(why) = incomplete.as_deref().filter(|_| target_failed) {
+    if let Some(why) = incomplete
+        .as_deref()
+        .filter(|_| target_failed && !opts.stop.load(Ordering::Relaxed))
+    {
         eprintln!("error: {why}");
     }
     opts.progress.update(&position(lp.ops, &stream));

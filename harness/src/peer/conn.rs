@@ -1,11 +1,25 @@
 //! A connection to a server: pipelined writes, buffered reads of lines and counted bytes.
+//!
+//! Every read, write and connect waits in slices of [`SLICE`]: between two slices it reads
+//! the Ctrl-C flag ([`crate::STOP`]), so that a server that stopped answering (a SIGSTOP, a
+//! hung machine) holds a Ctrl-C for at most a slice; the error is then [`interrupted`]. A
+//! server that moves no byte for [`REPLY_TIMEOUT`] is a stalled server: the error says so,
+//! and the run ends naming it (its program, pid and port; see the pipeline's `failure`).
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-/// How long a reply may take before the run gives up on the server.
+/// How long a server may move no byte (no reply, or no request read) before the run gives up
+/// on it.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The longest single wait on a socket: the Ctrl-C flag is read between two.
+pub(crate) const SLICE: Duration = Duration::from_millis(200);
+/// How long a connection may take to be accepted.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The message of the error a wait ends with on Ctrl-C.
+pub(crate) const INTERRUPTED: &str = "interrupted";
 /// Requests up to this size are written before their replies are read; larger ones are
 /// written by a helper thread while this one reads, so that neither side can block the other
 /// on a full socket (a server stops reading while its replies cannot be written).
@@ -24,18 +38,53 @@ pub(crate) struct Conn {
     end: usize,
 }
 
-fn timed_out(e: io::Error) -> io::Error {
-    if matches!(
+/// Whether `e` is a socket timeout (one slice passed).
+fn is_slice(e: &io::Error) -> bool {
+    matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    ) {
-        io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("no reply within {} s", REPLY_TIMEOUT.as_secs()),
-        )
-    } else {
-        e
+    )
+}
+
+/// The error of a wait ended by Ctrl-C.
+pub(crate) fn interrupted() -> io::Error {
+    io::Error::other(INTERRUPTED)
+}
+
+/// After a slice with nothing moved since `since`: an error on Ctrl-C or once the server has
+/// stalled for [`REPLY_TIMEOUT`]; `what` says what it did not do.
+fn keep_waiting(since: Instant, what: &str) -> io::Result<()> {
+    if crate::STOP.load(Ordering::Relaxed) {
+        return Err(interrupted());
     }
+    if since.elapsed() >= REPLY_TIMEOUT {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "{what} within {} s: the server stopped answering",
+                REPLY_TIMEOUT.as_secs()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `write_all` in slices (see the module docs).
+fn write_all(mut w: &TcpStream, mut out: &[u8]) -> io::Result<()> {
+    let mut since = Instant::now();
+    while !out.is_empty() {
+        match w.write(out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                out = &out[n..];
+                since = Instant::now();
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if is_slice(&e) => keep_waiting(since, "no request read")?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Makes closing the socket reset the connection rather than leave it in TIME_WAIT: Redis
@@ -65,11 +114,22 @@ impl Conn {
     /// Connects to 127.0.0.1:`port`.
     pub fn connect(port: u16) -> io::Result<Conn> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        let since = Instant::now();
+        let stream = loop {
+            match TcpStream::connect_timeout(&addr, SLICE) {
+                Ok(s) => break s,
+                Err(e) if is_slice(&e) && since.elapsed() < CONNECT_TIMEOUT => {
+                    if crate::STOP.load(Ordering::Relaxed) {
+                        return Err(interrupted());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         stream.set_nodelay(true)?;
         linger_zero(&stream);
-        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-        stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+        stream.set_read_timeout(Some(SLICE))?;
+        stream.set_write_timeout(Some(SLICE))?;
         let writer = stream.try_clone()?;
         Ok(Conn {
             stream,
@@ -95,6 +155,7 @@ impl Conn {
                 self.buf.resize(n, 0);
             }
         }
+        let since = Instant::now();
         loop {
             match (&self.stream).read(&mut self.buf[self.end..]) {
                 Ok(0) => {
@@ -108,7 +169,8 @@ impl Conn {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(timed_out(e)),
+                Err(e) if is_slice(&e) => keep_waiting(since, "no reply")?,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -172,12 +234,12 @@ impl Conn {
         read: impl FnOnce(&mut Conn) -> io::Result<T>,
     ) -> io::Result<T> {
         if out.len() <= INLINE_WRITE {
-            (&self.writer).write_all(out).map_err(timed_out)?;
+            write_all(&self.writer, out)?;
             return read(self);
         }
         let writer = self.writer.try_clone()?;
         std::thread::scope(|s| {
-            let w = s.spawn(|| (&writer).write_all(out));
+            let w = s.spawn(|| write_all(&writer, out));
             let r = read(self);
             if r.is_err() {
                 // Unblocks the writer if the server stopped reading.
@@ -187,8 +249,7 @@ impl Conn {
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
             match (r, w) {
-                (Err(e), _) => Err(timed_out(e)),
-                (Ok(_), Err(e)) => Err(timed_out(e)),
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
                 (Ok(v), Ok(())) => Ok(v),
             }
         })

@@ -164,6 +164,7 @@
 mod conn;
 #[cfg(test)]
 mod fuzz;
+mod group;
 mod memcached;
 mod pipeline;
 mod protocol;
@@ -172,6 +173,7 @@ mod resp;
 mod server;
 mod text;
 
+pub use group::kill_server_groups;
 pub use pipeline::{BATCH, BATCH_BYTES};
 pub use redis::redis_policy;
 

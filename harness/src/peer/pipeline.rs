@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use fraglab_reports::Sample;
@@ -266,15 +267,29 @@ impl<P: Peer> Target for PeerTarget<P> {
     fn failure(&mut self, e: &TargetFailure, ops: u64) -> String {
         let in_flight = self.batch_ops as u64;
         let server = self.peer.server();
-        let (program, pid) = (server.program, server.pid());
+        let (program, pid, port) = (server.program, server.pid(), server.port);
         let done = ops.saturating_sub(in_flight);
-        match server.exited_within(Duration::from_millis(500)) {
+        if crate::STOP.load(Ordering::Relaxed) {
+            // Ctrl-C ended a wait on the server: the driver says "interrupted".
+            return format!(
+                "no last sample: {program} (pid {pid}, 127.0.0.1:{port}) was not answering"
+            );
+        }
+        let died = server
+            .exited_within(Duration::from_millis(500))
+            .map(|s| s.to_string());
+        // A server run by a wrapper is not our child: its status is the wrapper's.
+        let died = died.or_else(|| {
+            (!super::group::running(pid)).then(|| "its status is its parent's".to_string())
+        });
+        match died {
             Some(status) => format!(
                 "{program} (pid {pid}) died ({status}) after {done} ops: {}",
                 e.0
             ),
             None => format!(
-                "the connection to {program} (pid {pid}) failed after {done} ops: {}",
+                "the connection to {program} (pid {pid}, 127.0.0.1:{port}) failed after {done} \
+                 ops: {}",
                 e.0
             ),
         }

@@ -291,6 +291,9 @@ impl RedisPeer {
                 info.insert("client_rbs".into(), num(&client, "rbs").to_string());
                 return Ok(info);
             }
+            if crate::STOP.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(super::conn::interrupted());
+            }
             if std::time::Instant::now() > deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,

@@ -1,18 +1,24 @@
 //! A real server process: started from PATH on 127.0.0.1 and a free port, confirmed by its
-//! process id, and stopped by that id when dropped (SIGTERM, up to 2 s, then SIGKILL).
+//! process id, and stopped with its whole process group when dropped (SIGTERM and SIGCONT to
+//! the group, up to 2 s, or 250 ms after Ctrl-C, then SIGKILL to the group).
 //!
-//! The server runs in a process group of its own, so a Ctrl-C at the terminal reaches fraglab
-//! (which stops the run at its next batch, keeps what it measured and then stops the server)
-//! and not the server. It also gets `PR_SET_PDEATHSIG`: if fraglab dies without stopping it
-//! (SIGKILL, a second Ctrl-C), the kernel sends it SIGTERM. That signal follows the *thread*
-//! that started the server, so a server must be stopped before the thread that started it
-//! ends; [`super::replay`] starts and stops its server on the calling thread.
+//! The server runs in a process group of its own ([`super::group`]), so a Ctrl-C at the
+//! terminal reaches fraglab (which stops the run, keeps what it measured and then stops the
+//! server) and not the server, and so that a wrapper script that runs the real server as its
+//! child, as distributions and version managers install them, is stopped with that child.
+//! The server answering on the port must be the process started or a process of its group.
+//! The process started also gets `PR_SET_PDEATHSIG`: if fraglab dies without stopping it
+//! (SIGKILL), the kernel sends it SIGTERM. That signal follows the *thread* that started the
+//! server, so a server must be stopped before the thread that started it ends;
+//! [`super::replay`] starts and stops its server on the calling thread. A second Ctrl-C kills
+//! every server group before fraglab exits ([`super::group::kill_server_groups`]).
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,6 +29,11 @@ const OUTPUT_LINES: usize = 40;
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server has to exit after SIGTERM before it gets SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// The same after Ctrl-C, which must end fraglab within a second (memcached takes up to a
+/// second to act on SIGTERM: its clock event checks for it).
+const INTERRUPTED_STOP_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long SIGKILL may take to empty the group.
+const KILL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Attempts at a free port (another process may take the port between our probe and the
 /// server's bind).
 const ATTEMPTS: usize = 5;
@@ -43,7 +54,15 @@ pub(crate) struct Launch<'a> {
 
 /// A server we started.
 pub(crate) struct Server {
+    /// The process started: the server, or a wrapper that runs it. It leads the group and is
+    /// reaped only once the group is gone (see [`super::group`]).
     child: Child,
+    /// The process group: the child's pid.
+    group: libc::pid_t,
+    /// The pid that answered on the port: the child's, or one of its group's.
+    server_pid: u32,
+    /// Whether [`Server::stop`] has stopped the group and reaped the child.
+    stopped: bool,
     /// The program.
     pub program: &'static str,
     /// The loopback port it listens on.
@@ -58,7 +77,8 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("program", &self.program)
-            .field("pid", &self.child.id())
+            .field("pid", &self.server_pid)
+            .field("group", &self.group)
             .field("port", &self.port)
             .finish()
     }
@@ -134,10 +154,15 @@ impl Server {
             if let Some(p) = child.stderr.take() {
                 readers.push(collect(p, Arc::clone(&output)));
             }
+            let group = libc::pid_t::try_from(child.id()).unwrap_or(0);
+            super::group::register(group);
             let mut command = vec![l.program.to_string()];
             command.extend(args);
             let mut server = Server {
+                server_pid: child.id(),
                 child,
+                group,
+                stopped: false,
                 program: l.program,
                 port,
                 command,
@@ -167,9 +192,15 @@ impl Server {
                         }
                     ));
                 }
+                if crate::STOP.load(Ordering::Relaxed) {
+                    return Err(format!("interrupted while starting {}", l.program));
+                }
                 if accepts(port) {
                     match (l.pid_of)(port) {
-                        Ok(pid) if pid == server.pid() => return Ok(server),
+                        Ok(pid) if server.owns(pid) => {
+                            server.server_pid = pid;
+                            return Ok(server);
+                        }
                         Ok(pid) => {
                             // Someone else's server holds the port: stop ours, try another.
                             last_error = format!(
@@ -201,14 +232,42 @@ impl Server {
         ))
     }
 
-    /// The server's process id.
+    /// The server's process id: the process that answers on the port.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server_pid
     }
 
-    /// How the server exited, if it has (reaping it).
+    /// Whether `pid` is the process started or one of its process group.
+    fn owns(&self, pid: u32) -> bool {
+        pid == self.child.id() || super::group::pgid_of(pid) == Some(self.group)
+    }
+
+    /// How the process started exited, if it has (leaving it unreaped; see
+    /// [`super::group`]). A wrapper's child that dies ends the wrapper too.
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        if self.stopped {
+            return self.child.try_wait().ok().flatten();
+        }
+        super::group::exited(self.child.id())
+    }
+
+    /// Whether no process of the group runs any more.
+    fn group_gone(&self) -> bool {
+        super::group::members(self.group).is_empty()
+    }
+
+    /// Waits up to `wait` for the group to be gone.
+    fn group_gone_within(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.group_gone() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits up to `wait` for the server to exit; describes how it did.
@@ -236,19 +295,32 @@ impl Server {
         rss_of(self.pid())
     }
 
-    /// Stops the server: SIGTERM, up to [`STOP_TIMEOUT`], then SIGKILL; reaps it.
+    /// Stops the server's whole process group: SIGTERM and SIGCONT (a stopped server acts on
+    /// SIGTERM only once continued), up to [`STOP_TIMEOUT`] ([`INTERRUPTED_STOP_TIMEOUT`]
+    /// after Ctrl-C) for every process of it to exit, then SIGKILL; reaps the child.
     pub fn stop(&mut self) {
-        if self.exit_status().is_some() {
+        if self.stopped {
             return;
         }
-        let pid = self.pid() as libc::pid_t;
-        // SAFETY: kill(2) with the pid of our own child, which try_wait just found running and
-        // which we have not reaped, so the pid cannot belong to another process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        if self.exited_within(STOP_TIMEOUT).is_none() {
-            let _ = self.child.kill(); // SIGKILL
-            let _ = self.child.wait();
+        let g = self.group;
+        if !self.group_gone() {
+            super::group::signal(g, libc::SIGTERM);
+            super::group::signal(g, libc::SIGCONT);
+            let wait = if crate::STOP.load(Ordering::Relaxed) {
+                INTERRUPTED_STOP_TIMEOUT
+            } else {
+                STOP_TIMEOUT
+            };
+            if !self.group_gone_within(wait) {
+                super::group::signal(g, libc::SIGKILL);
+                self.group_gone_within(KILL_TIMEOUT);
+            }
         }
+        // The leader has exited (or was killed with its group): reap it, and only then let
+        // its pid and group id go.
+        let _ = self.child.wait();
+        self.stopped = true;
+        super::group::unregister(g);
     }
 }
 
