@@ -67,9 +67,7 @@ fn group_members(pgid: u32) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            state_and_group(pid).is_some_and(|(s, g)| g == pgid && s != 'Z' && s != 'X')
-        })
+        .filter(|&pid| state_and_group(pid).is_some_and(|(s, g)| g == pgid && s != 'Z' && s != 'X'))
         .collect()
 }
 
@@ -247,7 +245,10 @@ fn ctrl_c_ends_a_run_whose_memcached_was_stopped_and_keeps_what_it_measured() {
     assert!(!r.complete);
     let why = r.incomplete_reason.as_deref().unwrap();
     assert!(why.starts_with("interrupted after"), "{why}");
-    assert!(why.contains("memcached") && why.contains(&format!("pid {pid}")), "{why}");
+    assert!(
+        why.contains("memcached") && why.contains(&format!("pid {pid}")),
+        "{why}"
+    );
     assert!(!r.timeline.is_empty(), "the samples taken are kept");
     assert!(!running(pid), "memcached pid {pid} still runs");
 }
@@ -336,7 +337,10 @@ fn a_wrapper_script_server_leaves_no_process_of_its_group() {
             .filter(|(_, m)| !m.is_empty())
             .collect();
         drop(reap);
-        assert!(left.is_empty(), "processes left running, by group: {left:?}");
+        assert!(
+            left.is_empty(),
+            "processes left running, by group: {left:?}"
+        );
         let status = status.expect("fraglab ended");
         let expect = if interrupt { 130 } else { 0 };
         assert_eq!(status.code(), Some(expect), "{err:?}");

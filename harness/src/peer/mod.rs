@@ -2,12 +2,14 @@
 //! the same results schema.
 //!
 //! `fraglab run --target memcached|redis` (and [`replay`]) starts the server itself from
-//! PATH on 127.0.0.1 and a free port, confirms by process id that the server answering is the
-//! one it started (memcached's `stats` `pid`, Redis's `INFO server` `process_id`), drives it
-//! with the workload's op stream over its own protocol, samples its statistics at the same
-//! points as an in-process run, and stops it by its process id (SIGTERM, up to 2 s, then
-//! SIGKILL) when the run ends, fails or is interrupted. A line `started memcached pid N on
-//! 127.0.0.1:PORT` goes to stderr when the server is up.
+//! PATH on 127.0.0.1 and a free port in a process group of its own, confirms by process id
+//! that the server answering is the one it started or a process of its group, as when the
+//! program on PATH is a wrapper script that runs the real server as its child (memcached's
+//! `stats` `pid`, Redis's `INFO server` `process_id`), drives it with the workload's op
+//! stream over its own protocol, samples its statistics at the same points as an in-process
+//! run, and stops the whole group (SIGTERM and SIGCONT, up to 2 s, or 250 ms after Ctrl-C,
+//! then SIGKILL) when the run ends, fails or is interrupted (`server` and `group`). A line
+//! `started memcached pid N on 127.0.0.1:PORT` goes to stderr when the server is up.
 //!
 //! # Starting the servers
 //!
@@ -155,11 +157,16 @@
 //! one entry per batch (`count` = `timed` = batches; none when `--latency-every 0`). It is
 //! never comparable with the per-op latency of an in-process run.
 //!
-//! A server that dies or stops answering mid-run (connection reset or closed, no reply within
-//! 60 s) ends the run: the error goes to stderr and the result keeps the samples taken, marked
-//! incomplete with the reason (`memcached (pid N) died (signal: 9 (SIGKILL)) after 12288 ops:
-//! ...`, the ops before the batch in flight). Ctrl-C (`stop`) ends the run after the
-//! batch in flight, with a last sample, as in-process runs do.
+//! A server that dies or stops answering mid-run (connection reset or closed, no byte moved
+//! for 60 s) ends the run: the error goes to stderr and the result keeps the samples taken,
+//! marked incomplete with the reason (`memcached (pid N) died (signal: 9 (SIGKILL)) after
+//! 12288 ops: ...`, the ops before the batch in flight; `the connection to memcached (pid N,
+//! 127.0.0.1:PORT) failed after 12288 ops: no reply within 60 s: the server stopped
+//! answering`). Ctrl-C (`stop`) ends the run after the batch in flight, with a last sample,
+//! as in-process runs do. Every socket wait is cut in slices of 200 ms that read the Ctrl-C
+//! flag (`conn`), so a server that has stopped answering (SIGSTOP) holds Ctrl-C for at most
+//! a slice: the run then ends `interrupted after N ops; no last sample: memcached (pid N,
+//! 127.0.0.1:PORT) was not answering`, with the samples taken before.
 
 mod conn;
 #[cfg(test)]
