@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use fraglab_allocators::slab::SlabConfig;
 use fraglab_harness::compare::{self, CompareArgs};
 use fraglab_harness::run_cmd::{self, ListWhat, RunArgs};
+use fraglab_harness::stdout::{StdoutError, CLOSED_STDOUT};
 use fraglab_harness::workload_cmd;
 use fraglab_harness::Format;
 
@@ -199,10 +200,15 @@ fn main() -> ExitCode {
         ),
     };
     match result {
-        Ok(out) => {
-            print!("{out}");
-            status
-        }
+        Ok(out) => match fraglab_harness::stdout::print(&out) {
+            Ok(()) => status,
+            // The reader went away: end quietly, as a process killed by SIGPIPE would.
+            Err(StdoutError::Closed) => ExitCode::from(CLOSED_STDOUT),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
             eprintln!("error: {e}");
             if fraglab_harness::STOP.load(Ordering::SeqCst) {

@@ -126,9 +126,11 @@ use std::sync::atomic::Ordering;
 
 use fraglab_reports::compare::{table, CellFigures, CellRecord, CellStatus, CompareState};
 
+use crate::stdout::{StdoutError, CLOSED_STDOUT};
 use crate::STOP;
 pub use args::{CompareArgs, DEFAULT_SCALE, DEFAULT_WORKLOADS};
 pub use execute::INTERRUPTED;
+use fraglab_reports::render::RenderOptions;
 use plan::{shell_line, Plan};
 use summarize::{groups, Writer};
 
@@ -164,6 +166,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
             .map_err(|e| format!("--out {}: {e}", plan.dir.display()))?;
     }
     let plan = plan;
+    check_outputs(&plan.dir, !args.plan)?;
     let writer = Writer {
         plan: &plan,
         started_at: crate::env::now_rfc3339(),
@@ -269,30 +272,56 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         );
     }
     eprintln!("wrote {}", plan.dir.join("compare.json").display());
-    if !stopped {
-        render_report(&plan.dir);
-    }
-    let code = if stopped {
+    let mut code = if stopped {
         INTERRUPTED
     } else if !failed.is_empty() || unfinished > 0 {
         1
     } else {
         0
     };
-    Ok((table(&groups), code))
+    if !stopped {
+        if let Err(e) = render_report(&plan.dir) {
+            // The cells and compare.json stay; the report can be rendered again with
+            // `fraglab report DIR`.
+            eprintln!("error: report not rendered: {e}");
+            code = code.max(1);
+        }
+    }
+    match crate::stdout::print(&table(&groups)) {
+        Ok(()) => Ok((String::new(), code)),
+        Err(StdoutError::Closed) => {
+            // Nobody reads the table: the run is over, but it ends as interrupted.
+            writer.write(&records, CompareState::Interrupted)?;
+            Ok((String::new(), CLOSED_STDOUT))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The report options compare renders with.
+const REPORT: RenderOptions = RenderOptions {
+    markdown: true,
+    html: true,
+    png: false,
+};
+
+/// Checks, before any cell runs, that compare can write what it writes: `compare.json`, the
+/// cell files in `cells/`, and (unless `--plan`) the report.
+fn check_outputs(dir: &Path, report: bool) -> Result<(), String> {
+    let out = |e: fraglab_reports::ResultError| format!("--out {e}");
+    fraglab_reports::output::check_output(&dir.join("compare.json")).map_err(out)?;
+    fraglab_reports::output::check_writable(&dir.join("cells").join("cell.json")).map_err(out)?;
+    if report {
+        fraglab_reports::render::check_render(REPORT, dir).map_err(out)?;
+    }
+    Ok(())
 }
 
 /// Renders the report from the saved cells, like `fraglab report DIR`.
-fn render_report(dir: &Path) {
-    let opts = fraglab_reports::render::RenderOptions {
-        markdown: true,
-        html: true,
-        png: false,
-    };
-    match crate::report_cmd::report(dir, None, opts) {
-        Ok(r) => eprint!("{}", crate::report_cmd::describe(&r)),
-        Err(e) => eprintln!("report not rendered: {e}"),
-    }
+fn render_report(dir: &Path) -> Result<(), String> {
+    let r = crate::report_cmd::report(dir, None, REPORT)?;
+    eprint!("{}", crate::report_cmd::describe(&r));
+    Ok(())
 }
 
 #[cfg(test)]
