@@ -21,7 +21,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::schema::ResultError;
+/// A result file that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ResultError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
 
 fn err(path: &Path, message: impl ToString) -> ResultError {
     ResultError {

@@ -389,15 +389,6 @@ pub struct Latency {
     pub max_ns: u64,
 }
 
-/// A result file that could not be written or read.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
-pub struct ResultError {
-    /// The file.
-    pub path: PathBuf,
-    /// What went wrong.
-    pub message: String,
-}
 
 fn err(path: &Path, message: impl ToString) -> ResultError {
     ResultError {
@@ -406,7 +397,7 @@ fn err(path: &Path, message: impl ToString) -> ResultError {
     }
 }
 
-pub use crate::output::write_atomic;
+pub use crate::output::{write_atomic, ResultError};
 
 impl RunResult {
     /// The timeline file that goes with a result file: `X.json` -> `X.timeline.csv`.
