@@ -77,9 +77,15 @@ pub fn check_target(path: &Path) -> Result<(), ResultError> {
                 format!("is {kind}; fraglab writes only regular files and replaced nothing"),
             )),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        // ENOTDIR (a parent is a file), EACCES, ELOOP: the check below names it better, but
-        // say it here too rather than guess.
+        // Nothing there; a parent that is missing or a file is [`check_writable`]'s to name.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(err(path, e)),
     }
 }

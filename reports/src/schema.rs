@@ -389,7 +389,6 @@ pub struct Latency {
     pub max_ns: u64,
 }
 
-
 fn err(path: &Path, message: impl ToString) -> ResultError {
     ResultError {
         path: path.to_path_buf(),
@@ -457,8 +456,8 @@ impl RunResult {
     /// Checks, before a run, that its result can be saved at `path`: the result and timeline
     /// targets are regular files or absent, and the directory takes a new file.
     pub fn check_save(path: &Path) -> Result<(), ResultError> {
-        crate::output::check_target(&Self::timeline_path(path))?;
-        crate::output::check_output(path)
+        crate::output::check_output(path)?;
+        crate::output::check_target(&Self::timeline_path(path))
     }
 
     /// Reads a result file, checking the schema version.

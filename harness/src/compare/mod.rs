@@ -92,7 +92,13 @@
 //! incomplete, and exits 130; compare launches nothing more, writes `compare.json`, prints the
 //! summary of what it has and exits 130. A SIGINT sent to compare alone lets the running cells
 //! finish. Exit status: 0 when every cell is ok, resumed or skipped; 1 when one failed or is
-//! incomplete; 130 when Ctrl-C stopped compare.
+//! incomplete, or when the report could not be written (cells and `compare.json` kept); 130
+//! when Ctrl-C stopped compare; 141 when stdout was closed before the table was printed
+//! (`compare.json` then says `interrupted`; every cell is kept, so a rerun resumes them all).
+//!
+//! `DIR/compare.json`, `DIR/cells/` and the report's files are checked before any cell runs
+//! (`fraglab_reports::output`): a target that is not a regular file, or a directory that takes
+//! no new file, is refused at once.
 //!
 //! # Output
 //!
@@ -152,9 +158,10 @@ fn print_plan(plan: &Plan, todo: &[usize], program: Option<&str>) -> Result<Stri
     Ok(out)
 }
 
-/// `fraglab compare`: runs the matrix (or, with `--plan`, prints it); returns what to print on
-/// stdout and the exit status (0, 1 if a cell failed or is incomplete, 130 if Ctrl-C stopped
-/// it).
+/// `fraglab compare`: runs the matrix and prints its table through [`crate::stdout`] (or, with
+/// `--plan`, returns the plan lines to print); returns what is left to print on stdout and the
+/// exit status (0; 1 if a cell failed or is incomplete or the report was not written; 130 if
+/// Ctrl-C stopped it; 141 if stdout was closed).
 pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
     let mut plan = Plan::new(args)?;
     let cells_dir = plan.dir.join("cells");
