@@ -151,7 +151,7 @@ fn main() -> ExitCode {
     // thread-local destructor list), and did so while a glibc allocator under test was being
     // measured, moving its footprint by 132 KiB in half the runs.
     if let Err(e) = install_interrupt_handler() {
-        eprintln!("warning: Ctrl-C will not save partial results: {e}");
+        fraglab_harness::note!("warning: Ctrl-C will not save partial results: {e}");
     }
     let mut status = ExitCode::SUCCESS;
     let result = match &cli.command {
@@ -205,12 +205,12 @@ fn main() -> ExitCode {
             // The reader went away: end quietly, as a process killed by SIGPIPE would.
             Err(StdoutError::Closed) => ExitCode::from(CLOSED_STDOUT),
             Err(e) => {
-                eprintln!("error: {e}");
+                fraglab_harness::note!("error: {e}");
                 ExitCode::FAILURE
             }
         },
         Err(e) => {
-            eprintln!("error: {e}");
+            fraglab_harness::note!("error: {e}");
             if fraglab_harness::STOP.load(Ordering::SeqCst) {
                 ExitCode::from(INTERRUPTED)
             } else {

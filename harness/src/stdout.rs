@@ -39,3 +39,17 @@ pub fn print(text: &str) -> Result<(), StdoutError> {
             _ => StdoutError::Failed(e),
         })
 }
+
+/// Writes `text` to stderr as is; a closed or failing stderr is ignored (`eprint!` would
+/// panic, and a panic mid-`compare` would leave its state `running`).
+pub fn note(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// `eprintln!` through [`note`]: a line on stderr that never panics.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::stdout::note(&(format!($($arg)*) + "\n"))
+    };
+}

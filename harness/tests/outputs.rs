@@ -274,3 +274,33 @@ fn compare_whose_report_cannot_be_written_exits_non_zero() {
     assert!(stderr(&o).contains("report.html"), "{}", stderr(&o));
     assert!(out.join("report.html").is_dir());
 }
+
+#[test]
+fn compare_with_stdout_and_stderr_closed_ends_marked_interrupted() {
+    // `fraglab compare 2>&1 | head -1`, the reader already gone: its progress lines on stderr
+    // must not end it with a panic that leaves compare.json `running`.
+    let dir = TempDir::new("out-pipe-both");
+    let out = dir.file("study");
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let child = fraglab()
+        .args([
+            "compare",
+            "--workloads",
+            "memefficiency-32",
+            "--allocs",
+            "slab",
+            "--jobs",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .spawn()
+        .expect("fraglab starts");
+    let o = wait_within(child, Duration::from_secs(120), "compare with closed pipes");
+    assert_eq!(o.status.code(), Some(141));
+    assert_eq!(compare_state(&out), "interrupted");
+    assert_eq!(std::fs::read_dir(out.join("cells")).unwrap().count(), 2);
+}

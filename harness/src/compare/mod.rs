@@ -201,7 +201,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         .iter()
         .filter(|r| r.status == CellStatus::Skipped)
         .count();
-    eprintln!(
+    crate::note!(
         "compare: {} cells ({} workloads, {} allocators, layouts {}, targets {}, {} memory \
          limit{}, {} repeat{}) in {}, {} job{}",
         plan.cells.len(),
@@ -222,14 +222,14 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         if plan.settings.jobs == 1 { "" } else { "s" }
     );
     if resumed > 0 {
-        eprintln!("skipped {resumed} finished cells");
+        crate::note!("skipped {resumed} finished cells");
     }
     if skipped > 0 {
-        eprintln!("skipped {skipped} refused combinations (see the summary)");
+        crate::note!("skipped {skipped} refused combinations (see the summary)");
     }
     if args.plan {
         writer.write(&records, CompareState::Planned)?;
-        eprintln!(
+        crate::note!(
             "planned {} cells to run; then rerun this compare without --plan to collect them",
             todo.len()
         );
@@ -260,7 +260,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         .filter(|r| r.status == CellStatus::Failed)
         .collect();
     for r in &failed {
-        eprintln!(
+        crate::note!(
             "failed: {} ({} on {}):\n  {}",
             r.id,
             r.workload,
@@ -273,12 +273,12 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         .filter(|r| matches!(r.status, CellStatus::Interrupted | CellStatus::NotRun))
         .count();
     if stopped {
-        eprintln!(
+        crate::note!(
             "interrupted: {unfinished} cells not finished; rerun with --out {} to resume",
             plan.dir.display()
         );
     }
-    eprintln!("wrote {}", plan.dir.join("compare.json").display());
+    crate::note!("wrote {}", plan.dir.join("compare.json").display());
     let mut code = if stopped {
         INTERRUPTED
     } else if !failed.is_empty() || unfinished > 0 {
@@ -290,7 +290,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         if let Err(e) = render_report(&plan.dir) {
             // The cells and compare.json stay; the report can be rendered again with
             // `fraglab report DIR`.
-            eprintln!("error: report not rendered: {e}");
+            crate::note!("error: report not rendered: {e}");
             code = code.max(1);
         }
     }
@@ -327,7 +327,7 @@ fn check_outputs(dir: &Path, report: bool) -> Result<(), String> {
 /// Renders the report from the saved cells, like `fraglab report DIR`.
 fn render_report(dir: &Path) -> Result<(), String> {
     let r = crate::report_cmd::report(dir, None, REPORT)?;
-    eprint!("{}", crate::report_cmd::describe(&r));
+    crate::stdout::note(&crate::report_cmd::describe(&r));
     Ok(())
 }
 

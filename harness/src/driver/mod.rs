@@ -328,7 +328,7 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         lp.elapsed += lp.clock.elapsed();
     }
     if let Some(why) = incomplete.as_deref().filter(|_| target_failed) {
-        eprintln!("error: {why}");
+        crate::note!("error: {why}");
     }
     opts.progress.update(&position(lp.ops, &stream));
     let Loop {
