@@ -2,6 +2,7 @@
 //! directory, a missing directory, a parent that is a file, a closed pipe, and a report that
 //! cannot be written (issue 13). The rules are in `docs/design.md`, "Output files".
 
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -182,10 +183,21 @@ fn a_parent_that_is_a_file_is_refused_before_the_run() {
     assert_eq!(std::fs::read_to_string(dir.file("file")).unwrap(), "x");
 }
 
+/// The write end of a pipe whose read end is already closed (both close-on-exec, so no other
+/// child started meanwhile holds the read end open).
+fn closed_pipe() -> OwnedFd {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2(2) writes.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2(2) just returned these descriptors, and each is owned once, here.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(reader);
+    writer
+}
+
 /// Runs `fraglab ARGS` with stdout a pipe whose read end is already closed.
 fn with_closed_stdout(args: &[&str]) -> Output {
-    let (reader, writer) = std::io::pipe().expect("a pipe");
-    drop(reader);
+    let writer = closed_pipe();
     let child = fraglab()
         .args(args)
         .stdout(writer)
@@ -281,8 +293,7 @@ fn compare_with_stdout_and_stderr_closed_ends_marked_interrupted() {
     // must not end it with a panic that leaves compare.json `running`.
     let dir = TempDir::new("out-pipe-both");
     let out = dir.file("study");
-    let (reader, writer) = std::io::pipe().expect("a pipe");
-    drop(reader);
+    let writer = closed_pipe();
     let child = fraglab()
         .args([
             "compare",
