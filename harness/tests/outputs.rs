@@ -315,3 +315,60 @@ fn compare_with_stdout_and_stderr_closed_ends_marked_interrupted() {
     assert_eq!(compare_state(&out), "interrupted");
     assert_eq!(std::fs::read_dir(out.join("cells")).unwrap().count(), 2);
 }
+
+/// A 64 KiB tmpfs mounted on a directory of its own, unmounted when dropped.
+struct TinyMount(TempDir);
+
+impl TinyMount {
+    /// None when this process may not mount (not root, no CAP_SYS_ADMIN).
+    fn new(tag: &str) -> Option<TinyMount> {
+        let dir = TempDir::new(tag);
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+            .arg(&dir.0)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(TinyMount(dir))
+    }
+}
+
+impl Drop for TinyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0 .0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_leaves_neither_the_result_nor_its_timeline() {
+    // The result (about 96 KB) does not fit in 64 KiB; the timeline (about 19 KB) does. The
+    // old code left the timeline without its result.
+    let Some(mount) = TinyMount::new("out-enospc") else {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    };
+    let o = run_to(&mount.0.file("r.json"));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("No space left"), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(&mount.0 .0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn report_refuses_a_symlinked_document_and_leaves_its_target() {
+    let dir = TempDir::new("out-report-link");
+    let results = dir.file("results");
+    std::fs::create_dir(&results).unwrap();
+    assert!(run_to(&results.join("r.json")).status.success());
+    let target = dir.file("precious.md");
+    std::fs::write(&target, "keep").unwrap();
+    std::os::unix::fs::symlink(&target, results.join("report.md")).unwrap();
+    let o = fraglab().arg("report").arg(&results).output().unwrap();
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("symbolic link"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    assert!(!results.join("report.html").exists(), "nothing written");
+}
