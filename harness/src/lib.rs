@@ -11,6 +11,7 @@ pub mod report_cmd;
 pub mod run;
 pub mod run_cmd;
 pub mod spec;
+pub mod stdout;
 pub mod validate;
 pub mod values;
 pub mod workload_cmd;

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use fraglab_allocators::slab::SlabConfig;
 use fraglab_harness::compare::{self, CompareArgs};
 use fraglab_harness::run_cmd::{self, ListWhat, RunArgs};
+use fraglab_harness::stdout::{StdoutError, CLOSED_STDOUT};
 use fraglab_harness::workload_cmd;
 use fraglab_harness::Format;
 
@@ -153,7 +154,7 @@ fn main() -> ExitCode {
     // thread-local destructor list), and did so while a glibc allocator under test was being
     // measured, moving its footprint by 132 KiB in half the runs.
     if let Err(e) = install_interrupt_handler() {
-        eprintln!("warning: Ctrl-C will not save partial results: {e}");
+        fraglab_harness::note!("warning: Ctrl-C will not save partial results: {e}");
     }
     let mut status = ExitCode::SUCCESS;
     let result = match &cli.command {
@@ -202,12 +203,17 @@ fn main() -> ExitCode {
         ),
     };
     match result {
-        Ok(out) => {
-            print!("{out}");
-            status
-        }
+        Ok(out) => match fraglab_harness::stdout::print(&out) {
+            Ok(()) => status,
+            // The reader went away: end quietly, as a process killed by SIGPIPE would.
+            Err(StdoutError::Closed) => ExitCode::from(CLOSED_STDOUT),
+            Err(e) => {
+                fraglab_harness::note!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
-            eprintln!("error: {e}");
+            fraglab_harness::note!("error: {e}");
             if fraglab_harness::STOP.load(Ordering::SeqCst) {
                 ExitCode::from(INTERRUPTED)
             } else {

@@ -135,6 +135,10 @@ impl RunArgs {
 
 /// Runs and reports; returns what to print and whether the run completed.
 pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
+    // A bad --out is found now, before the workload is opened, not after the measurement.
+    if let Some(out) = &args.out {
+        fraglab_reports::RunResult::check_save(out).map_err(|e| format!("--out {e}"))?;
+    }
     let spec = args.spec()?;
     let bar = if !args.quiet && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(0);

@@ -361,7 +361,7 @@ pub fn validate(format: Format, stop: &AtomicBool) -> Result<(String, bool), Str
                 results.iter().all(|r: &CaseResult| r.pass)
             ));
         }
-        eprintln!("validate: {}", case.name);
+        crate::note!("validate: {}", case.name);
         match check(&case, stop) {
             Ok(rows) => results.extend(rows),
             Err(e) => results.push(CaseResult {

@@ -221,6 +221,7 @@ fn interrupted(i: usize, out: &Path) -> Result<(), String> {
 /// few requests, with nothing written.
 pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
     let format = writer_format(out)?;
+    fraglab_reports::output::check_output(out).map_err(|e| format!("--out {e}"))?;
     let workload = args.workload()?;
     let stream = workload.stream(args.opts.seed).map_err(|e| e.to_string())?;
     let err = |e: fraglab_workloads::trace::TraceError| e.to_string();

@@ -95,7 +95,7 @@ pub enum CellStatus {
     Skipped,
     /// The child exited non-zero, or its result is unreadable or incomplete.
     Failed,
-    /// Ctrl-C stopped it.
+    /// Ctrl-C stopped it, or stdout was closed before its table was printed.
     Interrupted,
     /// compare stopped before it.
     NotRun,
@@ -304,7 +304,7 @@ pub enum CompareState {
     Planned,
     /// Every cell ran.
     Finished,
-    /// Ctrl-C stopped it.
+    /// Ctrl-C stopped it, or stdout was closed before its table was printed.
     Interrupted,
 }
 

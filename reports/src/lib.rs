@@ -18,6 +18,7 @@
 pub mod baseline;
 pub mod chart;
 pub mod compare;
+pub mod output;
 pub mod render;
 pub mod schema;
 pub mod set;

@@ -206,6 +206,29 @@ pub fn html(set: &ResultSet, tables: &[Table], charts: &[ChartOut]) -> String {
     s
 }
 
+/// Checks that a render into `out` can write its files, before anything is drawn: `out`
+/// takes a new file, `charts/` is a directory if it exists (not a symlink), and every document
+/// it would replace is a regular file ([`crate::output`]).
+pub fn check_render(opts: RenderOptions, out: &Path) -> Result<(), ResultError> {
+    crate::output::check_writable(&out.join("report.md"))?;
+    let charts_dir = out.join("charts");
+    if let Ok(meta) = std::fs::symlink_metadata(&charts_dir) {
+        if !meta.is_dir() {
+            return Err(ResultError {
+                path: charts_dir,
+                message: "is not a directory; the charts cannot be written".into(),
+            });
+        }
+    }
+    if opts.markdown {
+        crate::output::check_target(&out.join("report.md"))?;
+    }
+    if opts.html {
+        crate::output::check_target(&out.join("report.html"))?;
+    }
+    Ok(())
+}
+
 /// Renders `set` into `out` (usually the results directory itself): `report.md`,
 /// `report.html`, and `charts/`. `base` adds the cell-by-cell comparison. Nothing is re-run.
 pub fn render(
@@ -219,6 +242,7 @@ pub fn render(
         path: p.to_path_buf(),
         message: e.to_string(),
     };
+    check_render(opts, out)?;
     std::fs::create_dir_all(&charts_dir).map_err(|e| io(&charts_dir, e))?;
     let png_dir = (opts.markdown && opts.png).then_some(charts_dir.as_path());
     let charts = render_all(set, png_dir)?;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -390,16 +389,6 @@ pub struct Latency {
     pub max_ns: u64,
 }
 
-/// A result file that could not be written or read.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {message}", path.display())]
-pub struct ResultError {
-    /// The file.
-    pub path: PathBuf,
-    /// What went wrong.
-    pub message: String,
-}
-
 fn err(path: &Path, message: impl ToString) -> ResultError {
     ResultError {
         path: path.to_path_buf(),
@@ -407,28 +396,7 @@ fn err(path: &Path, message: impl ToString) -> ResultError {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ResultError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| err(path, "not a file name"))?
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(path, e)
-    })
-}
+pub use crate::output::{write_atomic, ResultError};
 
 impl RunResult {
     /// The timeline file that goes with a result file: `X.json` -> `X.timeline.csv`.
@@ -472,12 +440,24 @@ impl RunResult {
         s
     }
 
-    /// Saves the result as JSON at `path` and the timeline as CSV beside it, each atomically
-    /// (the timeline first, so a result file never names a missing timeline).
+    /// Saves the result as JSON at `path` and the timeline as CSV beside it, together: both
+    /// or neither, never a result without its timeline ([`crate::output::write_pair`]).
     pub fn save(&self, path: &Path) -> Result<(), ResultError> {
-        write_atomic(&Self::timeline_path(path), self.timeline_csv().as_bytes())?;
         let json = serde_json::to_string_pretty(self).map_err(|e| err(path, e))?;
-        write_atomic(path, (json + "\n").as_bytes())
+        let csv = self.timeline_csv();
+        crate::output::write_pair(
+            path,
+            (json + "\n").as_bytes(),
+            &Self::timeline_path(path),
+            csv.as_bytes(),
+        )
+    }
+
+    /// Checks, before a run, that its result can be saved at `path`: the result and timeline
+    /// targets are regular files or absent, and the directory takes a new file.
+    pub fn check_save(path: &Path) -> Result<(), ResultError> {
+        crate::output::check_output(path)?;
+        crate::output::check_target(&Self::timeline_path(path))
     }
 
     /// Reads a result file, checking the schema version.

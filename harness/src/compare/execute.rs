@@ -135,7 +135,7 @@ impl CellTicker {
                 b.println(text);
                 b.inc(1);
             }
-            None => eprintln!("{text}"),
+            None => crate::note!("{text}"),
         }
     }
 

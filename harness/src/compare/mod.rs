@@ -92,7 +92,13 @@
 //! incomplete, and exits 130; compare launches nothing more, writes `compare.json`, prints the
 //! summary of what it has and exits 130. A SIGINT sent to compare alone lets the running cells
 //! finish. Exit status: 0 when every cell is ok, resumed or skipped; 1 when one failed or is
-//! incomplete; 130 when Ctrl-C stopped compare.
+//! incomplete, or when the report could not be written (cells and `compare.json` kept); 130
+//! when Ctrl-C stopped compare; 141 when stdout was closed before the table was printed
+//! (`compare.json` then says `interrupted`; every cell is kept, so a rerun resumes them all).
+//!
+//! `DIR/compare.json`, `DIR/cells/` and the report's files are checked before any cell runs
+//! (`fraglab_reports::output`): a target that is not a regular file, or a directory that takes
+//! no new file, is refused at once.
 //!
 //! # Output
 //!
@@ -126,9 +132,11 @@ use std::sync::atomic::Ordering;
 
 use fraglab_reports::compare::{table, CellFigures, CellRecord, CellStatus, CompareState};
 
+use crate::stdout::{StdoutError, CLOSED_STDOUT};
 use crate::STOP;
 pub use args::{CompareArgs, DEFAULT_SCALE, DEFAULT_WORKLOADS};
 pub use execute::INTERRUPTED;
+use fraglab_reports::render::RenderOptions;
 use plan::{shell_line, Plan};
 use summarize::{groups, Writer};
 
@@ -150,9 +158,10 @@ fn print_plan(plan: &Plan, todo: &[usize], program: Option<&str>) -> Result<Stri
     Ok(out)
 }
 
-/// `fraglab compare`: runs the matrix (or, with `--plan`, prints it); returns what to print on
-/// stdout and the exit status (0, 1 if a cell failed or is incomplete, 130 if Ctrl-C stopped
-/// it).
+/// `fraglab compare`: runs the matrix and prints its table through [`crate::stdout`] (or, with
+/// `--plan`, returns the plan lines to print); returns what is left to print on stdout and the
+/// exit status (0; 1 if a cell failed or is incomplete or the report was not written; 130 if
+/// Ctrl-C stopped it; 141 if stdout was closed).
 pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
     let mut plan = Plan::new(args)?;
     let cells_dir = plan.dir.join("cells");
@@ -164,6 +173,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
             .map_err(|e| format!("--out {}: {e}", plan.dir.display()))?;
     }
     let plan = plan;
+    check_outputs(&plan.dir, !args.plan)?;
     let writer = Writer {
         plan: &plan,
         started_at: crate::env::now_rfc3339(),
@@ -191,7 +201,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         .iter()
         .filter(|r| r.status == CellStatus::Skipped)
         .count();
-    eprintln!(
+    crate::note!(
         "compare: {} cells ({} workloads, {} allocators, layouts {}, targets {}, {} memory \
          limit{}, {} repeat{}) in {}, {} job{}",
         plan.cells.len(),
@@ -212,14 +222,14 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         if plan.settings.jobs == 1 { "" } else { "s" }
     );
     if resumed > 0 {
-        eprintln!("skipped {resumed} finished cells");
+        crate::note!("skipped {resumed} finished cells");
     }
     if skipped > 0 {
-        eprintln!("skipped {skipped} refused combinations (see the summary)");
+        crate::note!("skipped {skipped} refused combinations (see the summary)");
     }
     if args.plan {
         writer.write(&records, CompareState::Planned)?;
-        eprintln!(
+        crate::note!(
             "planned {} cells to run; then rerun this compare without --plan to collect them",
             todo.len()
         );
@@ -250,7 +260,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         .filter(|r| r.status == CellStatus::Failed)
         .collect();
     for r in &failed {
-        eprintln!(
+        crate::note!(
             "failed: {} ({} on {}):\n  {}",
             r.id,
             r.workload,
@@ -263,36 +273,62 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<(String, u8), String> {
         .filter(|r| matches!(r.status, CellStatus::Interrupted | CellStatus::NotRun))
         .count();
     if stopped {
-        eprintln!(
+        crate::note!(
             "interrupted: {unfinished} cells not finished; rerun with --out {} to resume",
             plan.dir.display()
         );
     }
-    eprintln!("wrote {}", plan.dir.join("compare.json").display());
-    if !stopped {
-        render_report(&plan.dir);
-    }
-    let code = if stopped {
+    crate::note!("wrote {}", plan.dir.join("compare.json").display());
+    let mut code = if stopped {
         INTERRUPTED
     } else if !failed.is_empty() || unfinished > 0 {
         1
     } else {
         0
     };
-    Ok((table(&groups), code))
+    if !stopped {
+        if let Err(e) = render_report(&plan.dir) {
+            // The cells and compare.json stay; the report can be rendered again with
+            // `fraglab report DIR`.
+            crate::note!("error: report not rendered: {e}");
+            code = code.max(1);
+        }
+    }
+    match crate::stdout::print(&table(&groups)) {
+        Ok(()) => Ok((String::new(), code)),
+        Err(StdoutError::Closed) => {
+            // Nobody reads the table: the run is over, but it ends as interrupted.
+            writer.write(&records, CompareState::Interrupted)?;
+            Ok((String::new(), CLOSED_STDOUT))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The report options compare renders with.
+const REPORT: RenderOptions = RenderOptions {
+    markdown: true,
+    html: true,
+    png: false,
+};
+
+/// Checks, before any cell runs, that compare can write what it writes: `compare.json`, the
+/// cell files in `cells/`, and (unless `--plan`) the report.
+fn check_outputs(dir: &Path, report: bool) -> Result<(), String> {
+    let out = |e: fraglab_reports::ResultError| format!("--out {e}");
+    fraglab_reports::output::check_output(&dir.join("compare.json")).map_err(out)?;
+    fraglab_reports::output::check_writable(&dir.join("cells").join("cell.json")).map_err(out)?;
+    if report {
+        fraglab_reports::render::check_render(REPORT, dir).map_err(out)?;
+    }
+    Ok(())
 }
 
 /// Renders the report from the saved cells, like `fraglab report DIR`.
-fn render_report(dir: &Path) {
-    let opts = fraglab_reports::render::RenderOptions {
-        markdown: true,
-        html: true,
-        png: false,
-    };
-    match crate::report_cmd::report(dir, None, opts) {
-        Ok(r) => eprint!("{}", crate::report_cmd::describe(&r)),
-        Err(e) => eprintln!("report not rendered: {e}"),
-    }
+fn render_report(dir: &Path) -> Result<(), String> {
+    let r = crate::report_cmd::report(dir, None, REPORT)?;
+    crate::stdout::note(&crate::report_cmd::describe(&r));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -345,7 +345,7 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         .as_deref()
         .filter(|_| target_failed && !opts.stop.load(Ordering::Relaxed))
     {
-        eprintln!("error: {why}");
+        crate::note!("error: {why}");
     }
     opts.progress.update(&position(lp.ops, &stream));
     let Loop {

@@ -145,7 +145,7 @@ impl MemcachedPeer {
             pid_of: &pid_of,
             port_taken: &["failed to listen", "Address already in use"],
         })?;
-        eprintln!(
+        crate::note!(
             "started memcached pid {} on 127.0.0.1:{}",
             server.pid(),
             server.port

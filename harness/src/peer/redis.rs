@@ -187,7 +187,7 @@ impl RedisPeer {
             pid_of: &pid_of,
             port_taken: &["Address already in use"],
         })?;
-        eprintln!(
+        crate::note!(
             "started redis-server pid {} on 127.0.0.1:{}",
             server.pid(),
             server.port

@@ -103,6 +103,7 @@ pub fn render_all(set: &ResultSet, png_dir: Option<&Path>) -> Result<Vec<ChartOu
 
 fn write_png(dir: &Path, id: &str, fig: &Laid) -> Result<(), ResultError> {
     let path = dir.join(format!("{id}.png"));
+    crate::output::check_target(&path)?;
     // The extension stays `.png`: the encoder picks the format from it.
     let tmp = dir.join(format!(".{id}.tmp-{}.png", std::process::id()));
     let drawn = {

@@ -41,6 +41,7 @@ impl TempPath {
         let Some(name) = target.file_name() else {
             return Err(TraceError::new(target, None, "not a file name"));
         };
+        refuse_special(target)?;
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -77,12 +78,26 @@ impl TempPath {
 
     /// Renames the file onto `target`.
     fn persist(mut self, target: &Path) -> Result<(), TraceError> {
+        refuse_special(target)?;
         std::fs::rename(&self.path, target).map_err(|e| {
             let m = format!("cannot rename {} onto it: {e}", self.path.display());
             TraceError::new(target, None, m)
         })?;
         self.persisted = true;
         Ok(())
+    }
+}
+
+/// Refuses a target that exists and is not a regular file (a symlink, a directory, a device, a
+/// FIFO, a socket): renaming onto it would replace it, `/dev/null` included.
+fn refuse_special(target: &Path) -> Result<(), TraceError> {
+    match std::fs::symlink_metadata(target) {
+        Ok(m) if !m.file_type().is_file() => Err(TraceError::new(
+            target,
+            None,
+            "exists and is not a regular file; replaced nothing",
+        )),
+        _ => Ok(()),
     }
 }
 
