@@ -261,6 +261,15 @@ impl OpStream {
             OpStream::Trace(t) => t.skipped(),
         }
     }
+
+    /// Why the first few skipped records were bad ([`TraceReader::skipped_reasons`]; empty for
+    /// generators).
+    pub fn skipped_reasons(&self) -> &[String] {
+        match self {
+            OpStream::Generated(_) => &[],
+            OpStream::Trace(t) => t.skipped_reasons(),
+        }
+    }
 }
 
 impl Iterator for OpStream {

@@ -102,7 +102,7 @@ mod parse;
 mod read;
 mod write;
 
-pub use read::TraceReader;
+pub use read::{TraceReader, SKIPPED_REASONS_MAX};
 pub use write::{FraglabCsvWriter, OracleGeneralWriter};
 
 /// fraglab CSV's header line.

@@ -18,6 +18,9 @@ use crate::{Key, Op, OpKind};
 /// binary file read as CSV (one endless "line") fails instead of filling memory.
 const MAX_LINE: u64 = 1 << 20;
 
+/// How many skipped records' reasons lenient reading keeps (the count covers them all).
+pub const SKIPPED_REASONS_MAX: usize = 5;
+
 /// oracleGeneral's record size.
 const ORACLE_RECORD: usize = 24;
 /// Segcache's record size.
@@ -79,6 +82,8 @@ pub struct TraceReader {
     line_no: u64,
     records: u64,
     skipped: u64,
+    /// Why the first [`SKIPPED_REASONS_MAX`] skipped records were skipped.
+    reasons: Vec<String>,
     /// The first record's timestamp, in the trace's unit, which `time_us` counts from.
     origin: Option<u64>,
     done: bool,
@@ -173,6 +178,7 @@ impl TraceReader {
             line_no: 0,
             records: 0,
             skipped: 0,
+            reasons: Vec::new(),
             origin: None,
             done: false,
         };
@@ -209,6 +215,19 @@ impl TraceReader {
     /// Bad records skipped so far by lenient reading.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Why the first [`SKIPPED_REASONS_MAX`] records lenient reading skipped were bad, each
+    /// naming the file and the record (or line) number.
+    pub fn skipped_reasons(&self) -> &[String] {
+        &self.reasons
+    }
+
+    fn skip(&mut self, why: TraceError) {
+        self.skipped += 1;
+        if self.reasons.len() < SKIPPED_REASONS_MAX {
+            self.reasons.push(why.to_string());
+        }
     }
 
     /// The first record's timestamp in seconds, which `time_us` 0 stands for: set once a
@@ -419,9 +438,9 @@ impl Iterator for TraceReader {
             match self.read_op() {
                 Ok(Some(op)) => return Some(Ok(op)),
                 Ok(None) => self.done = true,
-                Err(Fault::Bad(_)) if self.lenient => self.skipped += 1,
-                Err(Fault::Truncated(_)) if self.lenient => {
-                    self.skipped += 1;
+                Err(Fault::Bad(e)) if self.lenient => self.skip(e),
+                Err(Fault::Truncated(e)) if self.lenient => {
+                    self.skip(e);
                     self.done = true;
                 }
                 Err(Fault::Bad(e) | Fault::Truncated(e) | Fault::Fatal(e)) => {
