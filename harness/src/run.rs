@@ -97,6 +97,8 @@ pub fn run(
             trace_input: m
                 .input
                 .map(|(bytes_read, size)| TraceInput { bytes_read, size }),
+            skipped_records: m.skipped.0,
+            skipped_reasons: m.skipped.1,
         },
         env,
         summary,

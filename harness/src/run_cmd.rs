@@ -163,6 +163,12 @@ pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
     if let Some(out) = &args.out {
         result.save(out).map_err(|e| e.to_string())?;
     }
+    if result.run.skipped_records > 0 {
+        eprintln!(
+            "fraglab: {}",
+            fraglab_reports::summary::skipped_note(&result)
+        );
+    }
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&result).map_err(|e| e.to_string())? + "\n",
         Format::Text => fraglab_reports::summary::run_summary(&result),

@@ -50,6 +50,13 @@ pub struct CellFigures {
     pub misses: u64,
     /// The eviction policy.
     pub eviction: String,
+    /// Malformed trace records skipped by `--lenient` (absent: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_records: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl CellFigures {
@@ -71,6 +78,7 @@ impl CellFigures {
             hits: s.hits,
             misses: s.misses,
             eviction: r.run.eviction.clone(),
+            skipped_records: r.run.skipped_records,
         }
     }
 
@@ -201,6 +209,9 @@ pub struct GroupRecord {
     /// Hit ratio (with reads only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hit_ratio: Option<Spread>,
+    /// The most malformed trace records a run of the group skipped (`--lenient`; absent: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_records: u64,
     /// The ids of its cells.
     pub cells: Vec<String>,
 }
@@ -264,6 +275,7 @@ impl GroupRecord {
             efficiency: spread(|f| f.efficiency),
             evictions: spread(|f| f.evictions as f64),
             hit_ratio: spread_of(figures.iter().filter_map(|f| f.hit_ratio()).collect()),
+            skipped_records: figures.iter().map(|f| f.skipped_records).max().unwrap_or(0),
             cells: cells.iter().map(|r| r.id.clone()).collect(),
         }
     }
@@ -396,6 +408,11 @@ pub fn table(groups: &[GroupRecord]) -> String {
                         .as_deref()
                         .map_or("", |r| r.split(';').next().unwrap_or(r))
                 ),
+            };
+            let status = if g.skipped_records > 0 {
+                format!("{status}, SKIPPED {} records", g.skipped_records)
+            } else {
+                status
             };
             let mut row = vec![
                 g.workload.clone(),

@@ -86,6 +86,20 @@ pub struct RunInfo {
     /// complete run reads exactly its size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_input: Option<TraceInput>,
+    /// Records of a trace read with `--lenient` that were malformed and skipped (absent: 0).
+    /// A run that skipped records stays `complete` when it read its whole input (so that
+    /// `compare` does not rerun it forever), and is flagged `SKIPPED` wherever it is shown:
+    /// the summary, stderr, the report's run table and the compare table.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_records: u64,
+    /// Why the first few skipped records (at most 5) were bad, each naming the file and the
+    /// record or line number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_reasons: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The bytes a run read from its trace.

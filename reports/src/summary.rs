@@ -38,6 +38,9 @@ pub fn run_summary(r: &RunResult) -> String {
             )
         }
     );
+    if r.run.skipped_records > 0 {
+        let _ = writeln!(t, "{}", skipped_note(r));
+    }
     let _ = writeln!(
         t,
         "ops        {} in {:.3} s: {:.2} M ops/s",
@@ -128,6 +131,23 @@ pub fn run_summary(r: &RunResult) -> String {
                 mib(p.peak.footprint_bytes)
             );
         }
+    }
+    t
+}
+
+/// The flag a run that skipped malformed records carries: `SKIPPED N malformed records
+/// (--lenient)`, then the reasons kept, one per line.
+pub fn skipped_note(r: &RunResult) -> String {
+    let mut t = format!(
+        "SKIPPED {} malformed record{} (--lenient)",
+        r.run.skipped_records,
+        if r.run.skipped_records == 1 { "" } else { "s" }
+    );
+    for why in &r.run.skipped_reasons {
+        let _ = write!(t, "\n  {why}");
+    }
+    if r.run.skipped_records > r.run.skipped_reasons.len() as u64 {
+        let _ = write!(t, "\n  ...");
     }
     t
 }

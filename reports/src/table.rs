@@ -53,7 +53,7 @@ pub fn summary(set: &ResultSet) -> Table {
                 num_spread(c.spread(|r| r.summary.efficiency), 1.0, 3),
                 num_spread(c.spread(|r| r.summary.evictions as f64), 1.0, 0),
                 num_spread(c.spread(miss_ratio), 1.0, 4),
-                if c.complete() { "yes" } else { "NO" }.to_string(),
+                complete_cell(c),
             ]);
             r
         })
@@ -77,6 +77,15 @@ pub fn summary(set: &ResultSet) -> Table {
             "complete",
         ]),
         rows,
+    }
+}
+
+/// "yes" or "NO", with `SKIPPED N` when a run skipped malformed trace records (`--lenient`).
+fn complete_cell(c: &Cell) -> String {
+    let done = if c.complete() { "yes" } else { "NO" };
+    match c.runs.iter().map(|r| r.run.skipped_records).max() {
+        Some(n) if n > 0 => format!("{done}, SKIPPED {n}"),
+        _ => done.to_string(),
     }
 }
 

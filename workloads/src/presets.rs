@@ -116,6 +116,11 @@ fn base(name: &str, description: &str, keyspace: u64, value_size: SizeDist) -> W
     }
 }
 
+/// The most records (`--records`) a preset takes: 2^32. Every record is loaded before the
+/// run (a key, a value and an index slot each), so a count past this can only end in an
+/// out-of-memory abort partway; memcached's hash table also stops growing at 2^32 buckets.
+pub const RECORDS_MAX: u64 = 1 << 32;
+
 /// The spec of preset `name`, sized by `params`.
 pub fn preset(name: &str, params: &PresetParams) -> Result<WorkloadSpec, WorkloadSpecError> {
     if !(params.scale > 0.0 && params.scale.is_finite()) {
@@ -131,6 +136,11 @@ pub fn preset(name: &str, params: &PresetParams) -> Result<WorkloadSpec, Workloa
             return Err(WorkloadSpecError::Invalid(
                 "records must be at least 1".into(),
             ));
+        }
+        if r > RECORDS_MAX {
+            return Err(WorkloadSpecError::Invalid(format!(
+                "records {r} is more than {RECORDS_MAX} (2^32), the most a preset loads"
+            )));
         }
         if is_ramcloud(name) || name == "size-sweep" {
             return Err(WorkloadSpecError::Invalid(format!(

@@ -1,10 +1,11 @@
 //! Where a workload comes from: a preset name, `file:PATH` (a TOML spec) or `trace:PATH`.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::gen::Generator;
 use crate::presets::{self, PresetParams};
-use crate::spec::{WorkloadSpec, WorkloadSpecError};
+use crate::spec::{WorkloadSpec, WorkloadSpecError, SPEC_FILE_MAX};
 use crate::trace::{TraceError, TraceOptions, TraceReader};
 use crate::Op;
 
@@ -41,9 +42,27 @@ pub enum Workload {
 impl WorkloadSpec {
     /// Reads and checks a spec file.
     pub fn from_file(path: &Path) -> Result<WorkloadSpec, WorkloadSpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| WorkloadSpecError::Io {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(SPEC_FILE_MAX + 1).read_to_end(&mut bytes))
+            .map_err(|e| WorkloadSpecError::Io {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let parse = |message: String| WorkloadSpecError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message,
+        };
+        if bytes.len() as u64 > SPEC_FILE_MAX {
+            return Err(parse(format!(
+                "larger than {SPEC_FILE_MAX} bytes (1 MiB), the largest spec read"
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            parse(format!(
+                "not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         let spec = WorkloadSpec::from_toml(&text).map_err(|message| WorkloadSpecError::Parse {
             path: path.to_path_buf(),
@@ -240,6 +259,15 @@ impl OpStream {
         match self {
             OpStream::Generated(_) => 0,
             OpStream::Trace(t) => t.skipped(),
+        }
+    }
+
+    /// Why the first few skipped records were bad ([`TraceReader::skipped_reasons`]; empty for
+    /// generators).
+    pub fn skipped_reasons(&self) -> &[String] {
+        match self {
+            OpStream::Generated(_) => &[],
+            OpStream::Trace(t) => t.skipped_reasons(),
         }
     }
 }

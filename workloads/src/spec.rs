@@ -230,8 +230,34 @@ impl PhaseSpec {
 
 impl WorkloadSpec {
     /// Parses TOML text (no validation beyond the schema).
+    ///
+    /// Bounded before parsing: text over [`SPEC_FILE_MAX`] bytes or with more than
+    /// [`PHASES_MAX`] `[[phases]]` tables is refused before the parser allocates anything for
+    /// it (a 50 MB phases file cost the parser 3.35 GB), and the parsed phases are counted
+    /// again, whatever syntax wrote them. Parse errors quote the offending line cut at
+    /// [`ERROR_LINE_MAX`] characters. Duplicate keys are refused (the `toml` crate's rule).
     pub fn from_toml(text: &str) -> Result<WorkloadSpec, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        if text.len() as u64 > SPEC_FILE_MAX {
+            return Err(format!(
+                "the spec is {} bytes, more than {SPEC_FILE_MAX} (1 MiB), the largest spec read",
+                text.len()
+            ));
+        }
+        let tables = text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("[[phases]]"))
+            .count();
+        let too_many = |n: usize| {
+            format!("the spec has {n} phases, more than {PHASES_MAX}, the most a spec may have")
+        };
+        if tables > PHASES_MAX {
+            return Err(too_many(tables));
+        }
+        let spec: WorkloadSpec = toml::from_str(text).map_err(|e| cut_lines(&e.to_string()))?;
+        if spec.phases.len() > PHASES_MAX {
+            return Err(too_many(spec.phases.len()));
+        }
+        Ok(spec)
     }
 
     /// The spec as TOML: a preset written out as a starting point for a spec file.
@@ -394,4 +420,27 @@ mod tests {
         assert_eq!(parse_bytes("8388607t"), Ok(8_388_607 << 40));
         assert!(parse_bytes("8388608t").unwrap_err().contains("too large"));
     }
+}
+
+/// The largest spec file (TOML) read: 1 MiB. Real specs are a few KiB.
+pub const SPEC_FILE_MAX: u64 = 1 << 20;
+
+/// The most phases a spec may have: 10,000.
+pub const PHASES_MAX: usize = 10_000;
+
+/// The longest line an error message quotes from a spec, in characters; longer ones are cut
+/// and end in `...`, so that a 10 MB line is not echoed back.
+pub const ERROR_LINE_MAX: usize = 200;
+
+/// `message` with every line cut at [`ERROR_LINE_MAX`] characters, without trailing space.
+fn cut_lines(message: &str) -> String {
+    let lines: Vec<String> = message
+        .trim_end()
+        .lines()
+        .map(|line| match line.char_indices().nth(ERROR_LINE_MAX) {
+            Some((i, _)) => format!("{}...", &line[..i]),
+            None => line.to_string(),
+        })
+        .collect();
+    lines.join("\n")
 }

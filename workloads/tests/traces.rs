@@ -116,7 +116,7 @@ fn handcrafted_ops() -> Vec<Op> {
             id: u64::MAX,
             len: u16::MAX,
         },
-        value_len: u32::MAX,
+        value_len: fraglab_workloads::gen::VALUE_MAX, // the largest value a reader accepts
         ttl: u32::MAX,
         fill: true,
         phase: u16::MAX,

@@ -167,6 +167,8 @@ pub struct Replayed {
     pub sample_every: u64,
     /// For a trace: bytes read, and its size when it is a regular file.
     pub input: Option<(u64, Option<u64>)>,
+    /// Records a lenient trace reader skipped, and why the first few were bad.
+    pub skipped: (u64, Vec<String>),
     /// Why the run is incomplete, if it is.
     pub incomplete: Option<String>,
     /// What the target handed back.
@@ -373,6 +375,7 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         latency,
         sample_every: schedule.every,
         input: stream.input_progress(),
+        skipped: (stream.skipped(), stream.skipped_reasons().to_vec()),
         incomplete,
         end,
     }

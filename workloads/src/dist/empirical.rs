@@ -1,9 +1,18 @@
 //! Empirical size distributions: a table of `(size, weight)` points, read from a `size,weight`
 //! CSV file or built in code, sampled by inverting its cumulative weights.
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::WorkloadSpecError;
+
+/// The largest empirical table file read: 16 MiB (a million `size,weight` rows of up to 16
+/// bytes each fit).
+pub const EMPIRICAL_FILE_MAX: u64 = 16 << 20;
+
+/// The most rows an empirical table holds: 1,000,000 (a distribution of that many distinct
+/// sizes is already finer than any published one).
+pub const EMPIRICAL_ROWS_MAX: usize = 1_000_000;
 
 /// A cumulative table of sizes.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,16 +48,48 @@ impl EmpiricalTable {
 
     /// Reads a `size,weight` CSV. Blank lines and `#` comments are skipped; a first line that
     /// is not numeric is taken as a header.
+    ///
+    /// The file is read through a bound, checked before the table grows: at most
+    /// [`EMPIRICAL_FILE_MAX`] bytes and [`EMPIRICAL_ROWS_MAX`] rows, so `path = "/dev/zero"` or
+    /// a huge file is an error naming the file and the limit, not a process that grows
+    /// without end.
     pub fn load(path: &Path) -> Result<EmpiricalTable, WorkloadSpecError> {
-        let text = std::fs::read_to_string(path).map_err(|e| WorkloadSpecError::Io {
+        let io_err = |e: std::io::Error| WorkloadSpecError::Io {
             path: path.to_path_buf(),
             message: e.to_string(),
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(EMPIRICAL_FILE_MAX + 1).read_to_end(&mut bytes))
+            .map_err(io_err)?;
+        if bytes.len() as u64 > EMPIRICAL_FILE_MAX {
+            return Err(WorkloadSpecError::Parse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the table is larger than {EMPIRICAL_FILE_MAX} bytes (16 MiB), the most \
+                     an empirical distribution reads"
+                ),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|e| WorkloadSpecError::Parse {
+            path: path.to_path_buf(),
+            message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
         })?;
         let mut points = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
+            }
+            if points.len() >= EMPIRICAL_ROWS_MAX {
+                return Err(WorkloadSpecError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "line {}: more than {EMPIRICAL_ROWS_MAX} rows, the most an empirical \
+                         distribution holds",
+                        i + 1
+                    ),
+                });
             }
             let at = |msg: String| WorkloadSpecError::Parse {
                 path: path.to_path_buf(),

@@ -29,6 +29,11 @@
 //! temporary file beside the target, renamed onto it by `finish`, so a crash or an error never
 //! leaves a half-written trace under the real name.
 //!
+//! Every declared length is checked before anything is allocated for it: a value size over
+//! [`VALUE_MAX`](crate::gen::VALUE_MAX) (1 GiB less one byte) is a bad record (an error, or a
+//! skipped record when lenient), CSV lines are at most 1 MiB, and record counts are never
+//! declared: records are streamed.
+//!
 //! # What each format becomes
 //!
 //! Every op read from a trace has `phase: 0`, except fraglab CSV, which records the phase so
@@ -93,10 +98,11 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 mod input;
+mod parse;
 mod read;
 mod write;
 
-pub use read::TraceReader;
+pub use read::{TraceReader, SKIPPED_REASONS_MAX};
 pub use write::{FraglabCsvWriter, OracleGeneralWriter};
 
 /// fraglab CSV's header line.

@@ -7,16 +7,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::input::{self, read_error, Compression, Input};
+use super::parse::{parse_fraglab, parse_twitter, relative_us, shown, value_len_checked};
 use super::{
     is_zst, stdin_needs_format, NameGuess, TraceError, TraceFormat, TraceOptions,
     FRAGLAB_CSV_HEADER, STDIN_NAME,
 };
-use crate::rng::fnv1a64_bytes;
 use crate::{Key, Op, OpKind};
 
 /// The longest CSV line accepted. Real lines are under 200 bytes; the limit exists so that a
 /// binary file read as CSV (one endless "line") fails instead of filling memory.
 const MAX_LINE: u64 = 1 << 20;
+
+/// How many skipped records' reasons lenient reading keeps (the count covers them all).
+pub const SKIPPED_REASONS_MAX: usize = 5;
 
 /// oracleGeneral's record size.
 const ORACLE_RECORD: usize = 24;
@@ -79,6 +82,8 @@ pub struct TraceReader {
     line_no: u64,
     records: u64,
     skipped: u64,
+    /// Why the first [`SKIPPED_REASONS_MAX`] skipped records were skipped.
+    reasons: Vec<String>,
     /// The first record's timestamp, in the trace's unit, which `time_us` counts from.
     origin: Option<u64>,
     done: bool,
@@ -173,6 +178,7 @@ impl TraceReader {
             line_no: 0,
             records: 0,
             skipped: 0,
+            reasons: Vec::new(),
             origin: None,
             done: false,
         };
@@ -209,6 +215,19 @@ impl TraceReader {
     /// Bad records skipped so far by lenient reading.
     pub fn skipped(&self) -> u64 {
         self.skipped
+    }
+
+    /// Why the first [`SKIPPED_REASONS_MAX`] records lenient reading skipped were bad, each
+    /// naming the file and the record (or line) number.
+    pub fn skipped_reasons(&self) -> &[String] {
+        &self.reasons
+    }
+
+    fn skip(&mut self, why: TraceError) {
+        self.skipped += 1;
+        if self.reasons.len() < SKIPPED_REASONS_MAX {
+            self.reasons.push(why.to_string());
+        }
     }
 
     /// The first record's timestamp in seconds, which `time_us` 0 stands for: set once a
@@ -267,6 +286,8 @@ impl TraceReader {
                     return Ok(None);
                 }
                 let time = u64::from(le_u32(&rec, 0));
+                let value_len = value_len_checked(u64::from(le_u32(&rec, 12)), "obj_size")
+                    .map_err(|m| Fault::Bad(TraceError::new(&self.path, Some(self.records), m)))?;
                 Ok(Some(Op {
                     time_us: relative_us(&mut self.origin, time),
                     kind: OpKind::Get,
@@ -274,7 +295,7 @@ impl TraceReader {
                         id: le_u64(&rec, 4),
                         len: self.key_len,
                     },
-                    value_len: le_u32(&rec, 12),
+                    value_len,
                     ttl: 0,
                     fill: true,
                     phase: 0,
@@ -397,157 +418,6 @@ fn check_key_len(path: &Path, opts: &TraceOptions) -> Result<(), TraceError> {
     Ok(())
 }
 
-/// Parses a Twitter cache-trace line: `timestamp,anonymized key,key size,value size,client
-/// id,operation,TTL`.
-fn parse_twitter(line: &[u8], origin: &mut Option<u64>) -> Result<Op, String> {
-    let mut cols = [&[][..]; 7];
-    let n = split_columns(line, &mut cols);
-    if n != 7 {
-        return Err(format!("expected 7 columns, found {n}"));
-    }
-    let timestamp = parse_num(cols[0], "timestamp", u64::MAX)?;
-    let key = cols[1].trim_ascii();
-    let key_len = parse_num(cols[2], "key size", u64::from(u16::MAX))?;
-    if key_len == 0 {
-        return Err("key size 0".to_string());
-    }
-    let value_len = parse_num(cols[3], "value size", u64::from(u32::MAX))?;
-    let kind = match cols[5].trim_ascii() {
-        b"get" => OpKind::Get,
-        b"gets" => OpKind::Gets,
-        b"set" => OpKind::Set,
-        b"add" => OpKind::Add,
-        b"replace" => OpKind::Replace,
-        b"cas" => OpKind::Cas,
-        b"append" => OpKind::Append,
-        b"prepend" => OpKind::Prepend,
-        b"delete" => OpKind::Delete,
-        b"incr" => OpKind::Incr,
-        b"decr" => OpKind::Decr,
-        other => {
-            return Err(format!(
-                "unknown op `{}` (expected one of get, gets, set, add, replace, cas, \
-                 append, prepend, delete, incr, decr)",
-                shown(other)
-            ))
-        }
-    };
-    let ttl = parse_num(cols[6], "TTL", u64::from(u32::MAX))?;
-    // Only now that the record is known good may it fix the time origin.
-    Ok(Op {
-        time_us: relative_us(origin, timestamp),
-        kind,
-        key: Key {
-            id: fnv1a64_bytes(key),
-            len: key_len as u16,
-        },
-        value_len: value_len as u32,
-        ttl: ttl as u32,
-        fill: matches!(kind, OpKind::Get | OpKind::Gets),
-        phase: 0,
-    })
-}
-
-/// Microseconds from the first record's timestamp (in seconds), which this sets if it is
-/// unset, to `time`.
-fn relative_us(origin: &mut Option<u64>, time: u64) -> u64 {
-    let origin = *origin.get_or_insert(time);
-    time.saturating_sub(origin).saturating_mul(1_000_000)
-}
-
-/// Parses a fraglab CSV line: `time_us,op,key_id,key_len,value_len,ttl,fill,phase`.
-fn parse_fraglab(line: &[u8]) -> Result<Op, String> {
-    let mut cols = [&[][..]; 8];
-    let n = split_columns(line, &mut cols);
-    if n != 8 {
-        return Err(format!("expected 8 columns, found {n}"));
-    }
-    let time_us = parse_num(cols[0], "time_us", u64::MAX)?;
-    let op = cols[1].trim_ascii();
-    let kind = std::str::from_utf8(op)
-        .ok()
-        .and_then(|s| s.parse::<OpKind>().ok())
-        .ok_or_else(|| crate::UnknownOp(shown(op)).to_string())?;
-    let id = parse_num(cols[2], "key_id", u64::MAX)?;
-    let key_len = parse_num(cols[3], "key_len", u64::from(u16::MAX))?;
-    if key_len == 0 {
-        return Err("key_len 0: keys need at least one byte".to_string());
-    }
-    let value_len = parse_num(cols[4], "value_len", u64::from(u32::MAX))?;
-    let ttl = parse_num(cols[5], "ttl", u64::from(u32::MAX))?;
-    let fill = match cols[6].trim_ascii() {
-        b"0" => false,
-        b"1" => true,
-        other => return Err(format!("fill `{}` is not 0 or 1", shown(other))),
-    };
-    let phase = parse_num(cols[7], "phase", u64::from(u16::MAX))?;
-    Ok(Op {
-        time_us,
-        kind,
-        key: Key {
-            id,
-            len: key_len as u16,
-        },
-        value_len: value_len as u32,
-        ttl: ttl as u32,
-        fill,
-        phase: phase as u16,
-    })
-}
-
-/// Splits `line` at commas into `cols`, returning how many columns it has (which may exceed
-/// `cols.len()`; the extra ones are only counted).
-fn split_columns<'a>(line: &'a [u8], cols: &mut [&'a [u8]]) -> usize {
-    let mut n = 0;
-    for col in line.split(|&b| b == b',') {
-        if let Some(slot) = cols.get_mut(n) {
-            *slot = col;
-        }
-        n += 1;
-    }
-    n
-}
-
-/// Parses a decimal column no greater than `max`. Surrounding spaces are allowed, signs and
-/// anything else are not.
-fn parse_num(text: &[u8], column: &str, max: u64) -> Result<u64, String> {
-    let digits = text.trim_ascii();
-    if digits.is_empty() {
-        return Err(format!("{column} is empty"));
-    }
-    let mut v: u64 = 0;
-    let mut overflow = false;
-    for &b in digits {
-        if !b.is_ascii_digit() {
-            return Err(format!("{column} `{}` is not a number", shown(digits)));
-        }
-        match v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-        {
-            Some(next) => v = next,
-            None => overflow = true,
-        }
-    }
-    if overflow || v > max {
-        return Err(format!(
-            "{column} `{}` is out of range (max {max})",
-            shown(digits)
-        ));
-    }
-    Ok(v)
-}
-
-/// Bytes from a trace as they appear in an error message: lossy UTF-8, cut at 40 characters
-/// so a garbage line does not make a garbage-sized message.
-fn shown(bytes: &[u8]) -> String {
-    let s = String::from_utf8_lossy(bytes);
-    match s.char_indices().nth(40) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.into_owned(),
-    }
-}
-
 fn le_u32<const N: usize>(rec: &[u8; N], at: usize) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&rec[at..at + 4]);
@@ -568,9 +438,9 @@ impl Iterator for TraceReader {
             match self.read_op() {
                 Ok(Some(op)) => return Some(Ok(op)),
                 Ok(None) => self.done = true,
-                Err(Fault::Bad(_)) if self.lenient => self.skipped += 1,
-                Err(Fault::Truncated(_)) if self.lenient => {
-                    self.skipped += 1;
+                Err(Fault::Bad(e)) if self.lenient => self.skip(e),
+                Err(Fault::Truncated(e)) if self.lenient => {
+                    self.skip(e);
                     self.done = true;
                 }
                 Err(Fault::Bad(e) | Fault::Truncated(e) | Fault::Fatal(e)) => {
