@@ -39,8 +39,9 @@ enum Command {
     /// Run a matrix of workloads x allocators x layouts, each cell a `fraglab run` of its own.
     ///
     /// Cells run as child processes, `--jobs` at once, `--repeat` times each; a rerun with the
-    /// same `--out` resumes. Allocator specs contain commas, so `--allocs` separates them with
-    /// `;` or spaces (`--allocs 'jemalloc;slab:factor=1.08'`), or repeat `--allocs`.
+    /// same `--out` resumes. `--allocs` separates specs with commas like every list flag; a
+    /// comma that starts a spec's next option stays with it (`--allocs
+    /// jemalloc,slab:factor=1.08,min=48`), and `;`, spaces or a repeated flag also work.
     Compare(Box<CompareArgs>),
     /// Render saved results as a Markdown report and a self-contained HTML page, with charts.
     Report(fraglab_harness::report_cmd::ReportArgs),

@@ -164,7 +164,7 @@ pub fn run_cmd(args: &RunArgs) -> Result<(String, bool), String> {
         result.save(out).map_err(|e| e.to_string())?;
     }
     if result.run.skipped_records > 0 {
-        eprintln!(
+        crate::note!(
             "fraglab: {}",
             fraglab_reports::summary::skipped_note(&result)
         );

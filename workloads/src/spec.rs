@@ -399,29 +399,6 @@ fn check_mix(mix: &BTreeMap<String, f64>, what: &str) -> Result<(), WorkloadSpec
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_bytes("512"), Ok(512));
-        assert_eq!(parse_bytes("64k"), Ok(65536));
-        assert_eq!(parse_bytes("64M"), Ok(64 << 20));
-        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
-        assert!(parse_bytes("12q").unwrap_err().contains("unknown unit"));
-        assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
-        assert_eq!(parse_bytes("1.5k"), Ok(1536));
-        assert_eq!(parse_bytes("64 KiB"), Ok(65536));
-        assert_eq!(
-            parse_bytes("8191p").unwrap_err(),
-            fraglab_units::parse_size("8191p").unwrap_err()
-        );
-        assert_eq!(parse_bytes("8388607t"), Ok(8_388_607 << 40));
-        assert!(parse_bytes("8388608t").unwrap_err().contains("too large"));
-    }
-}
-
 /// The largest spec file (TOML) read: 1 MiB. Real specs are a few KiB.
 pub const SPEC_FILE_MAX: u64 = 1 << 20;
 
@@ -443,4 +420,27 @@ fn cut_lines(message: &str) -> String {
         })
         .collect();
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("512"), Ok(512));
+        assert_eq!(parse_bytes("64k"), Ok(65536));
+        assert_eq!(parse_bytes("64M"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert!(parse_bytes("12q").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("lots").unwrap_err().contains("not a size"));
+        assert_eq!(parse_bytes("1.5k"), Ok(1536));
+        assert_eq!(parse_bytes("64 KiB"), Ok(65536));
+        assert_eq!(
+            parse_bytes("8191p").unwrap_err(),
+            fraglab_units::parse_size("8191p").unwrap_err()
+        );
+        assert_eq!(parse_bytes("8388607t"), Ok(8_388_607 << 40));
+        assert!(parse_bytes("8388608t").unwrap_err().contains("too large"));
+    }
 }
