@@ -467,3 +467,70 @@ fn glibc_figures_are_the_same_run_after_run() {
         .collect();
     assert!(figures.windows(2).all(|w| w[0] == w[1]), "{figures:?}");
 }
+
+/// Finding 7 of the hardening issue: `run --lenient` said nothing of what it skipped. Now the
+/// result carries the count and the first reasons, and the summary, stderr and the report's
+/// complete column all say `SKIPPED`.
+#[test]
+fn a_lenient_run_says_how_many_records_it_skipped_and_why() {
+    let dir = TempDir::new("lenient");
+    let trace = dir.0.join("bad.csv");
+    let mut csv = String::new();
+    for i in 0..40 {
+        // fraglab's CSV: time, key, key length, value length, client, op, ttl; every tenth
+        // record has a value length that is not a number.
+        let value = if i % 10 == 3 {
+            "ten".into()
+        } else {
+            format!("{}", 100 + i)
+        };
+        csv += &format!("{i},k{i},4,{value},0,set,0\n");
+    }
+    std::fs::write(&trace, csv).unwrap();
+    let out = dir.0.join("r.json");
+    let t = format!("trace:{}", trace.display());
+    let args = [
+        "run",
+        "--workload",
+        &t,
+        "--lenient",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = fraglab(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.contains("SKIPPED 4 malformed records (--lenient)"),
+        "{summary}"
+    );
+    assert!(summary.contains("bad.csv: record 4"), "{summary}");
+    assert!(
+        stderr(&o).contains("SKIPPED 4 malformed records"),
+        "{}",
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["run"]["skipped_records"], 4);
+    let reasons = v["run"]["skipped_reasons"].as_array().unwrap();
+    assert_eq!(reasons.len(), 4);
+    assert!(
+        reasons[0].as_str().unwrap().contains("`ten`"),
+        "{reasons:?}"
+    );
+    assert_eq!(v["complete"], true, "every record was read");
+    assert_eq!(v["summary"]["items"], 36);
+    let o = fraglab(&["report", dir.0.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(dir.0.join("report.md")).unwrap();
+    assert!(md.contains("yes, SKIPPED 4"), "{md}");
+    // A clean run of the same kind carries no such field and no flag.
+    let clean = dir.0.join("clean.csv");
+    std::fs::write(&clean, "0,k0,4,100,0,set,0\n1,k1,4,100,0,set,0\n").unwrap();
+    let t = format!("trace:{}", clean.display());
+    let o = fraglab(&["run", "--workload", &t, "--lenient", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["run"].get("skipped_records").is_none(), "{v}");
+    assert!(!stderr(&o).contains("SKIPPED"));
+}
