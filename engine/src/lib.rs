@@ -42,6 +42,7 @@
 //! assert_eq!(store.stats().mem.allocated_bytes, 96);
 //! ```
 
+pub mod agg;
 pub mod layout;
 mod list;
 mod policy;
