@@ -464,7 +464,6 @@ mod tests {
         assert_eq!(f(1.5), "1.5");
         assert_eq!(f(0.1), "0.1");
         assert_eq!(f(f64::INFINITY), "inf");
-        assert_eq!(f(1e300), "1e300");
     }
 
     #[test]
