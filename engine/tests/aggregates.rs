@@ -158,12 +158,9 @@ fn run_program<L: Layout>(steps: &[Step]) -> Result<(), TestCaseError> {
         let mut want_out = Vec::new();
         let want = if let (AggCmd::SPop, Ok(Reply::Bulk)) = (&cmd, &got) {
             // The popped member is the store's choice: take the same one from the model.
+            want_out = out.clone();
             data.apply(&AggCmd::SRem { member: &out }, &mut |_| 0, &mut Vec::new())
                 .map(|_| (Reply::Bulk, 0))
-                .map(|r| {
-                    want_out = out.clone();
-                    r
-                })
         } else {
             data.apply(&cmd, &mut |_| 0, &mut want_out)
         };
