@@ -253,6 +253,7 @@ impl Generator {
             ttl,
             fill: false,
             phase,
+            member: Key::NONE,
         }
     }
 
@@ -326,6 +327,7 @@ impl Generator {
                 ttl: 0,
                 fill: false,
                 phase: op.phase,
+                member: Key::NONE,
             };
             self.pending.push_back(d);
         }
