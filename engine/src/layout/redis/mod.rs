@@ -33,8 +33,14 @@
 //! the key-level operations.
 
 mod dict;
+// The aggregate encodings: used by the hash, set and sorted-set types until the layout wires
+// them in (issue 14).
+#[allow(dead_code)]
+mod listpack;
 mod object;
 mod sds;
+#[cfg(test)]
+mod testkit;
 
 use std::ptr::NonNull;
 
