@@ -45,6 +45,8 @@ mod intset;
 mod listpack;
 mod object;
 mod sds;
+#[allow(dead_code)]
+mod set;
 #[cfg(test)]
 mod testkit;
 
