@@ -33,8 +33,22 @@
 //! the key-level operations.
 
 mod dict;
+// The aggregate encodings: used by the hash, set and sorted-set types until the layout wires
+// them in (issue 14).
+#[allow(dead_code)]
+mod aggobj;
+#[allow(dead_code)]
+mod hash;
+#[allow(dead_code)]
+mod intset;
+#[allow(dead_code)]
+mod listpack;
 mod object;
 mod sds;
+#[allow(dead_code)]
+mod set;
+#[cfg(test)]
+mod testkit;
 
 use std::ptr::NonNull;
 
