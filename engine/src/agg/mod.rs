@@ -244,9 +244,12 @@ impl AggCmd<'_> {
             LPush { .. } | RPush { .. } | LPop | RPop | LRange { .. } | LTrim { .. } => {
                 AggType::List
             }
-            ZAdd { .. } | ZRem { .. } | ZScore { .. } | ZIncrBy { .. } | ZRange { .. } | ZPopMin => {
-                AggType::Zset
-            }
+            ZAdd { .. }
+            | ZRem { .. }
+            | ZScore { .. }
+            | ZIncrBy { .. }
+            | ZRange { .. }
+            | ZPopMin => AggType::Zset,
         }
     }
 
@@ -421,7 +424,9 @@ impl AggConfig {
         // Redis's own bounds: `set-max-intset-entries` and the rest are plain counts, but a
         // count past 2^30 only makes a listpack too large to realloc.
         if v > 1 << 30 {
-            return Err(format!("layout parameter `{name}`: {v} is larger than 2^30"));
+            return Err(format!(
+                "layout parameter `{name}`: {v} is larger than 2^30"
+            ));
         }
         let slot = match name {
             "hash-max-listpack-entries" => &mut self.hash_max_listpack_entries,

@@ -35,6 +35,10 @@
 mod dict;
 mod object;
 mod sds;
+#[allow(dead_code)] // Used by the sorted sets until the layout runs aggregates.
+mod skiplist;
+#[cfg(test)]
+mod testalloc;
 
 use std::ptr::NonNull;
 
