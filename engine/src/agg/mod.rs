@@ -16,6 +16,9 @@
 //! [`model`] is the plain Rust meaning of every command; the blob layouts run it, and tests
 //! hold the redis encodings to it.
 
+pub mod blob;
+pub mod model;
+
 use std::fmt;
 
 use fraglab_allocators::AllocError;
@@ -412,7 +415,7 @@ impl AggConfig {
         let bad = || format!("layout parameter `{name}`: `{value}` is not a valid value");
         if name == "list-max-listpack-size" {
             let v: i64 = value.parse().map_err(|_| bad())?;
-            if v == 0 || v < -5 || v > 65_535 {
+            if v == 0 || !(-5..=65_535).contains(&v) {
                 return Err(format!(
                     "layout parameter `{name}`: {v} is out of range (-5..-1 or 1..65535)"
                 ));

@@ -13,6 +13,7 @@ use std::ptr::NonNull;
 use fraglab_allocators::{AllocError, Allocator};
 use serde::{Deserialize, Serialize};
 
+use crate::agg::{blob, model::AggData, AggCmd, AggConfig, AggError, AggType, Encoding, Reply};
 use crate::util::Rng;
 
 pub mod compact;
@@ -100,6 +101,31 @@ pub struct NewItem<'a> {
     pub exptime: u32,
     /// The initial access field (LRU clock or LFU counter).
     pub access: u32,
+}
+
+/// Client flags that mark a blob layout's item as an aggregate: `0x4147_00TT` ("AG"), `TT` the
+/// blob's tag byte ([`blob::tag`]). A memcached client marks its serialized values the same
+/// way, so that a reader knows how to decode them.
+pub const AGG_FLAGS: u32 = 0x4147_0000;
+
+/// The flags of a blob of type `t`.
+pub fn agg_flags(t: AggType) -> u32 {
+    AGG_FLAGS | u32::from(blob::tag(t))
+}
+
+/// What an aggregate command did, as the layout reports it to the store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AggDone<H> {
+    /// The key's handle afterwards.
+    pub handle: H,
+    /// The reply.
+    pub reply: Reply,
+    /// The change in payload bytes (the blob's length, or the elements' bytes).
+    pub payload_delta: i64,
+    /// Encoding and elements before the command (`None` for a key it created).
+    pub before: Option<(Encoding, usize)>,
+    /// Encoding and elements after it.
+    pub after: (Encoding, usize),
 }
 
 /// How the store organizes items and its index. See the [module docs](self).
@@ -216,5 +242,94 @@ pub trait Layout: Sized {
     /// Bytes of index allocated through the allocator (Redis's bucket arrays).
     fn index_in_allocator_bytes(&self) -> u64 {
         0
+    }
+
+    /// The aggregate type a key holds, `None` for a string. By default (the blob layouts),
+    /// read from the client flags ([`AGG_FLAGS`]).
+    fn agg_type<A: Allocator>(&self, a: &A, h: Self::Handle) -> Option<AggType> {
+        let f = self.flags(a, h);
+        if f & !0xff != AGG_FLAGS {
+            return None;
+        }
+        blob::blob_type(&[f as u8])
+    }
+
+    /// An aggregate's encoding and element count. By default, the blob's count.
+    fn agg_shape<A: Allocator>(&self, a: &A, h: Self::Handle) -> (Encoding, usize) {
+        let mut v = Vec::new();
+        self.read_value(a, h, &mut v);
+        (Encoding::Blob, blob::decode(&v).map_or(0, |d| d.len()))
+    }
+
+    /// Stores a key that is not present, holding the aggregate `cmd` creates (`item.value`
+    /// and `item.flags` are ignored). By default: one item holding the blob.
+    fn agg_create<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        item: NewItem<'_>,
+        cfg: &AggConfig,
+        cmd: &AggCmd<'_>,
+        rng: &mut Rng,
+        out: &mut Vec<u8>,
+    ) -> Result<AggDone<Self::Handle>, AggError> {
+        let _ = cfg;
+        let mut data = AggData::new(cmd.agg_type());
+        let mark = out.len();
+        let (reply, _) = data.apply(cmd, &mut |n| rng.below(n), out)?;
+        let mut bytes = Vec::with_capacity(blob::encoded_len(&data));
+        blob::encode(&data, &mut bytes);
+        let new = NewItem {
+            value: &bytes,
+            flags: agg_flags(data.agg_type()),
+            ..item
+        };
+        let handle = self.insert(a, new).inspect_err(|_| out.truncate(mark))?;
+        Ok(AggDone {
+            handle,
+            reply,
+            payload_delta: bytes.len() as i64,
+            before: None,
+            after: (Encoding::Blob, data.len()),
+        })
+    }
+
+    /// Runs `cmd` on the aggregate key `h` (of `cmd`'s type); on error nothing changed. By
+    /// default: read the blob, decode it, run the command, and for a write that changed it,
+    /// encode it and rewrite the whole item.
+    fn agg_apply<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        h: Self::Handle,
+        cfg: &AggConfig,
+        cmd: &AggCmd<'_>,
+        rng: &mut Rng,
+        out: &mut Vec<u8>,
+    ) -> Result<AggDone<Self::Handle>, AggError> {
+        let _ = cfg;
+        let mut old = Vec::new();
+        self.read_value(a, h, &mut old);
+        let mut data = blob::decode(&old).expect("an item flagged as a blob decodes");
+        let before = (Encoding::Blob, data.len());
+        let snapshot = cmd.writes().then(|| data.clone());
+        let mark = out.len();
+        let (reply, _) = data.apply(cmd, &mut |n| rng.below(n), out)?;
+        let mut handle = h;
+        let mut delta = 0;
+        if snapshot.is_some_and(|s| s != data) {
+            let mut bytes = Vec::with_capacity(blob::encoded_len(&data));
+            blob::encode(&data, &mut bytes);
+            let flags = self.flags(a, h);
+            handle = self
+                .update(a, h, &bytes, flags)
+                .inspect_err(|_| out.truncate(mark))?;
+            delta = bytes.len() as i64 - old.len() as i64;
+        }
+        Ok(AggDone {
+            handle,
+            reply,
+            payload_delta: delta,
+            before: Some(before),
+            after: (Encoding::Blob, data.len()),
+        })
     }
 }

@@ -12,6 +12,14 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     pub fn get_into(&mut self, key: &[u8], now: u64, out: &mut Vec<u8>) -> Option<u32> {
         let hash = hash_key(key);
         match self.lookup(key, hash, now) {
+            Some(h)
+                if L::KIND.redis_semantics() && self.layout.agg_type(&self.alloc, h).is_some() =>
+            {
+                // GET of a hash is Redis's WRONGTYPE (the blob layouts read the blob, as a
+                // memcached client does).
+                self.aggs.wrong_type += 1;
+                None
+            }
             Some(h) => {
                 self.counters.hits += 1;
                 self.touch_access(h, now);
@@ -61,6 +69,8 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         match (self.lookup(key, hash, now), mode) {
             (Some(_), Mode::Add) | (None, Mode::Replace) => Ok(false),
             (Some(h), _) => {
+                // A SET replaces an aggregate as it does a string (Redis's SET on any type).
+                let was = self.agg_held(h);
                 let old_len = self.layout.value_len(&self.alloc, h);
                 let old_exptime = self.layout.exptime(&self.alloc, h);
                 // A TTL that needs memory (Redis's expires entry) is set first, so a failed
@@ -78,6 +88,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                     }
                 };
                 self.payload = self.payload - old_len as u64 + value.len() as u64;
+                self.agg_unbook(was);
                 if exptime == 0 {
                     self.layout
                         .set_exptime(&mut self.alloc, h, 0)
@@ -170,6 +181,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             }
             return Ok(false);
         };
+        self.check_string(h)?;
         let old_len = self.layout.value_len(&self.alloc, h);
         let flags = self.layout.flags(&self.alloc, h);
         self.check_value(key, old_len + bytes.len(), flags)?;
@@ -203,6 +215,9 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         self.check_key(key)?;
         let hash = hash_key(key);
         let found = self.lookup(key, hash, now);
+        if let Some(h) = found {
+            self.check_string(h)?;
+        }
         let mut old = Vec::new();
         if let Some(h) = found {
             self.layout.read_value(&self.alloc, h, &mut old);
@@ -316,6 +331,17 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         }
         self.pool.clear();
         self.counters.flushes += 1;
+    }
+}
+
+impl<A: Allocator, L: Layout> Store<A, L> {
+    /// Refuses a string command that reads or edits the value of an aggregate key.
+    fn check_string(&mut self, h: L::Handle) -> Result<(), CmdError> {
+        if self.layout.agg_type(&self.alloc, h).is_some() {
+            self.aggs.wrong_type += 1;
+            return Err(CmdError::WrongType);
+        }
+        Ok(())
     }
 }
 

@@ -5,18 +5,21 @@
 //! counter) and the eviction lists, `evict` making room by the policy, `expire` expiry.
 
 mod access;
+mod aggregate;
 mod commands;
 mod evict;
 mod expire;
 
 use fraglab_allocators::{AllocError, Allocator, LimitKind, MemStats};
 
+use crate::agg::AggConfig;
 use crate::layout::{Layout, LayoutKind, LayoutOptions};
 use crate::list::Lists;
 use crate::policy::Policy;
 use crate::stats::{StoreCounters, StoreStats};
 use crate::util::Rng;
 
+pub use aggregate::{AggBook, AggCount};
 use evict::Candidate;
 
 /// memcached's `KEY_MAX_LENGTH`, applied by the memcached and compact layouts.
@@ -90,6 +93,13 @@ pub enum CmdError {
     /// The memory limit is reached and the policy could not (or may not) make room.
     #[error("out of memory: the write does not fit under the memory limit")]
     OutOfMemory,
+    /// A command of one type on a key of another (Redis's `WRONGTYPE`; in the blob layouts,
+    /// APPEND, PREPEND, INCR or DECR of an aggregate's blob).
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// ZINCRBY to NaN.
+    #[error("resulting score is not a number (NaN)")]
+    NotANumber,
 }
 
 /// A key's remaining time to live.
@@ -137,6 +147,8 @@ pub struct Store<A: Allocator, L: Layout> {
     counters: StoreCounters,
     payload: u64,
     item_max: usize,
+    agg_config: AggConfig,
+    aggs: AggBook,
 }
 
 /// A policy that this layout cannot run.
@@ -179,6 +191,8 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             counters: StoreCounters::default(),
             payload: 0,
             item_max: config.item_max,
+            agg_config: AggConfig::default(),
+            aggs: AggBook::default(),
         })
     }
 
@@ -253,6 +267,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     }
 
     fn remove(&mut self, h: L::Handle) {
+        self.agg_forget(h);
         self.list_remove(h);
         let payload = self.layout.key_len(h) + self.layout.value_len(&self.alloc, h);
         self.payload -= payload as u64;
