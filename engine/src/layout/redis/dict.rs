@@ -10,6 +10,11 @@ use crate::util::{hash_key, read_at, to_raw, write_at, Rng};
 
 /// A dict entry: key, value, next.
 pub const ENTRY: usize = 24;
+/// `sizeof(dict)` in Redis 7.0 (`dict.h`): `type` (8), `ht_table[2]` (16), `ht_used[2]`
+/// (16), `rehashidx` (8), `pauserehash` (2), `ht_size_exp[2]` (2), padding (4). Every hash, set
+/// and sorted set in a dict costs this block ([`Dict::create`]).
+#[allow(dead_code)] // Used by the aggregate types until the layout wires them in (issue 14).
+pub(super) const DICT_STRUCT: usize = 56;
 /// `DICT_HT_INITIAL_SIZE`.
 const DICT_INITIAL: usize = 4;
 
@@ -21,7 +26,7 @@ pub(super) struct Ht {
 }
 
 impl Ht {
-    fn slot(&self, i: usize) -> Option<NonNull<u8>> {
+    pub(super) fn slot(&self, i: usize) -> Option<NonNull<u8>> {
         // SAFETY: `i < size` and the table holds `size` 8-byte slots.
         NonNull::new(unsafe { read_at::<*mut u8>(self.table.expect("a table"), i * 8) })
     }
@@ -41,7 +46,7 @@ pub(super) unsafe fn entry_val(e: NonNull<u8>) -> usize {
     // SAFETY: the caller's contract.
     unsafe { read_at::<usize>(e, 8) }
 }
-unsafe fn entry_next(e: NonNull<u8>) -> Option<NonNull<u8>> {
+pub(super) unsafe fn entry_next(e: NonNull<u8>) -> Option<NonNull<u8>> {
     // SAFETY: the caller's contract.
     NonNull::new(unsafe { read_at::<*mut u8>(e, 16) })
 }
@@ -115,16 +120,31 @@ impl Dict {
     /// `dictExpand`: a new table of the next power of two of `size`; `false` when the
     /// allocator cannot give it (the dict keeps its table).
     fn expand<A: Allocator>(&mut self, a: &mut A, size: usize) -> bool {
+        self.try_expand(a, size).unwrap_or(false)
+    }
+
+    /// `dictExpand`, telling a refused table apart: `Ok(false)` when Redis does nothing
+    /// (rehashing, too small for `used`, the same size), the allocator's error when it
+    /// refuses the table (the dict is unchanged).
+    pub(super) fn try_expand<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        size: usize,
+    ) -> Result<bool, AllocError> {
         if self.rehashidx.is_some() || self.ht[0].used > size {
-            return false;
+            return Ok(false);
         }
         let real = size.max(DICT_INITIAL).next_power_of_two();
-        if real == self.ht[0].size || real * 8 > a.max_contiguous() {
-            return false;
+        if real == self.ht[0].size {
+            return Ok(false);
         }
-        let Ok(block) = a.alloc(real * 8) else {
-            return false;
-        };
+        if real * 8 > a.max_contiguous() {
+            return Err(AllocError::TooLarge {
+                size: real * 8,
+                max: a.max_contiguous(),
+            });
+        }
+        let block = a.alloc(real * 8)?;
         // SAFETY: the block holds `real * 8` bytes; `zcalloc` zeroes them.
         unsafe { std::ptr::write_bytes(block.ptr.as_ptr(), 0, real * 8) };
         let ht = Ht {
@@ -138,7 +158,7 @@ impl Dict {
             self.ht[1] = ht;
             self.rehashidx = Some(0);
         }
-        true
+        Ok(true)
     }
 
     /// `_dictExpandIfNeeded`.
@@ -288,3 +308,8 @@ impl Dict {
         out
     }
 }
+
+// Used by the aggregate types until the layout wires them in (issue 14).
+#[allow(dead_code)]
+#[path = "dict_agg.rs"]
+mod agg;

@@ -33,12 +33,18 @@
 //! the key-level operations.
 
 mod dict;
+// The aggregate encodings: used by the hash, set and sorted-set types until the layout wires
+// them in (issue 14).
+#[allow(dead_code)]
+mod listpack;
 mod object;
 mod sds;
 #[allow(dead_code)] // Used by the sorted sets until the layout runs aggregates.
 mod skiplist;
 #[cfg(test)]
 mod testalloc;
+#[cfg(test)]
+mod testkit;
 
 use std::ptr::NonNull;
 
