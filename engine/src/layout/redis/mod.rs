@@ -35,9 +35,13 @@
 mod dict;
 // The aggregate encodings: used by the hash, set and sorted-set types until the layout wires
 // them in (issue 14).
+#[allow(dead_code)] // The LIST type, until the layout runs aggregates.
+mod list;
 #[allow(dead_code)]
 mod listpack;
 mod object;
+#[allow(dead_code)] // Used by the lists until the layout runs aggregates.
+mod quicklist;
 mod sds;
 #[allow(dead_code)] // Used by the sorted sets until the layout runs aggregates.
 mod skiplist;

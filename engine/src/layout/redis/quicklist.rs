@@ -311,7 +311,11 @@ impl Quicklist {
     ) -> Result<QNode, AllocError> {
         let node = QNode::init(
             a.alloc(NODE)?.ptr,
-            if plain { CONTAINER_PLAIN } else { CONTAINER_PACKED },
+            if plain {
+                CONTAINER_PLAIN
+            } else {
+                CONTAINER_PACKED
+            },
         );
         let entry = match alloc_copy(a, bytes) {
             Ok(e) => e,
@@ -361,7 +365,11 @@ impl Quicklist {
                         return Err(e);
                     }
                 };
-                let added = if head { lp.prepend(a, v) } else { lp.append(a, v) };
+                let added = if head {
+                    lp.prepend(a, v)
+                } else {
+                    lp.append(a, v)
+                };
                 if let Err(e) = added {
                     // SAFETY: both were just allocated and are not linked.
                     unsafe {
@@ -399,7 +407,9 @@ impl Quicklist {
             return Ok(Some(out.len() - mark));
         }
         let mut lp = node.lp();
-        let off = lp.seek(if head { 0 } else { -1 }).expect("a node is never empty");
+        let off = lp
+            .seek(if head { 0 } else { -1 })
+            .expect("a node is never empty");
         lp.get(off).write_text(out);
         // `quicklistDelIndex`: `lpDelete`, then the node goes if it is empty.
         let deleted = lp.delete(a, off);
@@ -523,12 +533,7 @@ impl Quicklist {
 
     /// Undoes LTRIM's first half: grows the cut node back and puts the removed head nodes
     /// back in front (best effort: blocks of sizes just freed).
-    fn restore<A: Allocator>(
-        self,
-        a: &mut A,
-        removed: Vec<Removed>,
-        cut: Option<Cut>,
-    ) {
+    fn restore<A: Allocator>(self, a: &mut A, removed: Vec<Removed>, cut: Option<Cut>) {
         if let Some(Cut {
             node,
             saved,

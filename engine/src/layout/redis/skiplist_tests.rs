@@ -129,9 +129,8 @@ fn update_score_stays_in_place_only_between_its_neighbours() {
         ],
     );
     // A refused allocation changes nothing.
-    a.grant = Some(0);
+    a.fail_in(0);
     assert!(zsl.update_score(&mut a, &mut rng, 3.0, b"b", -1.0).is_err());
-    a.grant = None;
     check(
         &a,
         zsl,

@@ -1,6 +1,8 @@
 //! A checking allocator for the aggregate encodings' tests: jemalloc on a dedicated arena,
 //! with a record of every live block that `free` and `realloc` are checked against (the
-//! pointer must be live and the size the one it was requested with), and refusals on demand.
+//! pointer must be live and the size the one it was requested with), and one refusal on
+//! demand: the `n`-th request from now (`alloc` or `realloc`, growing or shrinking) fails, the
+//! others succeed, as when a memory limit is crossed for a moment.
 
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
@@ -14,9 +16,10 @@ pub(super) struct Tracked {
     inner: Jemalloc,
     /// Live blocks: start address to requested size.
     pub(super) live: BTreeMap<usize, usize>,
-    /// Allocations and growing reallocs still granted before every further one is refused
-    /// with `OutOfMemory`; `None`: never refuse.
-    pub(super) grant: Option<usize>,
+    /// The request to refuse, counted in `calls`.
+    fail_at: Option<u64>,
+    /// Requests so far.
+    calls: u64,
 }
 
 impl Tracked {
@@ -24,19 +27,28 @@ impl Tracked {
         Tracked {
             inner: Jemalloc::new().expect("a jemalloc arena"),
             live: BTreeMap::new(),
-            grant: None,
+            fail_at: None,
+            calls: 0,
         }
     }
 
-    fn take_grant(&mut self, size: usize) -> Result<(), AllocError> {
-        match &mut self.grant {
-            Some(0) => Err(AllocError::OutOfMemory { size }),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
+    /// Refuses the `n`-th request from now (0: the next one).
+    pub(super) fn fail_in(&mut self, n: u64) {
+        self.fail_at = Some(self.calls + n);
+    }
+
+    /// Whether the chosen refusal has happened (then `fail_in` may be called again).
+    pub(super) fn failed(&self) -> bool {
+        self.fail_at.is_some_and(|f| self.calls > f)
+    }
+
+    fn request(&mut self, size: usize) -> Result<(), AllocError> {
+        let now = self.calls;
+        self.calls += 1;
+        if self.fail_at == Some(now) {
+            return Err(AllocError::OutOfMemory { size });
         }
+        Ok(())
     }
 
     /// The requested bytes of the live blocks.
@@ -66,7 +78,7 @@ impl Allocator for Tracked {
     }
 
     fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
-        self.take_grant(size)?;
+        self.request(size)?;
         let b = self.inner.alloc(size)?;
         assert!(self.live.insert(b.ptr.as_ptr() as usize, size).is_none());
         Ok(b)
@@ -93,9 +105,7 @@ impl Allocator for Tracked {
             Some(&old_size),
             "realloc of {ptr:p} from size {old_size}"
         );
-        if new_size > old_size {
-            self.take_grant(new_size)?;
-        }
+        self.request(new_size)?;
         // SAFETY: checked above: a live block of the inner allocator with this size.
         let b = unsafe { self.inner.realloc(ptr, old_size, new_size) }?;
         self.live.remove(&(ptr.as_ptr() as usize));
