@@ -160,20 +160,6 @@ fn allow_insert(node: Option<QNode>, fill: i64, sz: usize) -> bool {
     new_sz <= SIZE_SAFETY_LIMIT && (node.count() as i64) < fill
 }
 
-/// A whole node removed by LTRIM, kept until the command cannot fail any more.
-struct Removed {
-    bytes: Vec<u8>,
-    count: usize,
-    plain: bool,
-}
-
-/// The node LTRIM's first half cut, its listpack as it was, and how many elements it lost.
-struct Cut {
-    node: QNode,
-    saved: Vec<u8>,
-    removed: usize,
-}
-
 /// A quicklist in allocator memory. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Quicklist(pub(super) NonNull<u8>);
@@ -455,111 +441,6 @@ impl Quicklist {
         }
     }
 
-    /// LTRIM's two `quicklistDelRange` calls: removes the first `ltrim` and the last `rtrim`
-    /// elements (`ltrim + rtrim <= count()`). On a refusal the list is put back as it was.
-    pub(super) fn trim<A: Allocator>(
-        self,
-        a: &mut A,
-        ltrim: usize,
-        rtrim: usize,
-    ) -> Result<(), AllocError> {
-        let mut removed = Vec::new();
-        // `quicklistDelRange(ql, 0, ltrim)`: whole nodes from the head, then a cut.
-        let mut left = ltrim;
-        let mut cut: Option<Cut> = None;
-        while left > 0 {
-            let node = self.head().expect("ltrim within the list");
-            if left >= node.count() {
-                left -= node.count();
-                removed.push(Removed::of(node));
-                self.del_node(a, node);
-            } else {
-                // Never PLAIN: a PLAIN node holds one element.
-                let mut lp = node.lp();
-                let saved = lp_bytes(lp);
-                if let Err(e) = lp.delete_range_index(a, 0, left) {
-                    self.restore(a, removed, None);
-                    return Err(e);
-                }
-                node.set_lp(lp, node.count() - left);
-                self.add_count(-(left as isize));
-                cut = Some(Cut {
-                    node,
-                    saved,
-                    removed: left,
-                });
-                left = 0;
-            }
-        }
-        if rtrim == 0 {
-            return Ok(());
-        }
-        // `quicklistDelRange(ql, -rtrim, rtrim)`: the node holding index -rtrim loses its
-        // elements from there to its end (all of them, then it goes), then whole nodes.
-        let (mut node, mut behind) = (self.tail(), 0);
-        while let Some(n) = node {
-            if behind + n.count() >= rtrim {
-                break;
-            }
-            behind += n.count();
-            node = n.prev();
-        }
-        let first = node.expect("rtrim within the list");
-        let mut next = first.next();
-        let del = rtrim - behind;
-        if first.plain() {
-            self.del_node(a, first);
-        } else {
-            let mut lp = first.lp();
-            let shrunk = lp.delete_range_index(a, -(del as i64), del);
-            if del == first.count() {
-                first.set_lp(lp, first.count());
-                self.del_node(a, first);
-            } else if let Err(e) = shrunk {
-                self.restore(a, removed, cut);
-                return Err(e);
-            } else {
-                first.set_lp(lp, first.count() - del);
-                self.add_count(-(del as isize));
-            }
-        }
-        // Then every node after it, towards the tail.
-        while let Some(n) = next {
-            next = n.next();
-            self.del_node(a, n);
-        }
-        Ok(())
-    }
-
-    /// Undoes LTRIM's first half: grows the cut node back and puts the removed head nodes
-    /// back in front (best effort: blocks of sizes just freed).
-    fn restore<A: Allocator>(self, a: &mut A, removed: Vec<Removed>, cut: Option<Cut>) {
-        if let Some(Cut {
-            node,
-            saved,
-            removed,
-        }) = cut
-        {
-            let lp = node.lp();
-            // SAFETY: the node's live listpack block, requested with `lp.bytes()` bytes.
-            if let Ok(b) = unsafe { a.realloc(lp.ptr(), lp.bytes(), saved.len()) } {
-                // SAFETY: the block now holds `saved.len()` bytes.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(saved.as_ptr(), b.ptr.as_ptr(), saved.len());
-                }
-                node.set(b.ptr, saved.len(), node.count() + removed);
-                self.add_count(removed as isize);
-            }
-        }
-        for r in removed.into_iter().rev() {
-            let Ok(node) = Self::new_node(a, &r.bytes, r.count, r.plain) else {
-                return;
-            };
-            self.insert_node(self.head(), node, false);
-            self.add_count(r.count as isize);
-        }
-    }
-
     /// Calls `f(start, requested size)` for the struct, every node and every entry block.
     pub(super) fn blocks(self, f: &mut dyn FnMut(usize, usize)) {
         f(self.0.as_ptr() as usize, QUICKLIST);
@@ -588,49 +469,6 @@ impl Quicklist {
         // SAFETY: the struct is freed once, last.
         unsafe { a.free(self.0, QUICKLIST) };
     }
-
-    /// Checks the links, counts and sizes (tests).
-    #[cfg(test)]
-    pub(super) fn check(self) {
-        let (mut count, mut nodes, mut prev) = (0, 0, None);
-        let mut node = self.head();
-        while let Some(n) = node {
-            assert_eq!(n.prev(), prev);
-            assert!(n.count() > 0, "no empty node");
-            if !n.plain() {
-                n.lp().check();
-                assert_eq!((n.sz(), n.count()), (n.lp().bytes(), n.lp().len()));
-            }
-            count += n.count();
-            nodes += 1;
-            prev = Some(n);
-            node = n.next();
-        }
-        assert_eq!(self.tail(), prev);
-        assert_eq!((self.count(), self.nodes()), (count, nodes));
-    }
-}
-
-impl Removed {
-    fn of(node: QNode) -> Removed {
-        let bytes = if node.plain() {
-            // SAFETY: a PLAIN node's entry holds `sz` bytes.
-            unsafe { std::slice::from_raw_parts(node.entry().as_ptr(), node.sz()) }.to_vec()
-        } else {
-            lp_bytes(node.lp())
-        };
-        Removed {
-            bytes,
-            count: node.count(),
-            plain: node.plain(),
-        }
-    }
-}
-
-/// A copy of a listpack's bytes.
-fn lp_bytes(lp: Listpack) -> Vec<u8> {
-    // SAFETY: the listpack's block holds `bytes()` bytes.
-    unsafe { std::slice::from_raw_parts(lp.ptr().as_ptr(), lp.bytes()) }.to_vec()
 }
 
 /// A new block holding a copy of `bytes`.
@@ -646,6 +484,9 @@ fn alloc_copy<A: Allocator>(a: &mut A, bytes: &[u8]) -> Result<NonNull<u8>, Allo
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr(), bytes.len()) };
     Ok(p)
 }
+
+#[path = "quicklist_trim.rs"]
+mod trim;
 
 #[cfg(test)]
 #[path = "quicklist_tests.rs"]

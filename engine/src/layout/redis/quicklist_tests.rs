@@ -9,6 +9,28 @@ use super::super::listpack::entry_size;
 use super::super::testalloc::Tracked;
 use super::*;
 
+impl Quicklist {
+    /// Checks the links, counts and sizes (tests).
+    pub(in super::super) fn check(self) {
+        let (mut count, mut nodes, mut prev) = (0, 0, None);
+        let mut node = self.head();
+        while let Some(n) = node {
+            assert_eq!(n.prev(), prev);
+            assert!(n.count() > 0, "no empty node");
+            if !n.plain() {
+                n.lp().check();
+                assert_eq!((n.sz(), n.count()), (n.lp().bytes(), n.lp().len()));
+            }
+            count += n.count();
+            nodes += 1;
+            prev = Some(n);
+            node = n.next();
+        }
+        assert_eq!(self.tail(), prev);
+        assert_eq!((self.count(), self.nodes()), (count, nodes));
+    }
+}
+
 fn contents(ql: Quicklist) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     ql.for_range(0, ql.count(), &mut |v| out.push(v.to_vec()));
