@@ -313,3 +313,4 @@ impl Dict {
 #[allow(dead_code)]
 #[path = "dict_agg.rs"]
 mod agg;
+pub(super) use agg::{free_entry, hash_of, set_val};
