@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 
 use super::super::testalloc::Tracked;
+use super::zzl::{double2ll, g17};
 use super::*;
 use crate::agg::model::AggData;
 use crate::agg::AggType;
