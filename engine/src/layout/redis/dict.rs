@@ -313,4 +313,5 @@ impl Dict {
 #[allow(dead_code)]
 #[path = "dict_agg.rs"]
 mod agg;
-pub(super) use agg::{free_entry, hash_of, set_val};
+#[allow(unused_imports)]
+pub(super) use agg::{free_entry, set_key, set_val, Added};

@@ -11,7 +11,7 @@ use std::ptr::NonNull;
 use fraglab_allocators::{AllocError, Allocator};
 
 use super::{entry_key, entry_next, key_bytes, Dict, Ht, DICT_STRUCT, ENTRY};
-use crate::util::{hash_key, read_at, to_raw, write_at, Rng};
+use crate::util::{read_at, to_raw, write_at, Rng};
 
 /// `GETFAIR_NUM_ENTRIES` (`dict.c`).
 const GETFAIR_NUM_ENTRIES: usize = 15;
@@ -128,11 +128,53 @@ impl Dict {
         key: &[u8],
         hash: u64,
     ) -> Result<Added, AllocError> {
+        self.add_raw_undoable(a, key, hash).map(|(added, _)| added)
+    }
+
+    /// `dictAddRaw` + `dictSetKey(d, de, make_key())` + `dictSetVal(d, de, val)`, as
+    /// `setTypeAdd` does it (the entry first, then the key's SDS). When `make_key` fails, the
+    /// entry is unlinked and freed and a table this call made freed again.
+    pub(in super::super) fn add_keyed<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        key: &[u8],
+        hash: u64,
+        val: usize,
+        make_key: impl FnOnce(&mut A) -> Result<NonNull<u8>, AllocError>,
+    ) -> Result<Added, AllocError> {
+        let (added, grew) = self.add_raw_undoable(a, key, hash)?;
+        let Added::New(e) = added else {
+            return Ok(added);
+        };
+        match make_key(a) {
+            Ok(k) => {
+                set_key(e, k);
+                set_val(e, val);
+                Ok(added)
+            }
+            Err(err) => {
+                let unlinked = self.delete(a, e, hash);
+                debug_assert!(unlinked, "the entry just linked");
+                self.undo_expand(a, grew.0, grew.1);
+                Err(err)
+            }
+        }
+    }
+
+    /// `add_raw`, also returning whether a table existed and whether the dict was rehashing
+    /// before `_dictExpandIfNeeded` (for [`Dict::undo_expand`]).
+    fn add_raw_undoable<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        key: &[u8],
+        hash: u64,
+    ) -> Result<(Added, (bool, bool)), AllocError> {
         self.step(a);
         let (had_table, was_rehashing) = (self.ht[0].table.is_some(), self.rehashidx.is_some());
+        let grew = (had_table, was_rehashing);
         self.expand_if_needed(a);
         if let Some(e) = self.find(key, hash) {
-            return Ok(Added::Existing(e));
+            return Ok((Added::Existing(e), grew));
         }
         if self.ht[0].size == 0 {
             // Not even the first 4-slot table could be had.
@@ -158,7 +200,7 @@ impl Dict {
         }
         ht.set_slot(b, Some(e));
         self.ht[t].used += 1;
-        Ok(Added::New(e))
+        Ok((Added::New(e), grew))
     }
 
     /// Frees a table `expand_if_needed` has just made (nothing was linked into it).
@@ -415,16 +457,12 @@ pub(in super::super) unsafe fn free_entry<A: Allocator>(a: &mut A, e: NonNull<u8
     unsafe { a.free(e, ENTRY) }
 }
 
-/// The hash the dicts use for a key's bytes.
-pub(in super::super) fn hash_of(key: &[u8]) -> u64 {
-    hash_key(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::super::sds::{free_sds, new_sds, sds_header};
     use super::super::super::testkit::Faulty;
     use super::*;
+    use crate::util::hash_key as hash_of;
 
     fn sds<A: Allocator>(a: &mut A, s: &[u8]) -> NonNull<u8> {
         let h = sds_header(s.len());

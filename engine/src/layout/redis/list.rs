@@ -15,16 +15,17 @@ use std::ptr::NonNull;
 
 use fraglab_allocators::{AllocError, Allocator};
 
+use super::aggobj::{new_robj, robj_ptr, ENC_QUICKLIST, OBJ_LIST};
 use super::listpack::LpValue;
-use super::object::{create_object, obj_target, ENC_QUICKLIST, OBJ_LIST, ROBJ};
+use super::object::ROBJ;
 use super::quicklist::Quicklist;
 use crate::agg::model::range;
 use crate::agg::{AggCmd, AggConfig, AggError, Encoding, Reply};
 use crate::util::Rng;
 
 fn quicklist(o: NonNull<u8>) -> Quicklist {
-    // SAFETY: `o` is a live list robj; its pointer is the quicklist.
-    Quicklist(unsafe { obj_target(o) })
+    // `o` is a live list robj; its pointer is the quicklist.
+    Quicklist(robj_ptr(o))
 }
 
 /// Appends one array element (see [`Reply`]) from a listpack value, its text written in place.
@@ -43,7 +44,7 @@ pub(super) fn create<A: Allocator>(
     _cmd: &AggCmd<'_>,
 ) -> Result<NonNull<u8>, AllocError> {
     let ql = Quicklist::create(a, cfg.list_max_listpack_size)?;
-    create_object(a, OBJ_LIST, ENC_QUICKLIST, ql.0).inspect_err(|_| {
+    new_robj(a, OBJ_LIST, ENC_QUICKLIST, ql.0).inspect_err(|_| {
         // SAFETY: the quicklist was just made and belongs to nothing.
         unsafe { ql.free(a) }
     })

@@ -35,6 +35,12 @@
 mod dict;
 // The aggregate encodings: used by the hash, set and sorted-set types until the layout wires
 // them in (issue 14).
+#[allow(dead_code)]
+mod aggobj;
+#[allow(dead_code)]
+mod hash;
+#[allow(dead_code)]
+mod intset;
 #[allow(dead_code)] // The LIST type, until the layout runs aggregates.
 mod list;
 #[allow(dead_code)]

@@ -19,16 +19,6 @@ pub const SHARED_INTEGERS: i64 = 10_000;
 pub(super) const ENC_RAW: u8 = 0;
 pub(super) const ENC_INT: u8 = 1;
 pub(super) const ENC_EMBSTR: u8 = 8;
-/// `OBJ_LIST`.
-pub(super) const OBJ_LIST: u8 = 1;
-/// `OBJ_ZSET`.
-pub(super) const OBJ_ZSET: u8 = 3;
-/// `OBJ_ENCODING_SKIPLIST`.
-pub(super) const ENC_SKIPLIST: u8 = 7;
-/// `OBJ_ENCODING_QUICKLIST`.
-pub(super) const ENC_QUICKLIST: u8 = 9;
-/// `OBJ_ENCODING_LISTPACK`.
-pub(super) const ENC_LISTPACK: u8 = 11;
 
 /// What a key costs in Redis with `jemalloc`-style exact sizes (requested bytes, before the
 /// allocator's rounding): the entry, key SDS and value allocations. For tests and docs.
@@ -112,46 +102,6 @@ pub(super) unsafe fn encoding(o: NonNull<u8>) -> u8 {
 pub(super) unsafe fn obj_ptr(o: NonNull<u8>) -> usize {
     // SAFETY: the ptr field is at offset 8.
     unsafe { read_at::<usize>(o, 8) }
-}
-
-/// `createObject(type, ptr)` with its encoding set: a 16-byte robj, refcount 1, LRU 0 (the
-/// store keeps the access clock).
-pub(super) fn create_object<A: Allocator>(
-    a: &mut A,
-    ty: u8,
-    enc: u8,
-    ptr: NonNull<u8>,
-) -> Result<NonNull<u8>, AllocError> {
-    let o = a.alloc(ROBJ)?.ptr;
-    // SAFETY: a fresh 16-byte block.
-    unsafe {
-        write_at::<u32>(o, 0, 0);
-        write_at::<i32>(o, 4, 1);
-    }
-    // SAFETY: as above.
-    unsafe { set_object(o, ty, enc, ptr) };
-    Ok(o)
-}
-
-/// Sets an object's type, encoding and pointer (an aggregate's conversion).
-///
-/// # Safety
-/// `o` is a live robj.
-pub(super) unsafe fn set_object(o: NonNull<u8>, ty: u8, enc: u8, ptr: NonNull<u8>) {
-    // SAFETY: byte 0 holds type and encoding, the pointer is at offset 8.
-    unsafe {
-        write_at::<u8>(o, 0, ty | enc << 4);
-        write_at::<usize>(o, 8, ptr.as_ptr() as usize);
-    }
-}
-
-/// An aggregate object's pointer.
-///
-/// # Safety
-/// `o` is a live robj whose pointer is set.
-pub(super) unsafe fn obj_target(o: NonNull<u8>) -> NonNull<u8> {
-    // SAFETY: the caller's contract.
-    unsafe { NonNull::new_unchecked(obj_ptr(o) as *mut u8) }
 }
 
 /// Builds the value object for `bytes` (`createStringObject` + `tryObjectEncoding`).

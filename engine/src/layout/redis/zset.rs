@@ -27,18 +27,18 @@ use std::ptr::NonNull;
 
 use fraglab_allocators::{AllocError, Allocator};
 
-use super::dict::{entry_val, free_entry, hash_of, set_val, Dict, DICT_STRUCT};
+use super::aggobj::{
+    new_robj, robj_encoding, robj_ptr, sds_free, sds_new, set_robj, ENC_LISTPACK, ENC_SKIPLIST,
+    OBJ_ZSET,
+};
+use super::dict::{entry_val, free_entry, set_val, Dict, DICT_STRUCT};
 use super::list::push_value;
 use super::listpack::{entry_size, Listpack, LpValue, LISTPACK_MAX_SAFETY_SIZE};
-use super::object::{
-    create_object, encoding as obj_encoding, obj_target, set_object, ENC_LISTPACK, ENC_SKIPLIST,
-    OBJ_ZSET, ROBJ,
-};
-use super::sds::{free_sds, new_sds, sds_header};
+use super::object::ROBJ;
 use super::skiplist::Zsl;
 use crate::agg::model::range;
 use crate::agg::{format_score, push_elem, AggCmd, AggConfig, AggError, Encoding, Reply};
-use crate::util::{read_at, write_at, Rng};
+use crate::util::{hash_key, read_at, write_at, Rng};
 use zzl::{lp_score, restore, snapshot, zzl_find, zzl_insert};
 
 /// `sizeof(zset)`.
@@ -130,19 +130,16 @@ impl Sl {
         member: &[u8],
         score: f64,
     ) -> Result<(), AllocError> {
-        let hdr = sds_header(member.len());
-        let sds = new_sds(a, member, hdr, member.len())?;
-        // SAFETY: the string starts after its header.
-        let ele = unsafe { sds.base.add(hdr) };
+        let ele = sds_new(a, member)?;
         let node = match self.zsl.insert(a, rng, score, ele) {
             Ok(n) => n,
             Err(e) => {
                 // SAFETY: the SDS was just made and belongs to nothing.
-                unsafe { free_sds(a, sds) };
+                unsafe { sds_free(a, ele) };
                 return Err(e);
             }
         };
-        if let Err(e) = d.add_new(a, ele, hash_of(member), node.score_addr()) {
+        if let Err(e) = d.add_new(a, ele, hash_key(member), node.score_addr()) {
             self.zsl.delete(a, score, member);
             return Err(e);
         }
@@ -153,7 +150,7 @@ impl Sl {
     /// the node and its SDS (`zslDelete`); shrinks the dict if under 10% full.
     fn delete<A: Allocator>(self, a: &mut A, member: &[u8]) -> bool {
         let mut d = self.load();
-        let found = match d.unlink(a, member, hash_of(member)) {
+        let found = match d.unlink(a, member, hash_key(member)) {
             Some(e) => {
                 let score = score_at(e);
                 // SAFETY: unlinked; its key and value belong to the skiplist.
@@ -182,21 +179,18 @@ enum Repr {
 }
 
 fn repr(o: NonNull<u8>) -> Repr {
-    // SAFETY: `o` is a live zset robj; its pointer is the listpack or the `zset` struct.
-    unsafe {
-        let p = obj_target(o);
-        if obj_encoding(o) == ENC_LISTPACK {
-            Repr::Lp(Listpack::from_ptr(p))
-        } else {
-            Repr::Sl(Sl::at(p))
-        }
+    let p = robj_ptr(o);
+    if robj_encoding(o) == ENC_LISTPACK {
+        // SAFETY: `o` is a live zset robj; its pointer is the listpack.
+        Repr::Lp(unsafe { Listpack::from_ptr(p) })
+    } else {
+        Repr::Sl(Sl::at(p))
     }
 }
 
 /// Points the robj at its listpack again (it moves on every resize).
 fn put_lp(o: NonNull<u8>, lp: Listpack) {
-    // SAFETY: `o` is a live zset robj.
-    unsafe { set_object(o, OBJ_ZSET, ENC_LISTPACK, lp.ptr()) }
+    set_robj(o, ENC_LISTPACK, lp.ptr());
 }
 
 /// `zsetConvert(zobj, OBJ_ENCODING_SKIPLIST)`: builds the skiplist encoding from the listpack,
@@ -227,7 +221,7 @@ fn convert<A: Allocator>(
     // SAFETY: the listpack is replaced by the skiplist encoding; freed once.
     unsafe {
         lp.free(a);
-        set_object(o, OBJ_ZSET, ENC_SKIPLIST, sl.zs);
+        set_robj(o, ENC_SKIPLIST, sl.zs);
     }
     Ok(saved)
 }
@@ -240,7 +234,7 @@ fn unconvert<A: Allocator>(a: &mut A, o: NonNull<u8>, sl: Sl, saved: &[u8]) {
     // parts are freed once.
     unsafe {
         std::ptr::copy_nonoverlapping(saved.as_ptr(), b.ptr.as_ptr(), saved.len());
-        set_object(o, OBJ_ZSET, ENC_LISTPACK, b.ptr);
+        set_robj(o, ENC_LISTPACK, b.ptr);
         sl.free(a);
     }
 }
@@ -297,7 +291,7 @@ fn zset_add<A: Allocator>(
         unreachable!("converted above")
     };
     let mut d = sl.load();
-    let result = match d.lookup(a, member, hash_of(member)) {
+    let result = match d.lookup(a, member, hash_key(member)) {
         Some(e) => {
             let cur = score_at(e);
             if incr {
@@ -356,13 +350,13 @@ pub(super) fn create<A: Allocator>(
     };
     if cfg.zset_max_listpack_entries == 0 || cfg.zset_max_listpack_value < member_len {
         let sl = Sl::create(a)?;
-        create_object(a, OBJ_ZSET, ENC_SKIPLIST, sl.zs).inspect_err(|_| {
+        new_robj(a, OBJ_ZSET, ENC_SKIPLIST, sl.zs).inspect_err(|_| {
             // SAFETY: the parts were just made and belong to nothing.
             unsafe { sl.free(a) }
         })
     } else {
         let lp = Listpack::new(a)?;
-        create_object(a, OBJ_ZSET, ENC_LISTPACK, lp.ptr()).inspect_err(|_| {
+        new_robj(a, OBJ_ZSET, ENC_LISTPACK, lp.ptr()).inspect_err(|_| {
             // SAFETY: just made; belongs to nothing.
             unsafe { lp.free(a) }
         })
@@ -401,7 +395,7 @@ pub(super) fn apply<A: Allocator>(
                 Repr::Lp(lp) => zzl_find(lp, member).map(|(_, s)| s),
                 Repr::Sl(sl) => {
                     let mut d = sl.load();
-                    let e = d.lookup(a, member, hash_of(member));
+                    let e = d.lookup(a, member, hash_key(member));
                     sl.store(&d);
                     e.map(score_at)
                 }
