@@ -14,14 +14,22 @@ use super::object::ROBJ;
 use super::sds::{free_sds, new_sds, sds_at, sds_header};
 use crate::util::{read_at, write_at};
 
+/// `OBJ_LIST`.
+pub(super) const OBJ_LIST: u8 = 1;
 /// `OBJ_SET`.
 pub(super) const OBJ_SET: u8 = 2;
+/// `OBJ_ZSET`.
+pub(super) const OBJ_ZSET: u8 = 3;
 /// `OBJ_HASH`.
 pub(super) const OBJ_HASH: u8 = 4;
 /// `OBJ_ENCODING_HT`.
 pub(super) const ENC_HT: u8 = 2;
 /// `OBJ_ENCODING_INTSET`.
 pub(super) const ENC_INTSET: u8 = 6;
+/// `OBJ_ENCODING_SKIPLIST`.
+pub(super) const ENC_SKIPLIST: u8 = 7;
+/// `OBJ_ENCODING_QUICKLIST`.
+pub(super) const ENC_QUICKLIST: u8 = 9;
 /// `OBJ_ENCODING_LISTPACK`.
 pub(super) const ENC_LISTPACK: u8 = 11;
 

@@ -41,14 +41,24 @@ mod aggobj;
 mod hash;
 #[allow(dead_code)]
 mod intset;
+#[allow(dead_code)] // The LIST type, until the layout runs aggregates.
+mod list;
 #[allow(dead_code)]
 mod listpack;
 mod object;
+#[allow(dead_code)] // Used by the lists until the layout runs aggregates.
+mod quicklist;
 mod sds;
 #[allow(dead_code)]
 mod set;
+#[allow(dead_code)] // Used by the sorted sets until the layout runs aggregates.
+mod skiplist;
+#[cfg(test)]
+mod testalloc;
 #[cfg(test)]
 mod testkit;
+#[allow(dead_code)] // The ZSET type, until the layout runs aggregates.
+mod zset;
 
 use std::ptr::NonNull;
 
