@@ -13,21 +13,24 @@
 
 use fraglab_allocators::Allocator;
 use fraglab_engine::{ActiveExpire, CmdError, Layout, LayoutKind, SetOptions, Store};
-use fraglab_reports::{Memory, Sample};
+use fraglab_reports::{AggregateRow, Aggregates, Conversion, Memory, Sample};
 use fraglab_workloads::{Key, Op, OpKind};
 
+use crate::agg_ops::{agg_cmd, member_bytes};
 use crate::driver::{Target, TargetEnd, TargetFailure};
 use crate::env::rss_bytes;
 use crate::values::{ValueBytes, Values};
 
 /// Names of command errors, by [`error_index`].
-const ERROR_NAMES: [&str; 6] = [
+const ERROR_NAMES: [&str; 8] = [
     "key_too_long",
     "value_too_large",
     "not_an_integer",
     "overflow",
     "invalid_ttl",
     "out_of_memory",
+    "wrong_type",
+    "not_a_number",
 ];
 
 fn error_index(e: &CmdError) -> usize {
@@ -38,6 +41,8 @@ fn error_index(e: &CmdError) -> usize {
         CmdError::Overflow => 3,
         CmdError::InvalidTtl(_) => 4,
         CmdError::OutOfMemory => 5,
+        CmdError::WrongType => 6,
+        CmdError::NotANumber => 7,
     }
 }
 
@@ -47,7 +52,8 @@ pub struct EngineTarget<A: Allocator, L: Layout> {
     key: Vec<u8>,
     values: Values,
     out: Vec<u8>,
-    errors: [u64; 6],
+    errors: [u64; 8],
+    member: Vec<u8>,
     /// The next 100 ms boundary of logical time for the active expiry pass (redis layout).
     next_expire_us: Option<u64>,
     /// The allocator's name, for `library_versions`.
@@ -77,13 +83,14 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
             key: Vec::with_capacity(256),
             values: Values::new(values),
             out: Vec::new(),
-            errors: [0; 6],
+            errors: [0; 8],
+            member: Vec::new(),
             next_expire_us: (layout == LayoutKind::Redis).then_some(100_000),
         }
     }
 
     #[inline]
-    fn note<T>(errors: &mut [u64; 6], r: Result<T, CmdError>) {
+    fn note<T>(errors: &mut [u64; 8], r: Result<T, CmdError>) {
         if let Err(e) = r {
             // Out-of-memory refusals are the store's own `oom_errors` counter.
             if e != CmdError::OutOfMemory {
@@ -175,6 +182,18 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
                     store.get_into(key, now, &mut self.out);
                 }
             }
+            _ => {
+                member_bytes(op, &mut self.member);
+                let value = if op.kind == OpKind::Hset {
+                    self.values.get(op.value_len)
+                } else {
+                    &[]
+                };
+                let cmd = agg_cmd(op, &self.member, value).expect("an aggregate op");
+                self.out.clear();
+                let r = store.agg(key, &cmd, now, &mut self.out);
+                Self::note(errors, r);
+            }
         }
         Ok(())
     }
@@ -220,11 +239,46 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
                 .map(|(name, n)| (name.to_string(), n))
                 .collect(),
             allocator_detail: crate::detail::allocator_detail(&mem.detail),
+            aggregates: aggregates(&self.store),
             ..TargetEnd::default()
         };
         if let Some(v) = self.store.allocator().library_version() {
             end.library_versions.insert(self.alloc_name, v);
         }
         end
+    }
+}
+
+/// The `aggregates` section: the store's book, with every aggregate key's bytes walked.
+fn aggregates<A: Allocator, L: Layout>(store: &Store<A, L>) -> Aggregates {
+    let book = store.agg_book();
+    let bytes = store.agg_bytes();
+    Aggregates {
+        held: book
+            .held
+            .iter()
+            .map(|(&(t, enc), c)| {
+                let (requested, allocated) = bytes.get(&(t, enc)).copied().unwrap_or((0, 0));
+                AggregateRow {
+                    agg_type: t.name().to_string(),
+                    encoding: enc.name().to_string(),
+                    keys: c.keys,
+                    elements: c.elements,
+                    requested_bytes: requested,
+                    allocated_bytes: allocated,
+                }
+            })
+            .collect(),
+        conversions: book
+            .conversions
+            .iter()
+            .map(|(&(t, from, to), &count)| Conversion {
+                agg_type: t.name().to_string(),
+                from: from.name().to_string(),
+                to: to.name().to_string(),
+                count,
+            })
+            .collect(),
+        commands: book.commands,
     }
 }

@@ -1,6 +1,7 @@
 //! The library behind the `fraglab` binary: the runner and the commands, so benchmarks and
 //! tests can call them without a process in between.
 
+pub mod agg_ops;
 pub mod compare;
 pub mod detail;
 pub mod driver;

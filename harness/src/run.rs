@@ -107,5 +107,6 @@ pub fn run(
         latency: m.latency,
         command_errors: end.command_errors,
         allocator_detail: end.allocator_detail,
+        aggregates: end.aggregates,
     })
 }

@@ -67,6 +67,7 @@ fn sets(name: &str, keys: u64, key_size: SizeDist, value_size: SizeDist) -> Work
         demand_fill: false,
         preload: None,
         phases: vec![PhaseSpec::ops("write", keys)],
+        aggregate: None,
     }
 }
 

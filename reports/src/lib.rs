@@ -15,6 +15,7 @@
 //!    `fraglab run` prints; [`compare`]: `compare.json` (typed) and the table `fraglab
 //!    compare` prints. Rendering never re-runs anything.
 
+pub mod aggregates;
 pub mod baseline;
 pub mod chart;
 pub mod compare;
@@ -26,5 +27,6 @@ pub mod summary;
 pub mod table;
 mod tabular;
 
+pub use aggregates::{AggregateRow, Aggregates, Conversion};
 pub use schema::*;
 pub use set::{Cell, CellKey, ResultSet, Skipped, Spread};

@@ -42,6 +42,10 @@ pub struct RunResult {
     /// `null` (or absent) when none were recorded.
     #[serde(default)]
     pub allocator_detail: AllocatorDetail,
+    /// Hashes, sets, lists and sorted sets held at the end, by type and encoding; absent
+    /// when the workload ran no aggregate command.
+    #[serde(default, skip_serializing_if = "crate::Aggregates::is_empty")]
+    pub aggregates: crate::Aggregates,
 }
 
 /// What ran.

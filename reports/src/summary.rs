@@ -102,6 +102,7 @@ pub fn run_summary(r: &RunResult) -> String {
     if !r.command_errors.is_empty() {
         let _ = writeln!(t, "command errors {:?}", r.command_errors);
     }
+    t.push_str(&r.aggregates.summary_lines());
     if !r.latency.is_empty() {
         let _ = writeln!(
             t,

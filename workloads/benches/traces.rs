@@ -53,6 +53,7 @@ fn csv_ops() -> impl Iterator<Item = Op> {
             ttl: if kind == OpKind::Set { 3600 } else { 0 },
             fill: kind == OpKind::Get,
             phase: 0,
+            member: Key::NONE,
         }
     })
 }

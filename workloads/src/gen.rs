@@ -17,8 +17,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
+use crate::agg::{mix_types, AggGen};
 use crate::dist::{Clock, KeyChooser, KeyLengths, SizeSampler, Weighted};
-use crate::rng::{IdBuildHasher, Rng};
+use crate::rng::{mix64, IdBuildHasher, Rng};
 use crate::spec::{MixOp, WorkloadSpec, WorkloadSpecError};
 use crate::{Key, Op, OpKind};
 
@@ -116,6 +117,8 @@ pub struct Generator {
     pending: VecDeque<Op>,
     /// The number of ops the whole stream yields, when known before it starts.
     declared: Option<u64>,
+    /// Hash, set, list and sorted-set ops: their elements (`crate::agg`).
+    agg: Option<AggGen>,
 }
 
 impl Generator {
@@ -183,9 +186,23 @@ impl Generator {
                 "too many phases (at most 65,535)".into(),
             ));
         }
-        let declared = declare_ops(preload.as_ref().map(|p| p.0), &phases);
+        let mut declared = declare_ops(preload.as_ref().map(|p| p.0), &phases);
         let mut rng = Rng::new(seed);
         let salt = rng.next_u64();
+        let op_names = std::iter::once(&spec.mix)
+            .chain(spec.phases.iter().filter_map(|p| p.mix.as_ref()))
+            .flat_map(|m| m.keys());
+        let types = mix_types(op_names);
+        let agg = if types.iter().any(|&t| t != "string") || spec.aggregate.is_some() {
+            let a = spec.aggregate.clone().unwrap_or_default();
+            if preload.is_some() {
+                // A preload fills each aggregate key to its size: a count only the draws tell.
+                declared = None;
+            }
+            Some(AggGen::new(&a, base, types, mix64(salt ^ 0x6167_6772))?)
+        } else {
+            None
+        };
         Ok(Generator {
             key_lengths: KeyLengths::new(&key_sampler, salt),
             rng,
@@ -208,6 +225,7 @@ impl Generator {
             live: spec.tracks_live().then(LiveSet::default),
             pending: VecDeque::new(),
             declared,
+            agg,
         })
     }
 
@@ -253,6 +271,7 @@ impl Generator {
             ttl,
             fill: false,
             phase,
+            member: Key::NONE,
         }
     }
 
@@ -326,6 +345,7 @@ impl Generator {
                 ttl: 0,
                 fill: false,
                 phase: op.phase,
+                member: Key::NONE,
             };
             self.pending.push_back(d);
         }
@@ -338,6 +358,13 @@ impl Generator {
         }
         let id = self.preloaded;
         self.preloaded += 1;
+        if let Some(agg) = &mut self.agg {
+            let t = agg.type_of(id);
+            if t != "string" {
+                let sampler = sampler.clone();
+                return self.preload_aggregate(t, id, &sampler);
+            }
+        }
         let value_len = sampler.sample(&mut self.rng, VALUE_MAX);
         let ttl = self
             .phases
@@ -414,6 +441,27 @@ impl Generator {
                 phase.keys.choose(rng, self.keyspace, &mut self.seq),
             ),
         };
+        if let Some(agg) = &mut self.agg {
+            let id = agg.typed_id(kind, id);
+            if kind.is_aggregate() {
+                let (member, value_len) = agg.draw(kind, id, rng, &phase.values);
+                let gap = phase.clock.gap(rng);
+                let mut op = self.op(kind, id, value_len, 0, phase_no);
+                op.member = member;
+                self.time_us += gap;
+                self.phase_ops += 1;
+                self.phase_bytes += op.bytes_written();
+                return Some(op);
+            }
+            return self.draw_string(entry, kind, id, phase_no);
+        }
+        self.draw_string(entry, kind, id, phase_no)
+    }
+
+    /// The rest of [`draw`](Self::draw) for a string op of `kind` on key `id`.
+    fn draw_string(&mut self, entry: MixOp, kind: OpKind, id: u64, phase_no: u16) -> Option<Op> {
+        let phase = &mut self.phases[self.current];
+        let rng = &mut self.rng;
         let reads_one = matches!(kind, OpKind::Get | OpKind::Gets);
         let needs_value = kind.writes_value() || (reads_one && self.demand_fill);
         let value_len = if kind == OpKind::Scan {
@@ -458,6 +506,26 @@ impl Generator {
             return self.pending.pop_front();
         }
         Some(op)
+    }
+
+    /// The preload of aggregate key `id` of type `t`: the ops that fill it, and for YCSB's
+    /// index, a ZADD of the key to the index sorted set.
+    fn preload_aggregate(&mut self, t: &str, id: u64, values: &SizeSampler) -> Option<Op> {
+        let agg = self.agg.as_mut().expect("aggregate preload");
+        let fill = agg.fill(t, id, &mut self.rng, values);
+        let index = agg.index;
+        for (kind, member, value_len) in fill {
+            let mut op = self.op(kind, id, value_len, 0, 0);
+            op.member = member;
+            self.pending.push_back(op);
+        }
+        if index {
+            let key = self.key(id);
+            let mut op = self.op(OpKind::Zadd, self.keyspace, (mix64(id) >> 32) as u32, 0, 0);
+            op.member = key;
+            self.pending.push_back(op);
+        }
+        self.pending.pop_front()
     }
 
     /// Queues a write (or delete) behind the deletes its live cap needs.

@@ -27,6 +27,8 @@
 //! assert!(ops[100..].iter().all(|op| matches!(op.kind, OpKind::Get | OpKind::Set)));
 //! ```
 
+pub mod agg;
+mod agg_presets;
 pub mod describe;
 pub mod dist;
 pub mod error;

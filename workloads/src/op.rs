@@ -42,12 +42,56 @@ pub enum OpKind {
     Touch,
     /// Read `value_len` consecutive keys starting at this one (YCSB workload E).
     Scan,
+    /// HSET key field value: [`Op::member`] is the field, `value_len` the value's bytes.
+    Hset,
+    /// HGET key field.
+    Hget,
+    /// HDEL key field.
+    Hdel,
+    /// HGETALL key.
+    Hgetall,
+    /// HINCRBY key field `value_len`.
+    Hincrby,
+    /// SADD key member.
+    Sadd,
+    /// SREM key member.
+    Srem,
+    /// SISMEMBER key member.
+    Sismember,
+    /// SPOP key.
+    Spop,
+    /// SCARD key.
+    Scard,
+    /// LPUSH key element ([`Op::member`] is the element).
+    Lpush,
+    /// RPUSH key element.
+    Rpush,
+    /// LPOP key.
+    Lpop,
+    /// RPOP key.
+    Rpop,
+    /// LRANGE key 0 `value_len - 1`.
+    Lrange,
+    /// LTRIM key 0 `value_len - 1`: keeps the first `value_len` elements.
+    Ltrim,
+    /// ZADD key `value_len` member: the score is `value_len`.
+    Zadd,
+    /// ZREM key member.
+    Zrem,
+    /// ZSCORE key member.
+    Zscore,
+    /// ZINCRBY key `value_len` member.
+    Zincrby,
+    /// ZRANGE key 0 `value_len - 1`.
+    Zrange,
+    /// ZPOPMIN key.
+    Zpopmin,
 }
 
 impl OpKind {
     /// Every kind, in declaration order (the order of reports and of Segcache's op codes
     /// does not follow this; see the trace readers).
-    pub const ALL: [OpKind; 13] = [
+    pub const ALL: [OpKind; 35] = [
         OpKind::Get,
         OpKind::Gets,
         OpKind::Set,
@@ -61,6 +105,28 @@ impl OpKind {
         OpKind::Delete,
         OpKind::Touch,
         OpKind::Scan,
+        OpKind::Hset,
+        OpKind::Hget,
+        OpKind::Hdel,
+        OpKind::Hgetall,
+        OpKind::Hincrby,
+        OpKind::Sadd,
+        OpKind::Srem,
+        OpKind::Sismember,
+        OpKind::Spop,
+        OpKind::Scard,
+        OpKind::Lpush,
+        OpKind::Rpush,
+        OpKind::Lpop,
+        OpKind::Rpop,
+        OpKind::Lrange,
+        OpKind::Ltrim,
+        OpKind::Zadd,
+        OpKind::Zrem,
+        OpKind::Zscore,
+        OpKind::Zincrby,
+        OpKind::Zrange,
+        OpKind::Zpopmin,
     ];
 
     /// The command's name, lower case, as traces and spec files spell it.
@@ -79,7 +145,73 @@ impl OpKind {
             OpKind::Delete => "delete",
             OpKind::Touch => "touch",
             OpKind::Scan => "scan",
+            OpKind::Hset => "hset",
+            OpKind::Hget => "hget",
+            OpKind::Hdel => "hdel",
+            OpKind::Hgetall => "hgetall",
+            OpKind::Hincrby => "hincrby",
+            OpKind::Sadd => "sadd",
+            OpKind::Srem => "srem",
+            OpKind::Sismember => "sismember",
+            OpKind::Spop => "spop",
+            OpKind::Scard => "scard",
+            OpKind::Lpush => "lpush",
+            OpKind::Rpush => "rpush",
+            OpKind::Lpop => "lpop",
+            OpKind::Rpop => "rpop",
+            OpKind::Lrange => "lrange",
+            OpKind::Ltrim => "ltrim",
+            OpKind::Zadd => "zadd",
+            OpKind::Zrem => "zrem",
+            OpKind::Zscore => "zscore",
+            OpKind::Zincrby => "zincrby",
+            OpKind::Zrange => "zrange",
+            OpKind::Zpopmin => "zpopmin",
         }
+    }
+
+    /// The type of value the op works on: `string` for memcached's commands, else Redis's
+    /// `hash`, `set`, `list` or `zset`.
+    pub fn data_type(self) -> &'static str {
+        use OpKind::*;
+        match self {
+            Hset | Hget | Hdel | Hgetall | Hincrby => "hash",
+            Sadd | Srem | Sismember | Spop | Scard => "set",
+            Lpush | Rpush | Lpop | Rpop | Lrange | Ltrim => "list",
+            Zadd | Zrem | Zscore | Zincrby | Zrange | Zpopmin => "zset",
+            _ => "string",
+        }
+    }
+
+    /// Whether the op works on an aggregate (a hash, set, list or sorted set).
+    pub fn is_aggregate(self) -> bool {
+        self.data_type() != "string"
+    }
+
+    /// Whether the op names an element ([`Op::member`]).
+    pub fn has_member(self) -> bool {
+        use OpKind::*;
+        matches!(
+            self,
+            Hset | Hget
+                | Hdel
+                | Hincrby
+                | Sadd
+                | Srem
+                | Sismember
+                | Lpush
+                | Rpush
+                | Zadd
+                | Zrem
+                | Zscore
+                | Zincrby
+        )
+    }
+
+    /// Whether the op adds an element to an aggregate (creating the key if it is missing).
+    pub fn adds_element(self) -> bool {
+        use OpKind::*;
+        matches!(self, Hset | Hincrby | Sadd | Lpush | Rpush | Zadd | Zincrby)
     }
 
     /// Whether the op stores `value_len` bytes of value (set, add, replace, cas, append,
@@ -98,7 +230,11 @@ impl OpKind {
 
     /// Whether the op only reads.
     pub fn is_read(self) -> bool {
-        matches!(self, OpKind::Get | OpKind::Gets | OpKind::Scan)
+        use OpKind::*;
+        matches!(
+            self,
+            Get | Gets | Scan | Hget | Hgetall | Sismember | Scard | Lrange | Zscore | Zrange
+        )
     }
 }
 
@@ -110,7 +246,7 @@ impl fmt::Display for OpKind {
 
 /// An unknown op name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown op `{0}` (expected one of get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan)")]
+#[error("unknown op `{0}` (expected one of get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan, hset, hget, hdel, hgetall, hincrby, sadd, srem, sismember, spop, scard, lpush, rpush, lpop, rpop, lrange, ltrim, zadd, zrem, zscore, zincrby, zrange, zpopmin)")]
 pub struct UnknownOp(pub String);
 
 impl FromStr for OpKind {
@@ -178,6 +314,40 @@ impl Key {
         }
     }
 
+    /// No element: the [`Op::member`] of an op that names none.
+    pub const NONE: Key = Key { id: 0, len: 0 };
+
+    /// Appends an element's bytes (see [`Op::member`]): with a length of 0, the id in
+    /// decimal (an integer member: Redis keeps it as an integer); otherwise as a key's bytes.
+    #[inline]
+    pub fn write_member_to(&self, buf: &mut Vec<u8>) {
+        if self.len == 0 {
+            let mut digits = [0u8; 20];
+            let mut n = self.id;
+            let mut i = digits.len();
+            loop {
+                i -= 1;
+                digits[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            buf.extend_from_slice(&digits[i..]);
+        } else {
+            self.write_to(buf);
+        }
+    }
+
+    /// The length of [`write_member_to`](Key::write_member_to)'s bytes.
+    pub fn member_len(&self) -> u64 {
+        if self.len == 0 {
+            u64::from(crate::dist::decimal_digits(self.id))
+        } else {
+            u64::from(self.len)
+        }
+    }
+
     /// The key's bytes in a new vector.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(usize::from(self.len));
@@ -208,13 +378,26 @@ pub struct Op {
     pub fill: bool,
     /// Index of the phase this op belongs to (see the stream's phase names).
     pub phase: u16,
+    /// The element an aggregate op names ([`OpKind::has_member`]): a hash field, a set or
+    /// sorted-set member, a list element; [`Key::NONE`] otherwise. Its bytes are a pure
+    /// function of the id and length, as a key's are; a length of 0 is an integer member, the
+    /// id written in decimal ([`Key::write_member_to`]).
+    pub member: Key,
 }
 
 impl Op {
-    /// Key plus value bytes this op writes (0 for ops that do not store a value).
+    /// Key plus value bytes this op writes (0 for ops that do not store a value); for an op
+    /// that adds to an aggregate, the element's bytes (and HSET's value).
     pub fn bytes_written(&self) -> u64 {
         if self.kind.writes_value() {
             u64::from(self.key.len) + u64::from(self.value_len)
+        } else if self.kind.adds_element() {
+            self.member.member_len()
+                + if self.kind == OpKind::Hset {
+                    u64::from(self.value_len)
+                } else {
+                    0
+                }
         } else {
             0
         }
@@ -227,8 +410,9 @@ mod tests {
 
     #[test]
     fn op_is_small() {
+        // 40 bytes of request and 16 of element (an id and a length, as a key).
         assert!(
-            std::mem::size_of::<Op>() <= 40,
+            std::mem::size_of::<Op>() <= 56,
             "{}",
             std::mem::size_of::<Op>()
         );

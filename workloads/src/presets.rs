@@ -50,6 +50,11 @@ pub const NAMES: &[&str] = &[
     "twitter-37",
     "calcification",
     "size-sweep",
+    "ycsb-hash",
+    "sessions",
+    "leaderboard",
+    "followers",
+    "timeline",
 ];
 
 /// How to size a preset.
@@ -113,6 +118,7 @@ fn base(name: &str, description: &str, keyspace: u64, value_size: SizeDist) -> W
         demand_fill: false,
         preload: None,
         phases: Vec::new(),
+        aggregate: None,
     }
 }
 
@@ -194,6 +200,9 @@ fn is_ramcloud(name: &str) -> bool {
 }
 
 fn build(name: &str, params: &PresetParams) -> Result<WorkloadSpec, WorkloadSpecError> {
+    if let Some(spec) = crate::agg_presets::build(name) {
+        return Ok(spec);
+    }
     if let Some(letter) = name.strip_prefix("ycsb-") {
         return ycsb(letter);
     }

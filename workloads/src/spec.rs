@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::agg::AggregateSpec;
 use crate::dist::{Arrival, Popularity, SizeDist, TtlDist};
 pub use crate::error::WorkloadSpecError;
 use crate::OpKind;
@@ -88,7 +89,7 @@ impl MixOp {
             "rmw" => Ok(MixOp::ReadModifyWrite),
             _ => name.parse::<OpKind>().map(MixOp::Kind).map_err(|_| {
                 WorkloadSpecError::Invalid(format!(
-                    "mix: unknown op `{name}` (expected get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan, insert or rmw)"
+                    "mix: unknown op `{name}` (expected get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan, insert, rmw, or a hash, set, list or sorted-set op: hset, hget, hdel, hgetall, hincrby, sadd, srem, sismember, spop, scard, lpush, rpush, lpop, rpop, lrange, ltrim, zadd, zrem, zscore, zincrby, zrange, zpopmin)"
                 ))
             }),
         }
@@ -132,6 +133,9 @@ pub struct WorkloadSpec {
     pub preload: Option<Preload>,
     /// The phases, in order.
     pub phases: Vec<PhaseSpec>,
+    /// Hashes, sets, lists and sorted sets: sizes and members ([`AggregateSpec`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<AggregateSpec>,
 }
 
 fn default_name() -> String {
@@ -290,6 +294,20 @@ impl WorkloadSpec {
         }
         self.popularity.validate("popularity")?;
         check_mix(&self.mix, "mix")?;
+        if let Some(a) = &self.aggregate {
+            a.validate()?;
+        }
+        let aggregate_ops = std::iter::once(&self.mix)
+            .chain(self.phases.iter().filter_map(|p| p.mix.as_ref()))
+            .flat_map(|m| m.keys())
+            .any(|n| matches!(MixOp::parse(n), Ok(MixOp::Kind(k)) if k.is_aggregate()));
+        if aggregate_ops && self.tracks_live() {
+            return bad(
+                "live_cap and delete_fraction count string keys and values; they cannot be \
+                 used with hash, set, list or sorted-set ops"
+                    .into(),
+            );
+        }
         for (i, p) in self.phases.iter().enumerate() {
             let at = format!("phases[{i}] `{}`", p.name);
             if let Some(j) = self.phases[..i].iter().position(|q| q.name == p.name) {
@@ -370,7 +388,7 @@ fn writes(mix: &BTreeMap<String, f64>) -> bool {
     mix.iter().any(|(name, &w)| {
         w > 0.0
             && match MixOp::parse(name) {
-                Ok(MixOp::Kind(k)) => k.writes_value(),
+                Ok(MixOp::Kind(k)) => k.writes_value() || k.adds_element(),
                 Ok(_) => true,
                 Err(_) => false,
             }

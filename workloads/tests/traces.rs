@@ -86,6 +86,7 @@ fn op(time_us: u64, kind: OpKind, id: u64, len: u16, value_len: u32) -> Op {
         ttl: 0,
         fill: false,
         phase: 0,
+        member: Key::NONE,
     }
 }
 
@@ -107,6 +108,16 @@ fn handcrafted_ops() -> Vec<Op> {
             ttl: if i % 3 == 0 { 0 } else { 60 * i as u32 },
             fill: i % 2 == 0,
             phase: (i / 4) as u16,
+            // Elements of every kind that names one: string ones of a few lengths, integer
+            // ones (length 0), the largest id.
+            member: if kind.has_member() {
+                Key {
+                    id: if i % 5 == 0 { u64::MAX } else { i * 77 },
+                    len: [0u16, 3, 250][i as usize % 3],
+                }
+            } else {
+                Key::NONE
+            },
         });
     }
     ops.push(Op {
@@ -120,6 +131,7 @@ fn handcrafted_ops() -> Vec<Op> {
         ttl: u32::MAX,
         fill: true,
         phase: u16::MAX,
+        member: Key::NONE,
     });
     ops.push(Op {
         time_us: 0,
@@ -129,6 +141,7 @@ fn handcrafted_ops() -> Vec<Op> {
         ttl: 0,
         fill: false,
         phase: 0,
+        member: Key::NONE,
     });
     ops
 }
@@ -600,8 +613,14 @@ fn fraglab_file(dir: &TempDir, name: &str, rows: &[&str]) -> PathBuf {
 }
 
 /// Each bad row, after two good ones (so it is line 4, after the header), and its message.
-const FRAGLAB_BAD: [(&str, &str); 5] = [
-    ("5,get,1,16,100,0,1", "expected 8 columns, found 7"),
+const FRAGLAB_BAD: [(&str, &str); 8] = [
+    ("5,get,1,16,100,0,1", "expected 8 columns"),
+    ("5,hset,1,16,100,0,0,0", "op `hset` names an element"),
+    ("5,get,1,16,100,0,0,0,7,3", "op `get` names no element"),
+    (
+        "5,sadd,1,16,100,0,0,0,7,251",
+        "member_len `251` is out of range",
+    ),
     ("5,get,1,16,abc,0,1,0", "value_len `abc` is not a number"),
     ("5,fetch,1,16,100,0,1,0", "unknown op `fetch`"),
     ("5,get,1,16,100,0,2,0", "fill `2` is not 0 or 1"),

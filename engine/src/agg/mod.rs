@@ -316,6 +316,39 @@ impl AggCmd<'_> {
     }
 }
 
+impl AggCmd<'_> {
+    /// The command as Redis receives it: name, key, arguments (what `redis-cli` would send,
+    /// and what a RESP command file holds).
+    pub fn to_args(&self, key: &[u8]) -> Vec<Vec<u8>> {
+        use AggCmd::*;
+        let num = |n: i64| n.to_string().into_bytes();
+        let score = |s: f64| {
+            let mut v = Vec::new();
+            format_score(s, &mut v);
+            v
+        };
+        let mut a = vec![self.name().as_bytes().to_vec(), key.to_vec()];
+        match *self {
+            HSet { field, value } => a.extend([field.to_vec(), value.to_vec()]),
+            HGet { field } | HDel { field } => a.push(field.to_vec()),
+            HIncrBy { field, delta } => a.extend([field.to_vec(), num(delta)]),
+            SAdd { member }
+            | SRem { member }
+            | SIsMember { member }
+            | ZRem { member }
+            | ZScore { member } => a.push(member.to_vec()),
+            LPush { elem } | RPush { elem } => a.push(elem.to_vec()),
+            LRange { start, stop } | LTrim { start, stop } | ZRange { start, stop } => {
+                a.extend([num(start), num(stop)])
+            }
+            ZAdd { member, score: s } => a.extend([score(s), member.to_vec()]),
+            ZIncrBy { member, delta } => a.extend([score(delta), member.to_vec()]),
+            HGetAll | SPop | SCard | LPop | RPop | ZPopMin => {}
+        }
+        a
+    }
+}
+
 /// A command's answer. Byte results go to the caller's buffer: a [`Reply::Bulk`] appends its
 /// bytes; a [`Reply::Array`] of `n` appends each element as a 4-byte little-endian length and
 /// its bytes (a score as the text Redis replies with, [`format_score`]).

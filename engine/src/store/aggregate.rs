@@ -7,6 +7,7 @@
 //! `WRONGTYPE`. A command that empties an aggregate deletes the key, as Redis does.
 
 use std::collections::BTreeMap;
+use std::ptr::NonNull;
 
 use fraglab_allocators::{AllocError, Allocator};
 use serde::{Deserialize, Serialize};
@@ -231,6 +232,34 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         };
         self.list_add(back);
         r
+    }
+
+    /// Requested and allocated bytes of every aggregate key, by type and encoding: every
+    /// allocation the key holds (its entry, key and object too, where the layout has them).
+    /// Walks the whole store.
+    pub fn agg_bytes(&self) -> BTreeMap<(AggType, Encoding), (u64, u64)> {
+        let mut out: BTreeMap<(AggType, Encoding), (u64, u64)> = BTreeMap::new();
+        if self.aggs.held.is_empty() {
+            return out;
+        }
+        for h in self.layout.handles() {
+            let Some(t) = self.layout.agg_type(&self.alloc, h) else {
+                continue;
+            };
+            let (enc, _) = self.layout.agg_shape(&self.alloc, h);
+            let e = out.entry((t, enc)).or_default();
+            self.layout.blocks(&self.alloc, h, &mut |start, size| {
+                e.0 += size as u64;
+                let usable = match NonNull::new(start as *mut u8) {
+                    // SAFETY: `blocks` names live blocks of this allocator with the sizes
+                    // they were requested with.
+                    Some(p) => unsafe { self.alloc.usable_size_of(p, size) },
+                    None => size,
+                };
+                e.1 += usable as u64;
+            });
+        }
+        out
     }
 
     /// The type and shape of key `h`, if it holds an aggregate.

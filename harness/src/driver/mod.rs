@@ -66,6 +66,8 @@ pub struct TargetEnd {
     pub library_versions: BTreeMap<String, String>,
     /// The real server, if any.
     pub server: Option<fraglab_reports::ServerInfo>,
+    /// Aggregates held at the end, by type and encoding.
+    pub aggregates: fraglab_reports::Aggregates,
 }
 
 /// What a workload is replayed into.

@@ -92,6 +92,8 @@ impl ReplyCounters {
             Outcome::Stored => self.store(&p.op, u64::from(p.op.value_len)),
             Outcome::Len(n) => self.store(&p.op, n),
             Outcome::Deleted => self.delete(&p.op),
+            // The payload of aggregates is not tracked client-side.
+            Outcome::Agg { writes } => self.sets += u64::from(writes),
             Outcome::Oom => self.oom += 1,
             Outcome::Error(kind) => self.error(&kind),
         }
@@ -309,6 +311,7 @@ impl<P: Peer> Target for PeerTarget<P> {
             allocator_detail: self.peer.detail(),
             library_versions: self.peer.library_versions(),
             server: Some(self.peer.server_info()),
+            aggregates: fraglab_reports::Aggregates::default(),
         }
         // The server stops when `self.peer` drops, here.
     }
@@ -328,6 +331,7 @@ mod tests {
             ttl: 0,
             fill: false,
             phase: 0,
+            member: Key::NONE,
         }
     }
 

@@ -28,6 +28,11 @@ pub(crate) enum Expect {
     Delete,
     /// A touch / EXPIRE / PERSIST.
     Touch,
+    /// A command on a hash, set, list or sorted set: any reply but an error is its answer.
+    Agg {
+        /// Whether it may change the aggregate (counted as a set).
+        writes: bool,
+    },
 }
 
 /// One request in flight.
@@ -58,6 +63,11 @@ pub(crate) enum Outcome {
     NotFound,
     /// A touch changed the key's TTL.
     Touched,
+    /// An aggregate command answered.
+    Agg {
+        /// Whether it was a write.
+        writes: bool,
+    },
     /// Refused for memory.
     Oom,
     /// Another error, by kind.

@@ -268,6 +268,21 @@ pub(super) fn encode_op(
             }
             Expect::Multi
         }
+        _ => {
+            let mut member = Vec::new();
+            crate::agg_ops::member_bytes(op, &mut member);
+            let mut key = Vec::with_capacity(usize::from(op.key.len));
+            op.key.write_to(&mut key);
+            let cmd = crate::agg_ops::agg_cmd(op, &member, value).expect("an aggregate op");
+            let args = cmd.to_args(&key);
+            array(out, args.len());
+            for a in &args {
+                arg(out, a);
+            }
+            Expect::Agg {
+                writes: cmd.writes(),
+            }
+        }
     };
     pending.push(Pending { op: *op, expect });
     Ok(())
@@ -281,6 +296,7 @@ pub(super) fn read_outcome(c: &mut Conn, expect: Expect) -> io::Result<Outcome> 
         (Expect::Retrieval, Reply::Bulk) => Outcome::Hit,
         (Expect::Retrieval, Reply::Nil) => Outcome::Miss,
         (Expect::Multi, Reply::Array) => Outcome::Hit,
+        (Expect::Agg { writes }, _) => Outcome::Agg { writes },
         (Expect::Store, Reply::Status(true)) => Outcome::Stored,
         (Expect::Store, Reply::Nil) => Outcome::NotStored,
         (Expect::Concat, Reply::Int(n)) => Outcome::Len(n.max(0) as u64),
@@ -329,6 +345,7 @@ mod tests {
             ttl,
             fill: false,
             phase: 0,
+            member: Key::NONE,
         };
         let mut out = Vec::new();
         let mut pending = Vec::new();

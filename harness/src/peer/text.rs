@@ -57,6 +57,10 @@ pub(super) fn encode_op(
     if op.key.len == 0 {
         return Err("empty_key");
     }
+    if op.kind.is_aggregate() {
+        // memcached has no aggregates (the memcached layout models a client's blobs).
+        return Err("unsupported");
+    }
     let mut push = |expect| pending.push(Pending { op: *op, expect });
     match op.kind {
         OpKind::Get | OpKind::Gets => {
@@ -141,6 +145,7 @@ pub(super) fn encode_op(
                 push(Expect::Multi);
             }
         }
+        _ => unreachable!("aggregate ops are refused above"),
     }
     Ok(())
 }
@@ -225,6 +230,7 @@ mod tests {
             ttl,
             fill: false,
             phase: 0,
+            member: Key::NONE,
         }
     }
 

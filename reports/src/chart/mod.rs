@@ -15,6 +15,7 @@
 //! | `slab-classes-<workload>` | per slab class: requested bytes, used chunk bytes, free chunk bytes |
 //! | `latency-<workload>` | latency percentiles on a log axis |
 //! | `miss-ratio-<workload>` | miss-ratio curve: miss ratio under each memory limit, one line per allocator and layout |
+//! | `bytes-per-element-<workload>` | hashes, sets, lists and sorted sets: allocated bytes per element by type and encoding, one bar per configuration |
 //!
 //! Text is drawn with the embedded DejaVu Sans (registered as `sans-serif`), so no system font
 //! library is needed. Colours are Okabe and Ito's colour-blind-safe palette, then Paul Tol's
@@ -23,8 +24,10 @@
 //! The modules, each using only those above it: `labels` (short names, series labels, number
 //! formats), `figure` (the figure as data, its layout, the palette, the font), `draw` (a figure
 //! on a plotters backend), `common` (what the chart families share), then one module per chart
-//! family (`memory`, `throughput`, `bytes`, `timeline`, `slab`, `latency`, `miss_ratio`).
+//! family (`memory`, `throughput`, `bytes`, `timeline`, `slab`, `latency`, `miss_ratio`,
+//! `aggregates`).
 
+mod aggregates;
 mod bytes;
 mod common;
 mod draw;
@@ -138,6 +141,7 @@ fn charts(set: &ResultSet) -> Vec<Spec> {
         out.extend(slab::slab_classes(set, &names, &w, &s));
         out.extend(latency::latency(set, &names, &w, &s));
         out.extend(miss_ratio::miss_ratio(set, &names, &w, &s));
+        out.extend(aggregates::bytes_per_element(set, &names, &w, &s));
     }
     out
 }

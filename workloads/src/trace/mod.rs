@@ -9,7 +9,8 @@
 //! - `segcache`: Segcache's replay binary, 20-byte little-endian records:
 //!   `u32 time, u64 obj_id, u32 kv_len, u32 op_ttl`.
 //! - `fraglab`: fraglab's CSV, the header `time_us,op,key_id,key_len,value_len,ttl,fill,phase`
-//!   then one op a line.
+//!   then one op a line; an op that names an element (`hset`, `sadd`, `zadd`, ...) has two
+//!   more columns, `member_id,member_len` (a length of 0: the id is an integer member).
 //!
 //! [`TraceFormat::detect`] tells them apart by name: `oracleGeneral` anywhere in it, `.sbin`,
 //! or `.csv` (fraglab's if the first line is its header, Twitter's otherwise), each optionally

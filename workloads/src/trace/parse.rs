@@ -53,6 +53,7 @@ pub(super) fn parse_twitter(line: &[u8], origin: &mut Option<u64>) -> Result<Op,
         ttl: ttl as u32,
         fill: matches!(kind, OpKind::Get | OpKind::Gets),
         phase: 0,
+        member: Key::NONE,
     })
 }
 
@@ -65,10 +66,12 @@ pub(super) fn relative_us(origin: &mut Option<u64>, time: u64) -> u64 {
 
 /// Parses a fraglab CSV line: `time_us,op,key_id,key_len,value_len,ttl,fill,phase`.
 pub(super) fn parse_fraglab(line: &[u8]) -> Result<Op, String> {
-    let mut cols = [&[][..]; 8];
+    let mut cols = [&[][..]; 10];
     let n = split_columns(line, &mut cols);
-    if n != 8 {
-        return Err(format!("expected 8 columns, found {n}"));
+    if n != 8 && n != 10 {
+        return Err(format!(
+            "expected 8 columns (10 for an op that names an element), found {n}"
+        ));
     }
     let time_us = parse_num(cols[0], "time_us", u64::MAX)?;
     let op = cols[1].trim_ascii();
@@ -89,6 +92,25 @@ pub(super) fn parse_fraglab(line: &[u8]) -> Result<Op, String> {
         other => return Err(format!("fill `{}` is not 0 or 1", shown(other))),
     };
     let phase = parse_num(cols[7], "phase", u64::from(u16::MAX))?;
+    let member = match (n, kind.has_member()) {
+        (10, true) => Key {
+            id: parse_num(cols[8], "member_id", u64::MAX)?,
+            len: parse_num(cols[9], "member_len", u64::from(crate::KEY_MAX))? as u16,
+        },
+        (8, false) => Key::NONE,
+        (_, true) => {
+            return Err(format!(
+                "op `{}` names an element: expected member_id and member_len columns",
+                kind.name()
+            ))
+        }
+        (_, false) => {
+            return Err(format!(
+                "op `{}` names no element: expected 8 columns, found 10",
+                kind.name()
+            ))
+        }
+    };
     Ok(Op {
         time_us,
         kind,
@@ -100,6 +122,7 @@ pub(super) fn parse_fraglab(line: &[u8]) -> Result<Op, String> {
         ttl: ttl as u32,
         fill,
         phase: phase as u16,
+        member,
     })
 }
 

@@ -299,6 +299,7 @@ impl TraceReader {
                     ttl: 0,
                     fill: true,
                     phase: 0,
+                    member: Key::NONE,
                 }))
             }
             TraceFormat::Segcache => {
@@ -332,6 +333,7 @@ impl TraceReader {
                     ttl: op_ttl & 0xff_ffff,
                     fill: matches!(kind, OpKind::Get | OpKind::Gets),
                     phase: 0,
+                    member: Key::NONE,
                 }))
             }
         }

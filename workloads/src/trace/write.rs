@@ -206,7 +206,7 @@ impl FraglabCsvWriter {
 
     /// Appends one op.
     pub fn write(&mut self, op: &Op) -> Result<(), TraceError> {
-        writeln!(
+        write!(
             self.out,
             "{},{},{},{},{},{},{},{}",
             op.time_us,
@@ -218,6 +218,14 @@ impl FraglabCsvWriter {
             u8::from(op.fill),
             op.phase
         )
+        .and_then(|()| {
+            if op.kind.has_member() {
+                // Ops that name an element carry it in two more columns.
+                writeln!(self.out, ",{},{}", op.member.id, op.member.len)
+            } else {
+                writeln!(self.out)
+            }
+        })
         .map_err(|e| write_error(&self.path, &e))?;
         self.records += 1;
         Ok(())

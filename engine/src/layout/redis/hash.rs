@@ -27,7 +27,8 @@
 //! grown), the conversion is skipped and the insert stands, the hash left over the limit
 //! until the next insert converts it; if the value's append was refused and the field's
 //! cannot be taken back, the operation panics (no allocator here refuses such a shrink: the
-//! block returns to the size class it just left).
+//! block returns to the size class it just left). A rehash step a refused command took stays
+//! taken, as a lookup's does.
 
 use std::ptr::NonNull;
 

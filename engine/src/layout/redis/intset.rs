@@ -247,6 +247,28 @@ impl Intset {
         Ok(true)
     }
 
+    /// Takes back an [`add`](Self::add) of `v` made at encoding `enc`: removes it and, if it
+    /// upgraded the set, writes the rest back at `enc` (one resize, made before any byte
+    /// changes: a refusal leaves the set as it is).
+    pub(super) fn undo_add<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        v: i64,
+        enc: usize,
+    ) -> Result<(), AllocError> {
+        if self.encoding() == enc {
+            return self.remove(a, v).map(|_| ());
+        }
+        let rest: Vec<i64> = self.iter().filter(|&x| x != v).collect();
+        self.resize(a, self.blob_len(), rest.len(), enc)?;
+        self.set_encoding(enc);
+        self.set_len(rest.len());
+        for (i, x) in rest.into_iter().enumerate() {
+            self.set(i, x);
+        }
+        Ok(())
+    }
+
     /// Frees the block.
     ///
     /// # Safety
@@ -326,6 +348,29 @@ mod tests {
             assert_eq!(is.iter().collect::<Vec<_>>(), before);
             assert_eq!((is.encoding(), a.requested()), (2, 16));
         }
+        // SAFETY: live, freed once.
+        unsafe { is.free(&mut a) };
+    }
+
+    #[test]
+    fn an_undone_upgrade_returns_to_the_old_width() {
+        let mut a = Faulty::new();
+        let mut is = Intset::new(&mut a).unwrap();
+        for v in [1, 2, 3] {
+            is.add(&mut a, v).unwrap();
+        }
+        is.add(&mut a, 1 << 40).unwrap();
+        assert_eq!(a.requested(), 8 + 4 * 8);
+        a.fail_in(0);
+        assert!(is.undo_add(&mut a, 1 << 40, 2).is_err());
+        a.heal();
+        assert_eq!(a.requested(), 8 + 4 * 8);
+        is.undo_add(&mut a, 1 << 40, 2).unwrap();
+        assert_eq!((is.encoding(), a.requested()), (2, 8 + 3 * 2));
+        assert_eq!(is.iter().collect::<Vec<_>>(), [1, 2, 3]);
+        is.add(&mut a, 9).unwrap();
+        is.undo_add(&mut a, 9, 2).unwrap();
+        assert_eq!(is.iter().collect::<Vec<_>>(), [1, 2, 3]);
         // SAFETY: live, freed once.
         unsafe { is.free(&mut a) };
     }

@@ -49,6 +49,8 @@ mod object;
 #[allow(dead_code)] // Used by the lists until the layout runs aggregates.
 mod quicklist;
 mod sds;
+#[allow(dead_code)]
+mod set;
 #[allow(dead_code)] // Used by the sorted sets until the layout runs aggregates.
 mod skiplist;
 #[cfg(test)]
