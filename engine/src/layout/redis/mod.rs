@@ -32,39 +32,30 @@
 //! incremental rehash, `dict.c`); this module is the layout: the main and expires dicts and
 //! the key-level operations.
 
+mod aggregate;
 mod dict;
-// The aggregate encodings: used by the hash, set and sorted-set types until the layout wires
-// them in (issue 14).
-#[allow(dead_code)]
 mod aggobj;
-#[allow(dead_code)]
 mod hash;
-#[allow(dead_code)]
 mod intset;
-#[allow(dead_code)] // The LIST type, until the layout runs aggregates.
 mod list;
-#[allow(dead_code)]
 mod listpack;
 mod object;
-#[allow(dead_code)] // Used by the lists until the layout runs aggregates.
 mod quicklist;
 mod sds;
-#[allow(dead_code)]
 mod set;
-#[allow(dead_code)] // Used by the sorted sets until the layout runs aggregates.
 mod skiplist;
 #[cfg(test)]
 mod testalloc;
 #[cfg(test)]
 mod testkit;
-#[allow(dead_code)] // The ZSET type, until the layout runs aggregates.
 mod zset;
 
 use std::ptr::NonNull;
 
 use fraglab_allocators::{AllocError, Allocator};
 
-use super::{Layout, LayoutKind, LayoutOptions, NewItem};
+use super::{AggDone, Layout, LayoutKind, LayoutOptions, NewItem};
+use crate::agg::{AggCmd, AggConfig, AggError, AggType, Encoding};
 use crate::util::{hash_key, read_at, write_at, Rng};
 
 pub use dict::ENTRY;
@@ -153,6 +144,24 @@ impl Redis {
         }
         Self::set_value(h, Value::Obj(o));
         Ok(o)
+    }
+}
+
+impl Redis {
+    /// The key's expires entry, if it has one, as a block.
+    fn expires_block(&self, h: NonNull<u8>, f: &mut dyn FnMut(usize, usize)) {
+        if self.expires.len() > 0 {
+            if let Some(x) = self.expires_entry(h) {
+                f(x.as_ptr() as usize, ENTRY);
+            }
+        }
+    }
+
+    fn agg_obj(h: NonNull<u8>) -> Option<NonNull<u8>> {
+        match Self::value(h) {
+            Value::Obj(o) => aggregate::agg_type(o).map(|_| o),
+            Value::Shared(_) => None,
+        }
     }
 }
 
@@ -343,6 +352,7 @@ impl Layout for Redis {
         };
         match Self::value(h) {
             Value::Shared(n) => digits(n),
+            Value::Obj(o) if aggregate::agg_type(o).is_some() => aggregate::payload(o),
             // SAFETY: value objects in the dict are live.
             Value::Obj(o) => unsafe {
                 match encoding(o) {
@@ -459,6 +469,10 @@ impl Layout for Redis {
             let sds = sds_at(key);
             block(sds.base, sds.size());
             if let Value::Obj(o) = Self::value(h) {
+                if aggregate::agg_type(o).is_some() {
+                    aggregate::blocks(o, f);
+                    return self.expires_block(h, f);
+                }
                 block(o, value_alloc_size(Value::Obj(o)));
                 if encoding(o) == ENC_RAW {
                     let v = sds_at(NonNull::new_unchecked(obj_ptr(o) as *mut u8));
@@ -466,11 +480,49 @@ impl Layout for Redis {
                 }
             }
         }
-        if self.expires.len() > 0 {
-            if let Some(x) = self.expires_entry(h) {
-                block(x, ENTRY);
-            }
-        }
+        self.expires_block(h, f);
+    }
+
+    fn agg_type<A: Allocator>(&self, _a: &A, h: NonNull<u8>) -> Option<AggType> {
+        Self::agg_obj(h).and_then(aggregate::agg_type)
+    }
+
+    fn agg_shape<A: Allocator>(&self, _a: &A, h: NonNull<u8>) -> (Encoding, usize) {
+        let o = Self::agg_obj(h).expect("an aggregate key");
+        (aggregate::encoding(o), aggregate::len(o))
+    }
+
+    fn agg_create<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        item: NewItem<'_>,
+        cfg: &AggConfig,
+        cmd: &AggCmd<'_>,
+        rng: &mut Rng,
+        out: &mut Vec<u8>,
+    ) -> Result<AggDone<NonNull<u8>>, AggError> {
+        self.agg_create_in(a, item, cfg, cmd, rng, out)
+    }
+
+    fn agg_apply<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        h: NonNull<u8>,
+        cfg: &AggConfig,
+        cmd: &AggCmd<'_>,
+        rng: &mut Rng,
+        out: &mut Vec<u8>,
+    ) -> Result<AggDone<NonNull<u8>>, AggError> {
+        let o = Self::agg_obj(h).expect("an aggregate key");
+        let before = (aggregate::encoding(o), aggregate::len(o));
+        let (reply, payload_delta) = aggregate::apply(a, o, cfg, cmd, rng, out)?;
+        Ok(AggDone {
+            handle: h,
+            reply,
+            payload_delta,
+            before: Some(before),
+            after: (aggregate::encoding(o), aggregate::len(o)),
+        })
     }
 
     fn release<A: Allocator>(&mut self, a: &mut A) {
