@@ -397,7 +397,7 @@ proptest! {
         ops in prop::collection::vec(op(), 1..120),
         entries in prop_oneof![Just(512usize), 1usize..12],
         max in prop_oneof![Just(64usize), 0usize..8],
-        fail in prop::option::of(0u64..200),
+        fail in prop::option::of(0u64..80),
     ) {
         let mut a = Faulty::new();
         let cfg = AggConfig {

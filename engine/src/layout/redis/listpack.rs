@@ -412,6 +412,27 @@ impl Listpack {
         self.splice(a, off, true, Some(v))
     }
 
+    /// Replaces element `index` (negative counts from the end): `lpSeek` + `lpReplace`.
+    pub(super) fn replace_at<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        index: i64,
+        v: LpValue<'_>,
+    ) -> Result<(), AllocError> {
+        let off = self.seek(index).expect("a listpack index in range");
+        self.splice(a, off, true, Some(v))
+    }
+
+    /// Removes element `index` (negative counts from the end): `lpSeek` + `lpDelete`.
+    pub(super) fn delete_at<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        index: i64,
+    ) -> Result<(), AllocError> {
+        let off = self.seek(index).expect("a listpack index in range");
+        self.splice(a, off, true, None)
+    }
+
     /// `lpDelete`: removes the entry at `off`; returns the next entry's offset.
     pub(super) fn delete<A: Allocator>(
         &mut self,

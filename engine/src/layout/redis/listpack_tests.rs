@@ -182,6 +182,11 @@ fn edits_realloc_to_the_exact_size() {
     let next = lp.delete(&mut a, off).unwrap();
     assert_eq!(next, lp.seek(1));
     assert_eq!(texts(&lp), [b"a", b"c", b"d"].map(|s| s.to_vec()));
+    lp.replace_at(&mut a, -1, LpValue::Int(-300)).unwrap();
+    assert_eq!(lp.get(lp.seek(2).unwrap()), LpValue::Int(-300));
+    lp.insert(&mut a, 0, LpValue::Str(b"x")).unwrap();
+    lp.delete_at(&mut a, 0).unwrap();
+    assert_eq!(a.requested(), lp.bytes() as u64);
     let last = lp.seek(-1).unwrap();
     assert_eq!(lp.delete(&mut a, last).unwrap(), None);
     lp.delete_range_index(&mut a, 0, 5).unwrap();

@@ -225,7 +225,7 @@ proptest! {
         first in member(),
         ops in prop::collection::vec(cmd(), 1..150),
         max in prop_oneof![Just(512usize), 0usize..10],
-        fail in prop::option::of(0u64..200),
+        fail in prop::option::of(0u64..80),
         seed in any::<u64>(),
     ) {
         let mut a = Faulty::new();
