@@ -15,6 +15,8 @@
 //!   chosen id moves to the nearest id of its type at or below it. So a key never changes
 //!   type and popularity keeps its shape.
 //! - **List elements** are numbered in push order (a timeline's post ids).
+//! - **Counters**: HINCRBY's fields are the hash's `counters` counter fields, numbered after
+//!   the fields of its size, so they hold integers only.
 //! - `value_len` carries HSET's value size (the phase's `value_size`), ZADD's score and
 //!   ZINCRBY's increment (drawn from the same distribution), HINCRBY's increment (1), and
 //!   the count of LRANGE and ZRANGE (`range`) and of LTRIM (the key's size).
@@ -50,6 +52,10 @@ pub struct AggregateSpec {
     /// How many elements LRANGE and ZRANGE read.
     #[serde(default = "default_range")]
     pub range: SizeDist,
+    /// Counter fields per hash: HINCRBY's fields are these, numbered after the fields the
+    /// key's size covers (so a counter never lands on a string field written by HSET).
+    #[serde(default = "default_counters")]
+    pub counters: u64,
     /// YCSB's Redis binding: every preloaded record is also added to one sorted set (the key
     /// after the last record) with its key as the member and a 32-bit hash as the score.
     #[serde(default)]
@@ -61,6 +67,9 @@ fn default_elements() -> SizeDist {
 }
 fn default_member_size() -> SizeDist {
     SizeDist::Fixed { size: 8.0 }
+}
+fn default_counters() -> u64 {
+    2
 }
 fn default_range() -> SizeDist {
     SizeDist::Fixed { size: 10.0 }
@@ -74,6 +83,7 @@ impl Default for AggregateSpec {
             member_size: default_member_size(),
             integer_members: 0.0,
             range: default_range(),
+            counters: default_counters(),
             index: false,
         }
     }
@@ -89,6 +99,9 @@ impl AggregateSpec {
                 self.integer_members
             ));
         }
+        if self.counters == 0 {
+            return bad("aggregate.counters must be at least 1".into());
+        }
         if self.members == Some(0) {
             return bad("aggregate.members must be at least 1".into());
         }
@@ -103,6 +116,7 @@ pub(crate) struct AggGen {
     salt: u64,
     member_lengths: KeyLengths,
     members: Option<u64>,
+    counters: u64,
     integer: f64,
     range: SizeSampler,
     /// The types the mixes touch (`string`, `hash`, ...).
@@ -134,6 +148,7 @@ impl AggGen {
             salt,
             member_lengths: KeyLengths::new(&member_size, mix64(salt ^ 0x6d65_6d62)),
             members: spec.members,
+            counters: spec.counters,
             integer: spec.integer_members,
             range: spec.range.compile(base, "aggregate.range")?,
             split: types.len() > 1,
@@ -198,6 +213,10 @@ impl AggGen {
             Lpush | Rpush => {
                 self.next_element += 1;
                 self.member(self.next_element - 1)
+            }
+            Hincrby => {
+                let first = self.members.unwrap_or_else(|| self.size(id));
+                self.member(first + rng.below(self.counters))
             }
             _ if kind.has_member() => {
                 let n = self.members.unwrap_or_else(|| self.size(id));

@@ -152,6 +152,7 @@ impl Listpack {
 
     /// `lpPrev`: the entry before the one at `off` (`off` may be the end byte's offset), read
     /// through the backlen (`lpDecodeBacklen`).
+    #[cfg(test)]
     pub(super) fn prev(self, off: usize) -> Option<usize> {
         if off <= LP_HDR_SIZE {
             return None;
@@ -388,6 +389,7 @@ impl Listpack {
     }
 
     /// Inserts before element `index` (`index == len()` appends).
+    #[cfg(test)]
     pub(super) fn insert<A: Allocator>(
         &mut self,
         a: &mut A,
@@ -413,6 +415,7 @@ impl Listpack {
     }
 
     /// Replaces element `index` (negative counts from the end): `lpSeek` + `lpReplace`.
+    #[cfg(test)]
     pub(super) fn replace_at<A: Allocator>(
         &mut self,
         a: &mut A,
@@ -424,6 +427,7 @@ impl Listpack {
     }
 
     /// Removes element `index` (negative counts from the end): `lpSeek` + `lpDelete`.
+    #[cfg(test)]
     pub(super) fn delete_at<A: Allocator>(
         &mut self,
         a: &mut A,

@@ -32,9 +32,9 @@
 //! incremental rehash, `dict.c`); this module is the layout: the main and expires dicts and
 //! the key-level operations.
 
+mod aggobj;
 mod aggregate;
 mod dict;
-mod aggobj;
 mod hash;
 mod intset;
 mod list;

@@ -55,6 +55,7 @@ pub(super) struct Node(NonNull<u8>);
 
 impl Node {
     /// The node's address.
+    #[cfg(test)]
     pub(super) fn ptr(self) -> NonNull<u8> {
         self.0
     }
@@ -167,6 +168,7 @@ impl Zsl {
     }
 
     /// The last node.
+    #[cfg(test)]
     pub(super) fn tail(self) -> Option<Node> {
         // SAFETY: a live skiplist; `tail` is at offset 8.
         NonNull::new(unsafe { read_at::<*mut u8>(self.0, 8) }).map(Node)
