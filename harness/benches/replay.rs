@@ -45,6 +45,7 @@ fn spec(workload: Workload, name: &str, alloc: &str, layout: LayoutKind, latency
         workload,
         alloc,
         layout,
+        agg: Default::default(),
         policy,
         memory: None,
         seed: 1,

@@ -51,6 +51,9 @@ enum Command {
         /// Output format: a table, or `{"cases": [...]}`.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Run only the cases whose name contains this text (e.g. `hash`, `memcached:`).
+        #[arg(long)]
+        case: Option<String>,
     },
     /// List workloads, allocators, layouts or eviction policies.
     List {
@@ -174,15 +177,14 @@ fn main() -> ExitCode {
             text
         }),
         Command::List { what } => Ok(run_cmd::list(*what)),
-        Command::Validate { format } => {
-            fraglab_harness::validate::validate(*format, &fraglab_harness::STOP).map(
-                |(text, all)| {
+        Command::Validate { format, case } => {
+            fraglab_harness::validate::validate(*format, case.as_deref(), &fraglab_harness::STOP)
+                .map(|(text, all)| {
                     if !all {
                         status = ExitCode::FAILURE;
                     }
                     text
-                },
-            )
+                })
         }
         Command::Report(args) => fraglab_harness::report_cmd::report_cmd(args),
         Command::Describe { workload, format } => workload_cmd::describe_cmd(workload, *format),

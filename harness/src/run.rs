@@ -56,6 +56,7 @@ pub fn run(
             let config = StoreConfig {
                 policy: spec.policy,
                 seed: spec.seed,
+                agg: spec.agg,
                 ..StoreConfig::default()
             };
             let replay = EngineReplay {
@@ -83,7 +84,7 @@ pub fn run(
             alloc: spec.alloc.to_string(),
             alloc_name: spec.alloc.name().to_string(),
             library_versions: end.library_versions,
-            layout: spec.layout.name().to_string(),
+            layout: fraglab_engine::layout::layout_name(spec.layout, &spec.agg),
             eviction: spec.policy.name().to_string(),
             memory_limit: spec.memory,
             seed: spec.seed,

@@ -98,11 +98,11 @@ impl RunArgs {
     pub fn spec(&self) -> Result<RunSpec, String> {
         let alloc: AllocSpec = self.alloc.parse().map_err(|e| format!("--alloc: {e}"))?;
         let (default_layout, default_policy) = defaults_for(&alloc);
-        let layout = match &self.layout {
-            Some(l) => l
-                .parse::<LayoutKind>()
-                .map_err(|e| format!("--layout: {e}"))?,
-            None => default_layout,
+        let (layout, agg) = match &self.layout {
+            Some(l) => {
+                fraglab_engine::layout::parse_layout(l).map_err(|e| format!("--layout: {e}"))?
+            }
+            None => (default_layout, Default::default()),
         };
         let policy = match &self.evict {
             Some(p) => p.parse::<Policy>().map_err(|e| format!("--evict: {e}"))?,
@@ -122,6 +122,7 @@ impl RunArgs {
             workload,
             alloc,
             layout,
+            agg,
             policy,
             memory,
             seed: self.opts.seed,

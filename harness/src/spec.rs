@@ -21,6 +21,8 @@ pub struct RunSpec {
     pub alloc: AllocSpec,
     /// The layout.
     pub layout: LayoutKind,
+    /// The aggregates' encoding thresholds (`--layout redis:hash-max-listpack-entries=...`).
+    pub agg: fraglab_engine::agg::AggConfig,
     /// The eviction policy.
     pub policy: Policy,
     /// The memory limit, bytes.

@@ -79,28 +79,33 @@ fn uniform(min: f64, max: f64) -> SizeDist {
     SizeDist::Uniform { min, max }
 }
 
-struct Case {
-    name: String,
-    workload: WorkloadSpec,
-    alloc: &'static str,
-    memory: Option<u64>,
-    values: ValueBytes,
-    kind: Kind,
+pub(crate) struct Case {
+    pub(crate) name: String,
+    pub(crate) agg: fraglab_engine::agg::AggConfig,
+    pub(crate) workload: WorkloadSpec,
+    pub(crate) alloc: &'static str,
+    pub(crate) memory: Option<u64>,
+    pub(crate) values: ValueBytes,
+    pub(crate) kind: Kind,
 }
 
-enum Kind {
+pub(crate) enum Kind {
     /// Per-class pages and used chunks, and evictions.
     Memcached,
     /// `used_memory` growth.
     Redis,
     /// Redis's memefficiency efficiency, with the test's threshold.
     Efficiency(f64),
+    /// `used_memory` growth, and the keys of each aggregate type and encoding
+    /// ([`crate::validate_agg`]).
+    Aggregates,
 }
 
 fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     let mc = |name: &str, w: WorkloadSpec, alloc: &'static str, memory: Option<u64>| Case {
         name: format!("memcached: {name}"),
+        agg: Default::default(),
         workload: w,
         alloc,
         memory,
@@ -144,6 +149,7 @@ fn cases() -> Vec<Case> {
     ));
     let redis = |name: &str, w: WorkloadSpec, values: ValueBytes| Case {
         name: format!("redis: {name}"),
+        agg: Default::default(),
         workload: w,
         alloc: "zmalloc:backend=jemalloc,prefix=0",
         memory: None,
@@ -191,6 +197,7 @@ fn cases() -> Vec<Case> {
         let spec = presets::preset(&name, &PresetParams::default()).expect("a preset");
         out.push(Case {
             name: format!("redis: {name}"),
+            agg: Default::default(),
             workload: spec,
             alloc: "zmalloc:backend=jemalloc,prefix=0",
             memory: None,
@@ -198,6 +205,7 @@ fn cases() -> Vec<Case> {
             kind: Kind::Efficiency(memefficiency_threshold(range).expect("a threshold")),
         });
     }
+    out.extend(crate::validate_agg::cases());
     out
 }
 
@@ -215,6 +223,7 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
         },
         alloc,
         layout,
+        agg: case.agg,
         policy,
         memory: case.memory,
         seed: 1,
@@ -331,6 +340,15 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
             );
             vec![row("used_memory growth", m, r, relative(m, r), 0.01)]
         }
+        Kind::Aggregates => {
+            let (m, r) = (
+                model.summary.allocated_bytes as f64,
+                real.summary.allocated_bytes as f64,
+            );
+            let mut rows = vec![row("used_memory growth", m, r, relative(m, r), 0.01)];
+            rows.extend(crate::validate_agg::encoding_rows(case, &model, &real));
+            rows
+        }
         Kind::Efficiency(threshold) => {
             let w = written(&spec)?;
             let m = w / model.summary.allocated_bytes.max(1) as f64;
@@ -351,10 +369,30 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
     })
 }
 
-/// `fraglab validate`: runs every case; returns the table (or JSON) and whether all passed.
-pub fn validate(format: Format, stop: &AtomicBool) -> Result<(String, bool), String> {
+/// `fraglab validate`: runs every case (or those whose name contains `only`); returns the
+/// table (or JSON) and whether all passed. A filter that matches no case is an error.
+pub fn validate(
+    format: Format,
+    only: Option<&str>,
+    stop: &AtomicBool,
+) -> Result<(String, bool), String> {
     let mut results = Vec::new();
-    for case in cases() {
+    let chosen: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| only.is_none_or(|o| c.name.contains(o)))
+        .collect();
+    if chosen.is_empty() {
+        return Err(format!(
+            "--case `{}` matches no case; the cases are:\n{}",
+            only.unwrap_or(""),
+            cases()
+                .iter()
+                .map(|c| format!("  {}", c.name))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ));
+    }
+    for case in chosen {
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(format!(
                 "interrupted after {} checks; nothing failed so far: {}",

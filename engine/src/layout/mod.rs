@@ -77,6 +77,73 @@ impl std::str::FromStr for LayoutKind {
     }
 }
 
+/// Parses `--layout`: a layout's name, and for `redis` its encoding thresholds as
+/// `redis.conf` names them (`redis:hash-max-listpack-entries=128,zset-max-listpack-value=32`;
+/// [`AggConfig::PARAMS`]), each defaulting to Redis 7.0's value.
+pub fn parse_layout(s: &str) -> Result<(LayoutKind, AggConfig), String> {
+    let (name, params) = match s.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (s, None),
+    };
+    let kind: LayoutKind = name.parse()?;
+    let mut cfg = AggConfig::default();
+    if let Some(params) = params {
+        if kind != LayoutKind::Redis {
+            return Err(format!(
+                "the {kind} layout takes no parameters (only redis does: {})",
+                AggConfig::PARAMS.join(", ")
+            ));
+        }
+        for kv in params.split(',').filter(|p| !p.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("layout parameter `{kv}` is not NAME=VALUE"))?;
+            cfg.set(k.trim(), v.trim())?;
+        }
+    }
+    Ok((kind, cfg))
+}
+
+/// A layout's name with the thresholds that differ from Redis 7.0's defaults, as
+/// [`parse_layout`] reads it back.
+pub fn layout_name(kind: LayoutKind, cfg: &AggConfig) -> String {
+    let d = AggConfig::default();
+    let pairs = [
+        (
+            cfg.hash_max_listpack_entries as i64,
+            d.hash_max_listpack_entries as i64,
+        ),
+        (
+            cfg.hash_max_listpack_value as i64,
+            d.hash_max_listpack_value as i64,
+        ),
+        (
+            cfg.set_max_intset_entries as i64,
+            d.set_max_intset_entries as i64,
+        ),
+        (
+            cfg.zset_max_listpack_entries as i64,
+            d.zset_max_listpack_entries as i64,
+        ),
+        (
+            cfg.zset_max_listpack_value as i64,
+            d.zset_max_listpack_value as i64,
+        ),
+        (cfg.list_max_listpack_size, d.list_max_listpack_size),
+    ];
+    let set: Vec<String> = AggConfig::PARAMS
+        .iter()
+        .zip(pairs)
+        .filter(|(_, (v, dv))| v != dv)
+        .map(|(n, (v, _))| format!("{n}={v}"))
+        .collect();
+    if set.is_empty() {
+        kind.name().to_string()
+    } else {
+        format!("{}:{}", kind.name(), set.join(","))
+    }
+}
+
 /// Settings a layout is built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LayoutOptions {

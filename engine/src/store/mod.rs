@@ -49,6 +49,8 @@ pub struct StoreConfig {
     /// Whether a memory limit is set (Redis stops sharing integers under LRU/LFU policies
     /// only when `maxmemory` is set).
     pub limited: bool,
+    /// The aggregates' encoding thresholds (the redis layout's parameters).
+    pub agg: AggConfig,
 }
 
 impl Default for StoreConfig {
@@ -58,6 +60,7 @@ impl Default for StoreConfig {
             seed: 0,
             item_max: 1 << 20,
             limited: false,
+            agg: AggConfig::default(),
         }
     }
 }
@@ -191,7 +194,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             counters: StoreCounters::default(),
             payload: 0,
             item_max: config.item_max,
-            agg_config: AggConfig::default(),
+            agg_config: config.agg,
             aggs: AggBook::default(),
         })
     }

@@ -176,6 +176,7 @@ mod memcached;
 mod pipeline;
 mod protocol;
 mod redis;
+mod redis_agg;
 mod resp;
 mod server;
 mod text;

@@ -127,6 +127,8 @@ pub struct PeerTarget<P: Peer> {
     rtt: Histogram<u64>,
     batches: u64,
     time_rtt: bool,
+    /// Aggregate ops sent (the server's aggregates are read back at the end if any).
+    agg_ops: u64,
 }
 
 impl<P: Peer> PeerTarget<P> {
@@ -146,6 +148,7 @@ impl<P: Peer> PeerTarget<P> {
             rtt: histogram(600_000_000_000),
             batches: 0,
             time_rtt,
+            agg_ops: 0,
         }
     }
 
@@ -224,6 +227,7 @@ impl<P: Peer> Target for PeerTarget<P> {
             self.fill_keys.insert(key_identity(op));
         }
         self.encode(op);
+        self.agg_ops += u64::from(op.kind.is_aggregate());
         self.batch_ops += 1;
         if self.batch_ops >= BATCH || self.out.len() >= BATCH_BYTES {
             self.send().map_err(failed)?;
@@ -311,7 +315,14 @@ impl<P: Peer> Target for PeerTarget<P> {
             allocator_detail: self.peer.detail(),
             library_versions: self.peer.library_versions(),
             server: Some(self.peer.server_info()),
-            aggregates: fraglab_reports::Aggregates::default(),
+            aggregates: if self.agg_ops > 0 {
+                fraglab_reports::Aggregates {
+                    commands: self.agg_ops,
+                    ..self.peer.aggregates()
+                }
+            } else {
+                fraglab_reports::Aggregates::default()
+            },
         }
         // The server stops when `self.peer` drops, here.
     }

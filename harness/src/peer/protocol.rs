@@ -113,4 +113,9 @@ pub(crate) trait Peer {
     fn library_versions(&self) -> BTreeMap<String, String>;
     /// The server, its version, command line and configuration.
     fn server_info(&self) -> ServerInfo;
+    /// What the server holds as hashes, sets, lists and sorted sets, read back at the end of
+    /// a run that sent aggregate commands (none by default: memcached has no types).
+    fn aggregates(&mut self) -> fraglab_reports::Aggregates {
+        fraglab_reports::Aggregates::default()
+    }
 }

@@ -57,6 +57,7 @@ const CONFIG: &[&str] = &[
     "hash-max-listpack-value",
     "set-max-intset-entries",
     "zset-max-listpack-entries",
+    "zset-max-listpack-value",
     "list-max-listpack-size",
 ];
 
@@ -154,6 +155,7 @@ impl RedisPeer {
         let policy = redis_policy(spec.policy)
             .ok_or_else(|| format!("the redis target has no policy `{}`", spec.policy.name()))?;
         let memory = spec.memory;
+        let agg = spec.agg;
         let make = |port: u16| {
             let mut a: Vec<String> = [
                 "--bind",
@@ -170,6 +172,19 @@ impl RedisPeer {
             .iter()
             .map(|s| s.to_string())
             .collect();
+            // The encoding thresholds the model runs with (Redis 7.0's defaults unless the
+            // layout says otherwise).
+            let c = &agg;
+            for (name, v) in fraglab_engine::agg::AggConfig::PARAMS.iter().zip([
+                c.hash_max_listpack_entries as i64,
+                c.hash_max_listpack_value as i64,
+                c.set_max_intset_entries as i64,
+                c.zset_max_listpack_entries as i64,
+                c.zset_max_listpack_value as i64,
+                c.list_max_listpack_size,
+            ]) {
+                a.extend([format!("--{name}"), v.to_string()]);
+            }
             if let Some(m) = memory {
                 a.extend([
                     "--maxmemory".into(),
@@ -237,6 +252,28 @@ impl RedisPeer {
             &[b"PERSIST", b"fraglab:warm"],
             &[b"MGET", b"fraglab:warm", b"fraglab:warm"],
             &[b"DEL", b"fraglab:warm"],
+            &[b"HSET", b"fraglab:warm", b"f", b"1"],
+            &[b"HGET", b"fraglab:warm", b"f"],
+            &[b"HINCRBY", b"fraglab:warm", b"f", b"1"],
+            &[b"HGETALL", b"fraglab:warm"],
+            &[b"HDEL", b"fraglab:warm", b"f"],
+            &[b"SADD", b"fraglab:warm", b"1"],
+            &[b"SISMEMBER", b"fraglab:warm", b"1"],
+            &[b"SCARD", b"fraglab:warm"],
+            &[b"SREM", b"fraglab:warm", b"1"],
+            &[b"SPOP", b"fraglab:warm"],
+            &[b"LPUSH", b"fraglab:warm", b"1"],
+            &[b"RPUSH", b"fraglab:warm", b"1"],
+            &[b"LRANGE", b"fraglab:warm", b"0", b"1"],
+            &[b"LTRIM", b"fraglab:warm", b"0", b"1"],
+            &[b"LPOP", b"fraglab:warm"],
+            &[b"RPOP", b"fraglab:warm"],
+            &[b"ZADD", b"fraglab:warm", b"1", b"m"],
+            &[b"ZSCORE", b"fraglab:warm", b"m"],
+            &[b"ZINCRBY", b"fraglab:warm", b"1", b"m"],
+            &[b"ZRANGE", b"fraglab:warm", b"0", b"1"],
+            &[b"ZREM", b"fraglab:warm", b"m"],
+            &[b"ZPOPMIN", b"fraglab:warm"],
             &[b"INFO"],
             &[b"CLIENT", b"INFO"],
         ];
@@ -386,6 +423,21 @@ impl Peer for RedisPeer {
             ("redis".to_string(), self.version.clone()),
             ("allocator".to_string(), self.mem_allocator.clone()),
         ])
+    }
+
+    fn aggregates(&mut self) -> fraglab_reports::Aggregates {
+        let keys = db0_keys(&self.last);
+        if keys > super::redis_agg::INVENTORY_MAX_KEYS {
+            crate::note!(
+                "redis-server holds {keys} keys, more than {}: its aggregates are not read back",
+                super::redis_agg::INVENTORY_MAX_KEYS
+            );
+            return fraglab_reports::Aggregates::default();
+        }
+        super::redis_agg::inventory(&mut self.conn).unwrap_or_else(|e| {
+            crate::note!("reading back redis-server's aggregates failed: {e}");
+            fraglab_reports::Aggregates::default()
+        })
     }
 
     fn server_info(&self) -> ServerInfo {
