@@ -255,7 +255,7 @@ fn aggregates<A: Allocator, L: Layout>(store: &Store<A, L>) -> Aggregates {
     let bytes = store.agg_bytes();
     Aggregates {
         held: book
-            .held
+            .held()
             .iter()
             .map(|(&(t, enc), c)| {
                 let (requested, allocated) = bytes.get(&(t, enc)).copied().unwrap_or((0, 0));

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 
 use super::{format_score, push_elem, AggCmd, AggError, AggType, Reply};
-use crate::layout::redis::parse_i64;
+use crate::util::parse_i64;
 
 /// One aggregate's contents.
 #[derive(Debug, Clone, PartialEq)]

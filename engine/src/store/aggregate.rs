@@ -27,34 +27,72 @@ pub struct AggCount {
     pub elements: u64,
 }
 
-/// What the store holds as aggregates, kept as commands run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Slots of the book: one per type and encoding.
+const SLOTS: usize = AggType::ALL.len() * Encoding::ALL.len();
+
+fn slot(t: AggType, e: Encoding) -> usize {
+    t as usize * Encoding::ALL.len() + e as usize
+}
+
+/// What the store holds as aggregates, kept as commands run (a flat table: it is updated on
+/// every aggregate command).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggBook {
-    /// Keys and elements by type and encoding.
-    pub held: BTreeMap<(AggType, Encoding), AggCount>,
+    counts: [AggCount; SLOTS],
     /// Conversions by type, from and to encoding (a hash's listpack to a hashtable).
     pub conversions: BTreeMap<(AggType, Encoding, Encoding), u64>,
     /// Commands refused because the key holds another type (`WRONGTYPE`).
     pub wrong_type: u64,
     /// Aggregate commands run.
     pub commands: u64,
+    /// Keys held, all types and encodings.
+    keys: u64,
+}
+
+impl Default for AggBook {
+    fn default() -> Self {
+        AggBook {
+            counts: [AggCount::default(); SLOTS],
+            conversions: BTreeMap::new(),
+            wrong_type: 0,
+            commands: 0,
+            keys: 0,
+        }
+    }
 }
 
 impl AggBook {
+    /// Keys and elements by type and encoding (those holding keys).
+    pub fn held(&self) -> BTreeMap<(AggType, Encoding), AggCount> {
+        let mut out = BTreeMap::new();
+        for t in AggType::ALL {
+            for e in Encoding::ALL {
+                let c = self.counts[slot(t, e)];
+                if c.keys > 0 {
+                    out.insert((t, e), c);
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether no aggregate key is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys == 0
+    }
+
     fn add(&mut self, t: AggType, (enc, n): (Encoding, usize)) {
-        let c = self.held.entry((t, enc)).or_default();
+        let c = &mut self.counts[slot(t, enc)];
         c.keys += 1;
         c.elements += n as u64;
+        self.keys += 1;
     }
 
     fn sub(&mut self, t: AggType, (enc, n): (Encoding, usize)) {
-        if let Some(c) = self.held.get_mut(&(t, enc)) {
-            c.keys -= 1;
-            c.elements -= n as u64;
-            if c.keys == 0 {
-                self.held.remove(&(t, enc));
-            }
-        }
+        let c = &mut self.counts[slot(t, enc)];
+        c.keys -= 1;
+        c.elements -= n as u64;
+        self.keys -= 1;
     }
 
     fn record(&mut self, t: AggType, before: Option<(Encoding, usize)>, after: (Encoding, usize)) {
@@ -239,7 +277,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     /// Walks the whole store.
     pub fn agg_bytes(&self) -> BTreeMap<(AggType, Encoding), (u64, u64)> {
         let mut out: BTreeMap<(AggType, Encoding), (u64, u64)> = BTreeMap::new();
-        if self.aggs.held.is_empty() {
+        if self.aggs.is_empty() {
             return out;
         }
         for h in self.layout.handles() {
@@ -264,7 +302,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
 
     /// The type and shape of key `h`, if it holds an aggregate.
     pub(super) fn agg_held(&self, h: L::Handle) -> Option<(AggType, (Encoding, usize))> {
-        if self.aggs.held.is_empty() {
+        if self.aggs.is_empty() {
             return None;
         }
         let t = self.layout.agg_type(&self.alloc, h)?;

@@ -157,7 +157,7 @@ pub(super) fn dict_obj_blocks(p: NonNull<u8>, vals: bool, f: &mut dyn FnMut(usiz
     // SAFETY: `p` is a live dict block.
     let d = unsafe { Dict::load(p) };
     d.table_and_entry_blocks(f);
-    for e in d.entries() {
+    d.for_each_entry(&mut |e| {
         // SAFETY: `e` is a live entry; its key (and value) are live SDS strings.
         unsafe {
             let (at, n) = sds_block(entry_key(e));
@@ -167,7 +167,7 @@ pub(super) fn dict_obj_blocks(p: NonNull<u8>, vals: bool, f: &mut dyn FnMut(usiz
                 f(at, n);
             }
         }
-    }
+    });
 }
 
 /// The length of an integer's decimal text.

@@ -295,23 +295,26 @@ impl Dict {
 
     pub(super) fn entries(&self) -> Vec<NonNull<u8>> {
         let mut out = Vec::with_capacity(self.len());
+        self.for_each_entry(&mut |e| out.push(e));
+        out
+    }
+
+    /// Calls `f` with every entry, table by table, bucket by bucket (`dictNext`'s order).
+    pub(super) fn for_each_entry(&self, f: &mut dyn FnMut(NonNull<u8>)) {
         for ht in &self.ht {
             for i in 0..ht.size {
                 let mut e = ht.slot(i);
                 while let Some(cur) = e {
-                    out.push(cur);
-                    // SAFETY: chained entries are live.
-                    e = unsafe { entry_next(cur) };
+                    // SAFETY: chained entries are live; `f` does not unlink them.
+                    let next = unsafe { entry_next(cur) };
+                    f(cur);
+                    e = next;
                 }
             }
         }
-        out
     }
 }
 
-// Used by the aggregate types until the layout wires them in (issue 14).
-#[allow(dead_code)]
 #[path = "dict_agg.rs"]
 mod agg;
-#[allow(unused_imports)]
-pub(super) use agg::{free_entry, set_key, set_val, Added};
+pub(super) use agg::{free_entry, set_val, Added};

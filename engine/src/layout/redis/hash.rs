@@ -319,13 +319,12 @@ fn ht_apply<A: Allocator>(
             None => (Reply::Int(0), 0),
         },
         AggCmd::HGetAll => {
-            let entries = d.entries();
-            for &e in &entries {
+            d.for_each_entry(&mut |e| {
                 // SAFETY: live entries of the dict.
                 push_elem(out, sds_bytes(unsafe { entry_key(e) }));
                 push_elem(out, sds_bytes(sds_val(e)));
-            }
-            (Reply::Array(2 * entries.len()), 0)
+            });
+            (Reply::Array(2 * d.len()), 0)
         }
         AggCmd::HIncrBy { field, delta } => {
             let old = match d.lookup(a, field, hash_key(field)) {

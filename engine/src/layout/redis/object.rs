@@ -33,37 +33,7 @@ pub fn requested_for(key_len: usize, value: &[u8], shared_integers: bool) -> Vec
     out
 }
 
-/// Redis's `string2ll` on at most 20 characters: a canonical decimal `i64` (no sign but `-`,
-/// no leading zeros, no spaces).
-pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    if s == b"0" {
-        return Some(0);
-    }
-    let (neg, digits) = match s[0] {
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !(b'1'..=b'9').contains(&digits[0]) {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &d in digits {
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        let digit = i64::from(d - b'0');
-        v = v.checked_mul(10)?;
-        v = if neg {
-            v.checked_sub(digit)?
-        } else {
-            v.checked_add(digit)?
-        };
-    }
-    Some(v)
-}
+pub use crate::util::parse_i64;
 
 /// The value word of a main-dict entry: a robj pointer, or a shared integer tagged in the low
 /// bit (`n << 1 | 1`; robj pointers are aligned).
