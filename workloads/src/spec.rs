@@ -11,9 +11,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use crate::agg::AggregateSpec;
 use crate::dist::{Arrival, Popularity, SizeDist, TtlDist};
 pub use crate::error::WorkloadSpecError;
-pub use crate::agg::AggregateSpec;
 use crate::OpKind;
 
 /// A byte count written as an integer or as a size string (`512`, `64k`, `1.5m`, `1GiB`; powers

@@ -141,6 +141,7 @@ mod input;
 mod parse;
 mod read;
 mod resp;
+mod resp_cmd;
 mod write;
 
 pub use read::{TraceReader, SKIPPED_REASONS_MAX};
