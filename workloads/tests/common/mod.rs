@@ -1,5 +1,8 @@
 //! Helpers shared by the trace tests.
 
+#[allow(dead_code)] // Not every test file reads RESP.
+pub mod resp;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
