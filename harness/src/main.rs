@@ -68,7 +68,8 @@ enum Command {
         format: Format,
     },
     /// Write a workload as a trace file: `*.csv` is fraglab's CSV, `*.oracleGeneral[.bin]` is
-    /// libCacheSim's format; add `.zst` to compress. The file appears only when complete.
+    /// libCacheSim's format, `*.resp` is the Redis commands the redis target sends (pipe it
+    /// into `redis-cli --pipe`); add `.zst` to compress. The file appears only when complete.
     Save {
         #[command(flatten)]
         workload: workload_cmd::WorkloadArgs,
