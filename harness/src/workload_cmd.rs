@@ -225,8 +225,8 @@ fn interrupted(i: usize, out: &Path) -> Result<(), String> {
 }
 
 /// `fraglab save`: writes a workload as a trace file, atomically. Ctrl-C ends it within a
-/// few requests, with nothing written.
-pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
+/// few requests, with nothing written. `values` are the value bytes of a RESP file.
+pub fn save_cmd(args: &WorkloadArgs, out: &Path, values: ValueBytes) -> Result<String, String> {
     let format = writer_format(out)?;
     fraglab_reports::output::check_output(out).map_err(|e| format!("--out {e}"))?;
     let workload = args.workload()?;
@@ -235,7 +235,7 @@ pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
     let mut left_out = 0u64;
     let mut resp_left_out = RespLeftOut::default();
     let n = match format {
-        TraceFormat::Resp => save_resp(stream, out, &mut resp_left_out)?,
+        TraceFormat::Resp => save_resp(stream, out, values, &mut resp_left_out)?,
         TraceFormat::OracleGeneral => {
             // oracleGeneral records accesses to objects of a size: reads and writes. Deletes,
             // touches, counters and scans have no such record, so they are left out.
@@ -295,12 +295,17 @@ struct RespLeftOut {
     empty_scans: u64,
 }
 
-/// Writes `stream` as the RESP commands the RESP peer sends ([`resp_encode`]), with
-/// [`ValueBytes::Letters`] values, returning the number of commands written.
-fn save_resp(stream: OpStream, out: &Path, left_out: &mut RespLeftOut) -> Result<u64, String> {
+/// Writes `stream` as the RESP commands the RESP peer sends ([`resp_encode`]), with values of
+/// `bytes`, returning the number of commands written.
+fn save_resp(
+    stream: OpStream,
+    out: &Path,
+    bytes: ValueBytes,
+    left_out: &mut RespLeftOut,
+) -> Result<u64, String> {
     let err = |e: fraglab_workloads::trace::TraceError| e.to_string();
     let mut w = RespWriter::create(out).map_err(err)?;
-    let mut values = Values::new(ValueBytes::Letters);
+    let mut values = Values::new(bytes);
     let mut command = Vec::new();
     for (i, op) in stream.enumerate() {
         interrupted(i, out)?;
