@@ -9,6 +9,7 @@ pub mod engine_target;
 pub mod env;
 pub mod peer;
 pub mod report_cmd;
+pub mod resp_encode;
 pub mod run;
 pub mod run_cmd;
 pub mod spec;

@@ -71,13 +71,18 @@ enum Command {
         format: Format,
     },
     /// Write a workload as a trace file: `*.csv` is fraglab's CSV, `*.oracleGeneral[.bin]` is
-    /// libCacheSim's format; add `.zst` to compress. The file appears only when complete.
+    /// libCacheSim's format, `*.resp` is the Redis commands the redis target sends (pipe it
+    /// into `redis-cli --pipe`); add `.zst` to compress. The file appears only when complete.
     Save {
         #[command(flatten)]
         workload: workload_cmd::WorkloadArgs,
         /// The file to write.
         #[arg(long)]
         out: PathBuf,
+        /// Value bytes of a `*.resp` file, as `run --values`: letters (never integers) or
+        /// digits (integers up to 19 bytes).
+        #[arg(long, value_enum, default_value_t = fraglab_harness::values::ValueBytes::Letters)]
+        values: fraglab_harness::values::ValueBytes,
     },
     /// Print the slab class table memcached 1.6.18 builds for these settings.
     SlabClasses {
@@ -188,7 +193,11 @@ fn main() -> ExitCode {
         }
         Command::Report(args) => fraglab_harness::report_cmd::report_cmd(args),
         Command::Describe { workload, format } => workload_cmd::describe_cmd(workload, *format),
-        Command::Save { workload, out } => workload_cmd::save_cmd(workload, out),
+        Command::Save {
+            workload,
+            out,
+            values,
+        } => workload_cmd::save_cmd(workload, out, *values),
         Command::SlabClasses {
             factor,
             min_size,

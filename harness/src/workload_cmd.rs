@@ -6,8 +6,13 @@ use std::sync::atomic::Ordering;
 use clap::Args;
 use fraglab_allocators::{AllocSpec, Allocator, WithAllocator};
 use fraglab_engine::LayoutKind;
-use fraglab_workloads::trace::{FraglabCsvWriter, OracleGeneralWriter, TraceFormat, TraceOptions};
-use fraglab_workloads::{describe_until, OpKind, PresetParams, Workload};
+use fraglab_workloads::trace::{
+    FraglabCsvWriter, OracleGeneralWriter, RespWriter, TraceFormat, TraceOptions,
+};
+use fraglab_workloads::{describe_until, Op, OpKind, OpStream, PresetParams, Workload};
+
+use crate::resp_encode::{self, Encoded};
+use crate::values::{ValueBytes, Values};
 
 use crate::{Format, STOP};
 
@@ -34,7 +39,7 @@ pub struct WorkloadOpts {
     #[arg(long)]
     pub overhead: Option<u64>,
     /// Trace format, when the file name does not tell (twitter, oracle-general, segcache,
-    /// fraglab).
+    /// fraglab, resp).
     #[arg(long)]
     pub trace_format: Option<String>,
     /// Skip malformed trace records and count them, rather than stop at the first.
@@ -196,10 +201,12 @@ fn writer_format(path: &Path) -> Result<TraceFormat, String> {
         Ok(TraceFormat::Fraglab)
     } else if name.contains("oracleGeneral") {
         Ok(TraceFormat::OracleGeneral)
+    } else if name.ends_with(".resp") {
+        Ok(TraceFormat::Resp)
     } else {
         Err(format!(
-            "--out {}: name the file *.csv (fraglab CSV) or *.oracleGeneral[.bin] (libCacheSim), \
-             optionally with .zst",
+            "--out {}: name the file *.csv (fraglab CSV), *.oracleGeneral[.bin] (libCacheSim) \
+             or *.resp (Redis commands, for redis-cli --pipe), optionally with .zst",
             path.display()
         ))
     }
@@ -218,15 +225,17 @@ fn interrupted(i: usize, out: &Path) -> Result<(), String> {
 }
 
 /// `fraglab save`: writes a workload as a trace file, atomically. Ctrl-C ends it within a
-/// few requests, with nothing written.
-pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
+/// few requests, with nothing written. `values` are the value bytes of a RESP file.
+pub fn save_cmd(args: &WorkloadArgs, out: &Path, values: ValueBytes) -> Result<String, String> {
     let format = writer_format(out)?;
     fraglab_reports::output::check_output(out).map_err(|e| format!("--out {e}"))?;
     let workload = args.workload()?;
     let stream = workload.stream(args.opts.seed).map_err(|e| e.to_string())?;
     let err = |e: fraglab_workloads::trace::TraceError| e.to_string();
     let mut left_out = 0u64;
+    let mut resp_left_out = RespLeftOut::default();
     let n = match format {
+        TraceFormat::Resp => save_resp(stream, out, values, &mut resp_left_out)?,
         TraceFormat::OracleGeneral => {
             // oracleGeneral records accesses to objects of a size: reads and writes. Deletes,
             // touches, counters and scans have no such record, so they are left out.
@@ -262,5 +271,57 @@ pub fn save_cmd(args: &WorkloadArgs, out: &Path) -> Result<String, String> {
              oracleGeneral cannot record\n"
         );
     }
+    if resp_left_out.prepends > 0 {
+        msg += &format!(
+            "left out {} prepends, which Redis has no command for\n",
+            resp_left_out.prepends
+        );
+    }
+    if resp_left_out.empty_scans > 0 {
+        msg += &format!(
+            "left out {} scans of no keys, which send no command\n",
+            resp_left_out.empty_scans
+        );
+    }
     Ok(msg)
+}
+
+/// Ops `save` leaves out of a RESP file.
+#[derive(Debug, Default)]
+struct RespLeftOut {
+    /// Prepends: Redis has no PREPEND.
+    prepends: u64,
+    /// Scans of no keys: the RESP peer sends nothing for them.
+    empty_scans: u64,
+}
+
+/// Writes `stream` as the RESP commands the RESP peer sends ([`resp_encode`]), with values of
+/// `bytes`, returning the number of commands written.
+fn save_resp(
+    stream: OpStream,
+    out: &Path,
+    bytes: ValueBytes,
+    left_out: &mut RespLeftOut,
+) -> Result<u64, String> {
+    let err = |e: fraglab_workloads::trace::TraceError| e.to_string();
+    let mut w = RespWriter::create(out).map_err(err)?;
+    let mut values = Values::new(bytes);
+    let mut command = Vec::new();
+    for (i, op) in stream.enumerate() {
+        interrupted(i, out)?;
+        let op: Op = op.map_err(|e| e.to_string())?;
+        // Only stores and HSET send value bytes; other ops' value_len is a count or a score.
+        let value = if op.kind.writes_value() || op.kind == OpKind::Hset {
+            values.get(op.value_len)
+        } else {
+            &[]
+        };
+        command.clear();
+        match resp_encode::encode(&op, value, &mut command) {
+            Ok(Encoded::Nothing) => left_out.empty_scans += 1,
+            Ok(_) => w.write_command(&command).map_err(err)?,
+            Err(_) => left_out.prepends += 1,
+        }
+    }
+    w.finish().map_err(err)
 }

@@ -1,5 +1,6 @@
 //! Fuzzing that stays: generated and mutated inputs fed to every parser of untrusted input:
-//! the four trace formats (strict and lenient), workload spec TOML, allocator specs and sizes.
+//! the five trace formats (strict and lenient; RESP command files also with mutations of their
+//! own), workload spec TOML, allocator specs and sizes.
 //! (The replies of real servers, memcached's text protocol and RESP, are fuzzed beside their
 //! readers, in `harness/src/peer/fuzz.rs`.)
 //!
@@ -186,7 +187,146 @@ fn trace_seeds() -> Vec<(TraceFormat, Vec<Vec<u8>>)> {
         (TraceFormat::Twitter, vec![twitter.into_bytes()]),
         (TraceFormat::OracleGeneral, vec![oracle]),
         (TraceFormat::Segcache, vec![segcache]),
+        (TraceFormat::Resp, resp_seeds()),
     ]
+}
+
+/// One RESP command.
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend(format!("${}\r\n{a}\r\n", a.len()).bytes());
+    }
+    out
+}
+
+/// Valid RESP command files: every command the reader knows, and some it does not.
+fn resp_seeds() -> Vec<Vec<u8>> {
+    let lines: [&[&[&str]]; 6] = [
+        &[
+            &["SET", "user:1", "hello", "EX", "60", "NX"],
+            &["get", "user:1"],
+            &["MSET", "a", "1", "b", "22"],
+            &["MGET", "a", "b", "c"],
+            &["DEL", "a"],
+            &["UNLINK", "b"],
+        ],
+        &[
+            &["EXPIRE", "k", "30"],
+            &["PERSIST", "k"],
+            &["INCR", "n"],
+            &["DECRBY", "n", "1"],
+            &["APPEND", "k", "xyz"],
+            &["SET", "k", "v", "PX", "1500", "XX"],
+        ],
+        &[
+            &["HSET", "h", "f", "v", "7", "seven"],
+            &["HMSET", "h", "g", "w"],
+            &["HGET", "h", "f"],
+            &["HDEL", "h", "f", "7"],
+            &["HGETALL", "h"],
+            &["HINCRBY", "h", "c", "5"],
+        ],
+        &[
+            &["SADD", "s", "1", "two"],
+            &["SREM", "s", "1"],
+            &["SISMEMBER", "s", "two"],
+            &["SPOP", "s"],
+            &["SCARD", "s"],
+            &["LPUSH", "l", "a", "b"],
+        ],
+        &[
+            &["RPUSH", "l", "3"],
+            &["LPOP", "l"],
+            &["RPOP", "l"],
+            &["LRANGE", "l", "0", "9"],
+            &["LTRIM", "l", "0", "-1"],
+            &["ZRANGE", "z", "0", "4"],
+        ],
+        &[
+            &["ZADD", "z", "10", "alice", "0", "7"],
+            &["ZREM", "z", "alice"],
+            &["ZSCORE", "z", "7"],
+            &["ZINCRBY", "z", "3", "alice"],
+            &["ZPOPMIN", "z"],
+            &["SETRANGE", "k", "0", "x"],
+        ],
+    ];
+    lines
+        .iter()
+        .map(|cmds| cmds.iter().flat_map(|c| resp(c)).collect())
+        .collect()
+}
+
+/// RESP's framing tokens and the lengths at and past its limits, spliced in.
+fn mutate_resp(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    let mut v = mutate(rng, seeds);
+    const TOKENS: [&str; 10] = [
+        "*",
+        "$",
+        "\r\n",
+        "*1048576\r\n",
+        "*1048577\r\n",
+        "$536870912\r\n",
+        "$536870913\r\n",
+        "$0\r\n\r\n",
+        "*0\r\n",
+        "$-1\r\n",
+    ];
+    for _ in 0..rng.below(3) {
+        let at = rng.below(v.len() as u64 + 1) as usize;
+        let t = TOKENS[rng.below(TOKENS.len() as u64) as usize];
+        v.splice(at..at, t.bytes());
+    }
+    v
+}
+
+#[test]
+fn resp_reader_gives_records_or_errors() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = Rng::new(seed() ^ 0x8e59);
+    let seeds = resp_seeds();
+    let n = inputs() / 4;
+    let (mut ops, mut skipped) = (0u64, 0u64);
+    for i in 0..n {
+        let input = mutate_resp(&mut rng, &seeds);
+        let opts = TraceOptions {
+            format: Some(TraceFormat::Resp),
+            lenient: i % 2 == 0,
+            key_len: 16,
+        };
+        let (o, s) = bounded("resp", &input, || {
+            let mut reader =
+                TraceReader::from_reader("fuzz.resp", Cursor::new(input.clone()), &opts)
+                    .expect("no format to detect, nothing read yet");
+            let mut n = 0u64;
+            for op in reader.by_ref() {
+                match op {
+                    Ok(op) => {
+                        assert!(op.key.len >= 1, "{op:?}");
+                        assert!(op.member.len <= fraglab_workloads::KEY_MAX, "{op:?}");
+                        n += 1;
+                    }
+                    Err(e) => {
+                        let m = e.to_string();
+                        assert!(m.starts_with("fuzz.resp: "), "{m}");
+                        break;
+                    }
+                }
+            }
+            (n, reader.skipped())
+        });
+        ops += o;
+        skipped += s;
+    }
+    eprintln!(
+        "fuzz: {n} RESP inputs (seed {}), {ops} ops decoded, {skipped} commands skipped",
+        seed()
+    );
+    assert!(
+        ops > 0 && skipped > 0,
+        "the mutations keep some commands valid, some not"
+    );
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! - a TOML spec file ([`WorkloadSpec`]): keyspace, key sizes, popularity, value sizes, op mix,
 //!   TTLs, arrivals, demand fill, preload and phases;
 //! - a trace file ([`trace`]): Twitter's cache-trace CSV, libCacheSim's oracleGeneral,
-//!   Segcache's 20-byte binary and fraglab's own CSV, each optionally zstd-compressed.
+//!   Segcache's 20-byte binary, fraglab's own CSV and RESP command files (`redis-cli
+//!   --pipe`'s input), each optionally zstd-compressed.
 //!
 //! Module arrows point one way: [`error`], [`rng`] and the op types are leaves; [`dist`]
 //! (distributions and their parameter types) uses only those; [`spec`] holds `dist`'s

@@ -799,7 +799,10 @@ fn format_names_round_trip() {
         assert_eq!(f.to_string().parse::<TraceFormat>().unwrap(), f);
     }
     let names: Vec<String> = TraceFormat::ALL.iter().map(|f| f.to_string()).collect();
-    assert_eq!(names, ["twitter", "oracle-general", "segcache", "fraglab"]);
+    assert_eq!(
+        names,
+        ["twitter", "oracle-general", "segcache", "fraglab", "resp"]
+    );
     let err = "oracle".parse::<TraceFormat>().unwrap_err().to_string();
     assert!(
         err.contains("`oracle`") && err.contains("oracle-general, segcache"),
@@ -820,6 +823,8 @@ fn formats_are_detected_by_extension() {
         ("w01_oracleGeneral_sample", TraceFormat::OracleGeneral),
         ("w.sbin", TraceFormat::Segcache),
         ("w.sbin.zst", TraceFormat::Segcache),
+        ("cmds.resp", TraceFormat::Resp),
+        ("CMDS.RESP.zst", TraceFormat::Resp),
     ];
     for (name, format) in by_name {
         // No file needed: the name decides.

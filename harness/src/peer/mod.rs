@@ -59,6 +59,10 @@
 //! | touch | `touch K TTL` | `EXPIRE K TTL`, or `PERSIST K` for a TTL of 0 |
 //! | scan | `get K1 K2 ...` (split into lines of at most 2,000 bytes) | `MGET K1 K2 ...` |
 //!
+//! The RESP column is [`crate::resp_encode`] (aggregates: [`crate::agg_ops`]'s commands), which
+//! `fraglab save W --out W.resp` also writes, so a saved file holds what this peer sends and
+//! `redis-cli --pipe` replays it.
+//!
 //! - **Demand fill**: a get marked `fill` that missed is followed by its set (with the op's
 //!   value length and TTL). Its reply arrives with the rest of its batch, so the set is sent
 //!   at the start of the next batch (or in a round trip of its own before a sample, a phase

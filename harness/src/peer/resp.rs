@@ -1,9 +1,11 @@
 //! RESP, Redis's protocol: ops encoded as commands, and replies read as the replay counts them
 //! (the op-to-command table is in the module docs of [`super`]).
 
-use std::io::{self, Write as _};
+use std::io;
 
-use fraglab_workloads::{Key, Op, OpKind};
+use fraglab_workloads::{Op, OpKind};
+
+use crate::resp_encode::{arg, array, encode, Encoded};
 
 use super::conn::Conn;
 use super::protocol::{Expect, Outcome, Pending};
@@ -110,40 +112,6 @@ pub(super) fn strings(c: &mut Conn) -> io::Result<Vec<String>> {
         .collect()
 }
 
-/// Appends a RESP array header.
-fn array(out: &mut Vec<u8>, n: usize) {
-    let _ = write!(out, "*{n}\r\n");
-}
-
-/// Appends a bulk string.
-fn arg(out: &mut Vec<u8>, b: &[u8]) {
-    let _ = write!(out, "${}\r\n", b.len());
-    out.extend_from_slice(b);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends a number as a bulk string, formatted on the stack: this is on the replay's path.
-fn num_arg(out: &mut Vec<u8>, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    arg(out, &digits[i..]);
-}
-
-/// Appends a key as a bulk string.
-fn key_arg(out: &mut Vec<u8>, key: Key) {
-    let _ = write!(out, "${}\r\n", key.len);
-    key.write_to(out);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// A command of plain arguments.
 pub(super) fn command(args: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -174,115 +142,25 @@ fn error_outcome(e: &str) -> Outcome {
     Outcome::Error(kind.into())
 }
 
-/// Appends the RESP requests for `op` (see the module docs of `peer`).
+/// Appends the RESP request for `op` ([`crate::resp_encode`]) and what its reply will say.
 pub(super) fn encode_op(
     op: &Op,
     value: &[u8],
     out: &mut Vec<u8>,
     pending: &mut Vec<Pending>,
 ) -> Result<(), &'static str> {
-    let expect = match op.kind {
-        OpKind::Get | OpKind::Gets => {
-            array(out, 2);
-            arg(out, b"GET");
-            key_arg(out, op.key);
-            Expect::Retrieval
-        }
-        OpKind::Set | OpKind::Add | OpKind::Replace | OpKind::Cas => {
-            let cond: Option<&[u8]> = match op.kind {
-                OpKind::Set => None,
-                OpKind::Add => Some(b"NX"),
-                _ => Some(b"XX"),
-            };
-            array(
-                out,
-                3 + if op.ttl > 0 { 2 } else { 0 } + usize::from(cond.is_some()),
-            );
-            arg(out, b"SET");
-            key_arg(out, op.key);
-            arg(out, value);
-            if op.ttl > 0 {
-                arg(out, b"EX");
-                num_arg(out, op.ttl);
-            }
-            if let Some(c) = cond {
-                arg(out, c);
-            }
-            Expect::Store
-        }
-        OpKind::Append => {
-            array(out, 3);
-            arg(out, b"APPEND");
-            key_arg(out, op.key);
-            arg(out, value);
-            Expect::Concat
-        }
-        OpKind::Prepend => return Err("unsupported"),
-        OpKind::Incr | OpKind::Decr => {
-            array(out, 3);
-            arg(
-                out,
-                if op.kind == OpKind::Incr {
-                    b"INCRBY"
-                } else {
-                    b"DECRBY"
-                },
-            );
-            key_arg(out, op.key);
-            arg(out, b"1");
-            Expect::Arith
-        }
-        OpKind::Delete => {
-            array(out, 2);
-            arg(out, b"DEL");
-            key_arg(out, op.key);
-            Expect::Delete
-        }
-        OpKind::Touch => {
-            if op.ttl > 0 {
-                array(out, 3);
-                arg(out, b"EXPIRE");
-                key_arg(out, op.key);
-                num_arg(out, op.ttl);
-            } else {
-                array(out, 2);
-                arg(out, b"PERSIST");
-                key_arg(out, op.key);
-            }
-            Expect::Touch
-        }
-        OpKind::Scan => {
-            if op.value_len == 0 {
-                return Ok(());
-            }
-            array(out, 1 + op.value_len as usize);
-            arg(out, b"MGET");
-            for i in 0..u64::from(op.value_len) {
-                key_arg(
-                    out,
-                    Key {
-                        id: op.key.id.wrapping_add(i),
-                        len: op.key.len,
-                    },
-                );
-            }
-            Expect::Multi
-        }
-        _ => {
-            let mut member = Vec::new();
-            crate::agg_ops::member_bytes(op, &mut member);
-            let mut key = Vec::with_capacity(usize::from(op.key.len));
-            op.key.write_to(&mut key);
-            let cmd = crate::agg_ops::agg_cmd(op, &member, value).expect("an aggregate op");
-            let args = cmd.to_args(&key);
-            array(out, args.len());
-            for a in &args {
-                arg(out, a);
-            }
-            Expect::Agg {
-                writes: cmd.writes(),
-            }
-        }
+    let expect = match encode(op, value, out)? {
+        Encoded::Nothing => return Ok(()),
+        Encoded::Agg { writes } => Expect::Agg { writes },
+        Encoded::String => match op.kind {
+            OpKind::Get | OpKind::Gets => Expect::Retrieval,
+            OpKind::Set | OpKind::Add | OpKind::Replace | OpKind::Cas => Expect::Store,
+            OpKind::Append => Expect::Concat,
+            OpKind::Incr | OpKind::Decr => Expect::Arith,
+            OpKind::Delete => Expect::Delete,
+            OpKind::Touch => Expect::Touch,
+            _ => Expect::Multi,
+        },
     };
     pending.push(Pending { op: *op, expect });
     Ok(())
@@ -323,55 +201,44 @@ pub(super) fn read_outcome(c: &mut Conn, expect: Expect) -> io::Result<Outcome> 
 mod tests {
     use super::*;
 
-    #[test]
-    fn numbers_are_bulk_strings() {
-        for (n, want) in [
-            (0u32, "$1\r\n0\r\n"),
-            (3600, "$4\r\n3600\r\n"),
-            (u32::MAX, "$10\r\n4294967295\r\n"),
-        ] {
-            let mut out = Vec::new();
-            num_arg(&mut out, n);
-            assert_eq!(out, want.as_bytes());
-        }
-    }
-
-    fn encode(kind: OpKind, ttl: u32, value: &[u8]) -> Result<String, &'static str> {
+    /// What a request for an op of `kind` expects, or why it is not sent.
+    fn expect(kind: OpKind, value_len: u32) -> Result<Option<Expect>, &'static str> {
         let op = Op {
             time_us: 0,
             kind,
-            key: Key { id: 65, len: 3 },
-            value_len: value.len() as u32,
-            ttl,
+            key: fraglab_workloads::Key { id: 65, len: 3 },
+            value_len,
+            ttl: 0,
             fill: false,
             phase: 0,
-            member: Key::NONE,
+            member: fraglab_workloads::Key { id: 1, len: 0 },
         };
-        let mut out = Vec::new();
-        let mut pending = Vec::new();
-        encode_op(&op, value, &mut out, &mut pending)?;
-        Ok(String::from_utf8(out).unwrap())
+        let (mut out, mut pending) = (Vec::new(), Vec::new());
+        encode_op(&op, &vec![b'A'; value_len as usize], &mut out, &mut pending)?;
+        assert_eq!(out.is_empty(), pending.is_empty());
+        Ok(pending.first().map(|p| p.expect))
     }
 
     #[test]
-    fn ops_become_resp_commands() {
-        assert_eq!(
-            encode(OpKind::Set, 0, b"AB").unwrap(),
-            "*3\r\n$3\r\nSET\r\n$3\r\n11.\r\n$2\r\nAB\r\n"
-        );
-        assert_eq!(
-            encode(OpKind::Add, 30, b"A").unwrap(),
-            "*6\r\n$3\r\nSET\r\n$3\r\n11.\r\n$1\r\nA\r\n$2\r\nEX\r\n$2\r\n30\r\n$2\r\nNX\r\n"
-        );
-        assert!(encode(OpKind::Cas, 0, b"A")
-            .unwrap()
-            .ends_with("$2\r\nXX\r\n"));
-        assert!(encode(OpKind::Incr, 0, b"").unwrap().contains("INCRBY"));
-        assert!(encode(OpKind::Touch, 0, b"").unwrap().contains("PERSIST"));
-        assert!(encode(OpKind::Touch, 5, b"").unwrap().contains("EXPIRE"));
-        assert_eq!(encode(OpKind::Prepend, 0, b"A"), Err("unsupported"));
-        let scan = encode(OpKind::Scan, 0, b"ABC").unwrap();
-        assert!(scan.starts_with("*4\r\n$4\r\nMGET\r\n"), "{scan}");
+    fn each_request_expects_its_reply() {
+        use OpKind::*;
+        for (kind, want) in [
+            (Get, Expect::Retrieval),
+            (Gets, Expect::Retrieval),
+            (Scan, Expect::Multi),
+            (Set, Expect::Store),
+            (Cas, Expect::Store),
+            (Append, Expect::Concat),
+            (Incr, Expect::Arith),
+            (Delete, Expect::Delete),
+            (Touch, Expect::Touch),
+            (Hget, Expect::Agg { writes: false }),
+            (Zadd, Expect::Agg { writes: true }),
+        ] {
+            assert_eq!(expect(kind, 2), Ok(Some(want)), "{kind}");
+        }
+        assert_eq!(expect(Scan, 0), Ok(None));
+        assert_eq!(expect(Prepend, 2), Err("unsupported"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Trace files: read recorded request streams as [`Op`](crate::Op)s, and write them back.
 //!
-//! Four formats, each optionally zstd-compressed (a name ending in `.zst`):
+//! Five formats, each optionally zstd-compressed (a name ending in `.zst`):
 //!
 //! - `twitter`: Twitter's cache-trace CSV, no header, one request a line:
 //!   `timestamp,anonymized key,key size,value size,client id,operation,TTL`.
@@ -11,10 +11,14 @@
 //! - `fraglab`: fraglab's CSV, the header `time_us,op,key_id,key_len,value_len,ttl,fill,phase`
 //!   then one op a line; an op that names an element (`hset`, `sadd`, `zadd`, ...) has two
 //!   more columns, `member_id,member_len` (a length of 0: the id is an integer member).
+//! - `resp`: Redis commands, a stream of RESP2 arrays of bulk strings
+//!   ([RESP](https://redis.io/docs/reference/protocol-spec/)), what `redis-cli --pipe` sends
+//!   ([bulk loading](https://redis.io/docs/latest/develop/use/patterns/bulk-loading/)):
+//!   `*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n` is `SET k v`.
 //!
 //! [`TraceFormat::detect`] tells them apart by name: `oracleGeneral` anywhere in it, `.sbin`,
-//! or `.csv` (fraglab's if the first line is its header, Twitter's otherwise), each optionally
-//! followed by `.zst`.
+//! `.resp`, or `.csv` (fraglab's if the first line is its header, Twitter's otherwise), each
+//! optionally followed by `.zst`.
 //!
 //! A trace is opened once: a `.csv` file's first line is sniffed from the read buffer without
 //! being consumed, so a FIFO or a pipe reads exactly as a file does.
@@ -26,25 +30,26 @@
 //!
 //! [`TraceReader`] streams: it decodes one record per [`Iterator::next`] through a buffered
 //! (and, for `.zst`, a streaming zstd) reader, so a trace of any length replays in constant
-//! memory. [`FraglabCsvWriter`] and [`OracleGeneralWriter`] write traces atomically: into a
-//! temporary file beside the target, renamed onto it by `finish`, so a crash or an error never
-//! leaves a half-written trace under the real name.
+//! memory. [`FraglabCsvWriter`], [`OracleGeneralWriter`] and [`RespWriter`] write traces
+//! atomically: into a temporary file beside the target, renamed onto it by `finish`, so a crash
+//! or an error never leaves a half-written trace under the real name.
 //!
 //! Every declared length is checked before anything is allocated for it: a value size over
 //! [`VALUE_MAX`](crate::gen::VALUE_MAX) (1 GiB less one byte) is a bad record (an error, or a
-//! skipped record when lenient), CSV lines are at most 1 MiB, and record counts are never
-//! declared: records are streamed.
+//! skipped record when lenient), CSV lines are at most 1 MiB, a RESP command has at most
+//! [`RESP_ARRAY_MAX`] (2^20) arguments and a bulk string at most [`RESP_BULK_MAX`] (512 MiB,
+//! Redis's `proto-max-bulk-len`), and record counts are never declared: records are streamed.
 //!
 //! # What each format becomes
 //!
 //! Every op read from a trace has `phase: 0`, except fraglab CSV, which records the phase so
 //! that writing a stream and reading it back gives exactly the same ops. The binary formats
 //! and Twitter's CSV record whole seconds; their `time_us` is the time since the first record
-//! //! times a million; a record stamped before the first one gets 0, and a later step back stays
+//! times a million; a record stamped before the first one gets 0, and a later step back stays
 //! a step back (the records keep their order; TTL deadlines are computed from each request's
 //! own time). The
 //! first record's own timestamp is [`TraceReader::time_origin`]. fraglab CSV records
-//! `time_us` as it is.
+//! `time_us` as it is; RESP has no times, and every op has `time_us` 0.
 //!
 //! Key bytes are made from the id ([`crate::Key::write_to`]): a key shorter than its id's
 //! base-64 digits (11 for a 64-bit hash) keeps only the low `6 x len` bits, so two trace keys
@@ -71,6 +76,37 @@
 //!   (none), where Pelikan's replayer substitutes its configured default TTL.
 //! - **fraglab**: one op per line under the header, `fill` as `0` or `1`, every
 //!   [`OpKind`](crate::OpKind) by name. Written by [`FraglabCsvWriter`].
+//! - **resp**: each command (an array of bulk strings; its name in any case) becomes ops. A
+//!   key becomes `Key { id: FNV-1a 64 of its bytes (as Twitter's keys), len: its length }` (1
+//!   to 65,535 bytes). An element (hash field, member, list element) that is a canonical
+//!   non-negative decimal integer fitting 64 bits (no sign, no leading zero) becomes an
+//!   integer member `Key { id: the integer, len: 0 }`, any other becomes `Key { id: FNV-1a
+//!   64, len }` (1 to 250 bytes). Values keep only their length. Numbers that become
+//!   `value_len` are at most `VALUE_MAX`. No op has `fill`, and `ttl` is 0 but where
+//!   given. The commands read (anything else, and other forms of these, is a bad record):
+//!
+//!   | command | ops |
+//!   |---|---|
+//!   | `GET k`, `MGET k...` | get per key |
+//!   | `SET k v [EX s\|PX ms] [NX\|XX]` | set, add (NX) or replace (XX); `value_len` = len(v), `ttl` = s, or ms rounded up to seconds |
+//!   | `MSET k v [k v...]` | set per pair |
+//!   | `DEL k...`, `UNLINK k...` | delete per key |
+//!   | `EXPIRE k s`, `PERSIST k` | touch, `ttl` = s (1 to 2^32-1), or 0 |
+//!   | `INCR k`, `DECR k`, `INCRBY k 1`, `DECRBY k 1` | incr, decr |
+//!   | `APPEND k v` | append, `value_len` = len(v) |
+//!   | `HSET k f v [f v...]`, `HMSET` the same | hset per pair, `value_len` = len(v) |
+//!   | `HGET k f`, `HDEL k f...`, `HGETALL k`, `HINCRBY k f n` | hget, hdel per field, hgetall, hincrby (`value_len` = n) |
+//!   | `SADD k m...`, `SREM k m...`, `SISMEMBER k m`, `SPOP k`, `SCARD k` | sadd, srem per member, sismember, spop, scard |
+//!   | `LPUSH k e...`, `RPUSH k e...`, `LPOP k`, `RPOP k` | lpush, rpush per element (in order), lpop, rpop |
+//!   | `LRANGE k 0 n`, `LTRIM k 0 n`, `ZRANGE k 0 n` | lrange, ltrim, zrange with `value_len` = n + 1 (`0 -1`: 0) |
+//!   | `ZADD k score m [score m...]` | zadd per pair, `value_len` = score (a non-negative integer) |
+//!   | `ZREM k m...`, `ZSCORE k m`, `ZINCRBY k n m`, `ZPOPMIN k` | zrem per member, zscore, zincrby (`value_len` = n), zpopmin |
+//!
+//!   This is the inverse of what fraglab's RESP peer sends (gets becomes get, cas replace,
+//!   a scan an MGET: get per key; prepend has no Redis command), so `fraglab save W
+//!   --out W.resp` writes a file that reads back as the same requests and that
+//!   `redis-cli --pipe` replays into a real Redis. A get's demand fill is not a command: it is
+//!   not in the file.
 //!
 //! # oracleGeneral's `next_access_vtime`
 //!
@@ -86,11 +122,14 @@
 //!
 //! A [`TraceError`] names the file and, for a bad record, its number: the line number for the
 //! CSV formats (counting the header and blank lines, so an editor goes straight to it), the
-//! 1-based record number for the binary ones. Strict reading (the default) ends at the first
+//! 1-based record number for the binary ones and the command number for RESP, whose messages
+//! also give the command's byte offset in the (decompressed) input, e.g. `t.resp: record 7:
+//! unsupported command SETRANGE at byte 1234`. Strict reading (the default) ends at the first
 //! error. [`TraceOptions::lenient`] skips bad records instead and counts them
-//! ([`TraceReader::skipped`]), and treats a truncated final binary record as one more skipped
-//! record; I/O errors, a bad zstd stream and a missing or wrong fraglab header still end the
-//! trace with an error. Blank lines in CSV traces are ignored. No input makes the readers
+//! ([`TraceReader::skipped`]), and treats a truncated final binary record or RESP command as
+//! one more skipped record; I/O errors, a bad zstd stream, a missing or wrong fraglab header,
+//! and malformed RESP framing (not an array, not a bulk string, a bad length, a length over
+//! its limit: Redis closes the connection on these too) still end the trace with an error. Blank lines in CSV traces are ignored. No input makes the readers
 //! panic, and a CSV line longer than 1 MiB is an error rather than a reason to buffer the
 //! file.
 
@@ -101,10 +140,13 @@ use std::str::FromStr;
 mod input;
 mod parse;
 mod read;
+mod resp;
+mod resp_cmd;
 mod write;
 
 pub use read::{TraceReader, SKIPPED_REASONS_MAX};
-pub use write::{FraglabCsvWriter, OracleGeneralWriter};
+pub use resp::{RESP_ARRAY_MAX, RESP_BULK_MAX};
+pub use write::{FraglabCsvWriter, OracleGeneralWriter, RespWriter};
 
 /// fraglab CSV's header line.
 pub const FRAGLAB_CSV_HEADER: &str = "time_us,op,key_id,key_len,value_len,ttl,fill,phase";
@@ -125,15 +167,18 @@ pub enum TraceFormat {
     Segcache,
     /// fraglab's own CSV.
     Fraglab,
+    /// RESP commands, as `redis-cli --pipe` sends them.
+    Resp,
 }
 
 impl TraceFormat {
     /// Every format, in the order error messages list them.
-    pub const ALL: [TraceFormat; 4] = [
+    pub const ALL: [TraceFormat; 5] = [
         TraceFormat::Twitter,
         TraceFormat::OracleGeneral,
         TraceFormat::Segcache,
         TraceFormat::Fraglab,
+        TraceFormat::Resp,
     ];
 
     /// The format's name, as `--trace-format` spells it.
@@ -143,12 +188,13 @@ impl TraceFormat {
             TraceFormat::OracleGeneral => "oracle-general",
             TraceFormat::Segcache => "segcache",
             TraceFormat::Fraglab => "fraglab",
+            TraceFormat::Resp => "resp",
         }
     }
 
     /// Tells a trace's format from its file name, ignoring a trailing `.zst`: a name
     /// containing `oracleGeneral` (as in `.oracleGeneral` and `.oracleGeneral.bin`) is
-    /// oracleGeneral, `.sbin` is Segcache, and a `.csv` file is fraglab CSV if its first line
+    /// oracleGeneral, `.sbin` is Segcache, `.resp` is RESP, and a `.csv` file is fraglab CSV if its first line
     /// starts with fraglab's header and Twitter's otherwise (which reads that line, so the
     /// file must exist). Case is ignored. [`TraceReader::open`] detects the same way on the
     /// one open of the file it reads.
@@ -182,6 +228,9 @@ impl NameGuess {
         if stem.ends_with(".sbin") {
             return Ok(NameGuess::Format(TraceFormat::Segcache));
         }
+        if stem.ends_with(".resp") {
+            return Ok(NameGuess::Format(TraceFormat::Resp));
+        }
         if stem.ends_with(".csv") {
             return Ok(NameGuess::Csv);
         }
@@ -190,8 +239,8 @@ impl NameGuess {
             None,
             format!(
                 "cannot tell the trace format from the file name (known extensions: \
-                 .oracleGeneral, .oracleGeneral.bin, .sbin, .csv, each optionally followed \
-                 by .zst); name it with --trace-format ({})",
+                 .oracleGeneral, .oracleGeneral.bin, .sbin, .csv, .resp, each optionally \
+                 followed by .zst); name it with --trace-format ({})",
                 format_names()
             ),
         ))
@@ -226,7 +275,9 @@ impl fmt::Display for TraceFormat {
 
 /// An unknown trace format name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown trace format `{0}` (expected one of twitter, oracle-general, segcache, fraglab)")]
+#[error(
+    "unknown trace format `{0}` (expected one of twitter, oracle-general, segcache, fraglab, resp)"
+)]
 pub struct UnknownTraceFormat(pub String);
 
 impl FromStr for TraceFormat {

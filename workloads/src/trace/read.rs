@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::input::{self, read_error, Compression, Input};
 use super::parse::{parse_fraglab, parse_twitter, relative_us, shown, value_len_checked};
+use super::resp::{RespDecoder, RespFault};
 use super::{
     is_zst, stdin_needs_format, NameGuess, TraceError, TraceFormat, TraceOptions,
     FRAGLAB_CSV_HEADER, STDIN_NAME,
@@ -86,6 +87,8 @@ pub struct TraceReader {
     reasons: Vec<String>,
     /// The first record's timestamp, in the trace's unit, which `time_us` counts from.
     origin: Option<u64>,
+    /// RESP's decoder: the byte offset and a multi-key command's queued ops.
+    resp: RespDecoder,
     done: bool,
 }
 
@@ -180,6 +183,7 @@ impl TraceReader {
             skipped: 0,
             reasons: Vec::new(),
             origin: None,
+            resp: RespDecoder::new(),
             done: false,
         };
         if format == TraceFormat::Fraglab {
@@ -207,7 +211,8 @@ impl TraceReader {
         &self.path
     }
 
-    /// Records read so far, good or bad (not counting fraglab CSV's header or blank lines).
+    /// Records read so far, good or bad (not counting fraglab CSV's header or blank lines): for
+    /// RESP, commands, of which one may give several ops.
     pub fn records(&self) -> u64 {
         self.records
     }
@@ -266,6 +271,21 @@ impl TraceReader {
     /// Reads the next record: `Ok(None)` at the end of the trace.
     fn read_op(&mut self) -> Result<Option<Op>, Fault> {
         match self.format {
+            TraceFormat::Resp => {
+                let r = self.resp.next_op(&mut *self.input, &mut self.records);
+                let at = |m: String| TraceError::new(&self.path, Some(self.records), m);
+                r.map_err(|f| match f {
+                    RespFault::Bad(m) => Fault::Bad(at(m)),
+                    RespFault::Truncated(m) => Fault::Truncated(at(m)),
+                    RespFault::Fatal(m) => Fault::Fatal(at(m)),
+                    RespFault::Io(e) => Fault::Fatal(read_error(
+                        &self.path,
+                        Some(self.records),
+                        &e,
+                        self.compressed,
+                    )),
+                })
+            }
             TraceFormat::Twitter | TraceFormat::Fraglab => {
                 if !self.next_line()? {
                     return Ok(None);

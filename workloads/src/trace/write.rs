@@ -1,4 +1,4 @@
-//! Trace writers. Both write into a temporary file beside the target and rename it into
+//! Trace writers. All write into a temporary file beside the target and rename it into
 //! place in `finish`, so the target is either the old file or the whole new one.
 
 use std::collections::HashMap;
@@ -241,6 +241,63 @@ impl FraglabCsvWriter {
             .map_err(|e| write_error(&self.path, &e))?;
         commit(&self.path, self.temp, out)?;
         Ok(self.records)
+    }
+}
+
+/// Writes RESP command files: commands already encoded as RESP arrays of bulk strings (the
+/// harness encodes ops as its RESP peer sends them), one after another, so the file can be
+/// piped into `redis-cli --pipe` or read back as a `resp` trace. A path ending in `.zst` is
+/// zstd-compressed.
+pub struct RespWriter {
+    path: PathBuf,
+    temp: TempPath,
+    out: Sink,
+    commands: u64,
+}
+
+impl fmt::Debug for RespWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RespWriter")
+            .field("path", &self.path)
+            .field("temp", &self.temp.path)
+            .field("commands", &self.commands)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RespWriter {
+    /// Starts writing `path` (through a temporary file; see [`RespWriter::finish`]).
+    pub fn create(path: &Path) -> Result<RespWriter, TraceError> {
+        let (temp, file) = TempPath::create(path, "")?;
+        let out = Sink::new(path, file)?;
+        Ok(RespWriter {
+            path: path.to_path_buf(),
+            temp,
+            out,
+            commands: 0,
+        })
+    }
+
+    /// Appends one command, already encoded (`*N\r\n` then N bulk strings). The bytes are
+    /// written as given.
+    pub fn write_command(&mut self, command: &[u8]) -> Result<(), TraceError> {
+        self.out
+            .write_all(command)
+            .map_err(|e| write_error(&self.path, &e))?;
+        self.commands += 1;
+        Ok(())
+    }
+
+    /// Completes the file and renames it onto the path, returning the number of commands
+    /// written. A writer dropped without `finish` removes its temporary file and leaves the
+    /// path as it was.
+    pub fn finish(self) -> Result<u64, TraceError> {
+        let out = self
+            .out
+            .into_inner()
+            .map_err(|e| write_error(&self.path, &e))?;
+        commit(&self.path, self.temp, out)?;
+        Ok(self.commands)
     }
 }
 

@@ -1,5 +1,8 @@
 //! Helpers shared by the trace tests.
 
+#[allow(dead_code)] // Not every test file reads RESP.
+pub mod resp;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// shared data folder beside the workspace when present, else decompressed once from the
 /// copy checked in at `tests/data/cloudPhysicsIO.oracleGeneral.bin.zst` (so a clean clone
 /// tests the same bytes).
+#[allow(dead_code)] // Not every test file reads the real trace.
 pub fn real_trace() -> PathBuf {
     static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
