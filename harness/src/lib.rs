@@ -15,7 +15,6 @@ pub mod run_cmd;
 pub mod spec;
 pub mod stdout;
 pub mod validate;
-mod validate_agg;
 pub mod values;
 pub mod workload_cmd;
 

@@ -27,6 +27,9 @@ use fraglab_workloads::spec::{PhaseSpec, WorkloadSpec};
 use fraglab_workloads::Workload;
 use serde::Serialize;
 
+#[path = "validate_agg.rs"]
+mod agg;
+
 use crate::run::run;
 use crate::spec::{RunSpec, TargetKind};
 use crate::values::ValueBytes;
@@ -205,7 +208,7 @@ fn cases() -> Vec<Case> {
             kind: Kind::Efficiency(memefficiency_threshold(range).expect("a threshold")),
         });
     }
-    out.extend(crate::validate_agg::cases());
+    out.extend(agg::cases());
     out
 }
 
@@ -346,7 +349,7 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
                 real.summary.allocated_bytes as f64,
             );
             let mut rows = vec![row("used_memory growth", m, r, relative(m, r), 0.01)];
-            rows.extend(crate::validate_agg::encoding_rows(case, &model, &real));
+            rows.extend(agg::encoding_rows(case, &model, &real));
             rows
         }
         Kind::Efficiency(threshold) => {

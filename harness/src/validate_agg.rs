@@ -9,7 +9,7 @@ use fraglab_workloads::agg::AggregateSpec;
 use fraglab_workloads::dist::{Arrival, Popularity, SizeDist, TtlDist};
 use fraglab_workloads::spec::{PhaseSpec, Preload, WorkloadSpec};
 
-use crate::validate::{Case, CaseResult, Kind};
+use super::{Case, CaseResult, Kind};
 use crate::values::ValueBytes;
 
 fn fixed(size: f64) -> SizeDist {

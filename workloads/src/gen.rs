@@ -23,8 +23,7 @@ use crate::rng::{mix64, IdBuildHasher, Rng};
 use crate::spec::{MixOp, WorkloadSpec, WorkloadSpecError};
 use crate::{Key, Op, OpKind};
 
-/// The largest value a generator writes: 1 GiB less one byte.
-pub const VALUE_MAX: u32 = (1 << 30) - 1;
+pub use crate::op::VALUE_MAX;
 
 #[derive(Debug)]
 enum Length {

@@ -30,6 +30,7 @@
 
 pub mod agg;
 mod agg_presets;
+mod agg_spec;
 pub mod describe;
 pub mod dist;
 pub mod error;

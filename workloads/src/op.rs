@@ -266,6 +266,9 @@ const KEY_DIGITS: &[u8; 64] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
 /// Fills a key after its digits; not a digit, so the digits end where the padding starts.
 const KEY_PAD: u8 = b'.';
 
+/// The largest value a generator writes: 1 GiB less one byte.
+pub const VALUE_MAX: u32 = (1 << 30) - 1;
+
 /// The longest key fraglab generates: memcached's `KEY_MAX_LENGTH`.
 pub const KEY_MAX: u16 = 250;
 

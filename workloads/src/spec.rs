@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use crate::agg::AggregateSpec;
+pub use crate::agg_spec::AggregateSpec;
 use crate::dist::{Arrival, Popularity, SizeDist, TtlDist};
 pub use crate::error::WorkloadSpecError;
 use crate::OpKind;

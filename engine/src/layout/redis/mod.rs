@@ -61,8 +61,7 @@ use crate::util::{hash_key, read_at, write_at, Rng};
 pub use dict::ENTRY;
 use dict::{entry_key, entry_val, key_bytes, Dict, Ht};
 use object::{
-    encoding, free_value, make_value, obj_ptr, value_alloc_size, value_bytes, Value, ENC_INT,
-    ENC_RAW,
+    encoding, make_value, obj_ptr, value_alloc_size, value_bytes, Value, ENC_INT, ENC_RAW,
 };
 pub use object::{parse_i64, requested_for, EMBSTR_LIMIT, ROBJ, SHARED_INTEGERS};
 pub use sds::sds_header;
@@ -144,6 +143,19 @@ impl Redis {
         }
         Self::set_value(h, Value::Obj(o));
         Ok(o)
+    }
+}
+
+/// Frees a value: a string's object, or a whole aggregate (a SET over a hash, a removal).
+///
+/// # Safety
+/// `v` is a live value of `a`, freed once.
+unsafe fn free_value<A: Allocator>(a: &mut A, v: Value) {
+    match v {
+        // SAFETY: the caller's contract.
+        Value::Obj(o) if aggregate::agg_type(o).is_some() => unsafe { aggregate::free(a, o) },
+        // SAFETY: the caller's contract.
+        _ => unsafe { object::free_value(a, v) },
     }
 }
 
@@ -340,7 +352,10 @@ impl Layout for Redis {
     }
 
     fn read_value<A: Allocator>(&self, _a: &A, h: NonNull<u8>, out: &mut Vec<u8>) {
-        value_bytes(Self::value(h), out);
+        // The store refuses string reads of aggregates before they get here.
+        if Self::agg_obj(h).is_none() {
+            value_bytes(Self::value(h), out);
+        }
     }
 
     fn value_len<A: Allocator>(&self, _a: &A, h: NonNull<u8>) -> usize {

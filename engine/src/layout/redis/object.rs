@@ -143,17 +143,12 @@ pub(super) fn value_alloc_size(v: Value) -> usize {
     }
 }
 
-/// Frees a value object.
+/// Frees a string value object (the layout frees aggregates through `aggregate`).
 ///
 /// # Safety
 /// `v` is a live value of `a`, freed once.
 pub(super) unsafe fn free_value<A: Allocator>(a: &mut A, v: Value) {
     let Value::Obj(o) = v else { return };
-    if super::aggregate::agg_type(o).is_some() {
-        // SAFETY: the caller's contract: a live aggregate, freed once (a SET over a hash).
-        unsafe { super::aggregate::free(a, o) };
-        return;
-    }
     // SAFETY: the caller's contract; a raw value's SDS is freed with it.
     unsafe {
         if encoding(o) == ENC_RAW {
@@ -164,11 +159,9 @@ pub(super) unsafe fn free_value<A: Allocator>(a: &mut A, v: Value) {
     }
 }
 
-/// Appends a value's bytes to `out` (nothing for an aggregate: the store refuses string
-/// reads of aggregates before they get here).
+/// Appends a string value's bytes to `out`.
 pub(super) fn value_bytes(v: Value, out: &mut Vec<u8>) {
     match v {
-        Value::Obj(o) if super::aggregate::agg_type(o).is_some() => {}
         Value::Shared(n) => out.extend_from_slice(n.to_string().as_bytes()),
         // SAFETY: value objects in the dict are live.
         Value::Obj(o) => unsafe {
