@@ -9,7 +9,7 @@
 //! `allocated_bytes` of the rows. Redis does not say what was requested, so
 //! `requested_bytes` is 0.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 
 use fraglab_reports::{AggregateRow, Aggregates};
