@@ -80,10 +80,14 @@ fn scan(c: &mut Conn) -> io::Result<(Vec<u8>, Vec<Vec<u8>>)> {
 /// Reads every aggregate key's type, encoding, length and memory usage.
 pub(super) fn inventory(conn: &mut Conn) -> io::Result<Aggregates> {
     let mut held: BTreeMap<(String, String), AggregateRow> = BTreeMap::new();
+    // SCAN may return a key twice (the lookups below step the dict's rehash along, and a
+    // rehash that ends between two SCAN calls can do that): each key counts once.
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut cursor = b"0".to_vec();
     loop {
-        let (next, keys) =
+        let (next, mut keys) =
             conn.exchange(&command(&[b"SCAN", &cursor, b"COUNT", SCAN_COUNT]), scan)?;
+        keys.retain(|k| seen.insert(k.clone()));
         let mut out = Vec::new();
         for k in &keys {
             out.extend(command(&[b"TYPE", k]));
