@@ -377,14 +377,17 @@ pub trait Layout: Sized {
         self.read_value(a, h, &mut old);
         let mut data = blob::decode(&old).expect("an item flagged as a blob decodes");
         let before = (Encoding::Blob, data.len());
-        let snapshot = cmd.writes().then(|| data.clone());
         let mark = out.len();
         let (reply, _) = data.apply(cmd, &mut |n| rng.below(n), out)?;
         let mut handle = h;
         let mut delta = 0;
-        if snapshot.is_some_and(|s| s != data) {
-            let mut bytes = Vec::with_capacity(blob::encoded_len(&data));
+        let mut bytes = Vec::new();
+        if cmd.writes() {
+            bytes.reserve(blob::encoded_len(&data));
             blob::encode(&data, &mut bytes);
+        }
+        // A client writes the blob back only when the command changed it.
+        if cmd.writes() && bytes != old {
             let flags = self.flags(a, h);
             handle = self
                 .update(a, h, &bytes, flags)
