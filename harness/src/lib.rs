@@ -12,6 +12,7 @@ pub mod report_cmd;
 pub mod resp_encode;
 pub mod run;
 pub mod run_cmd;
+pub mod serve;
 pub mod spec;
 pub mod stdout;
 pub mod validate;

@@ -55,6 +55,9 @@ enum Command {
         #[arg(long)]
         case: Option<String>,
     },
+    /// Serve one engine instance over memcached's text protocol or RESP, so real clients
+    /// (memccapable, memcslap, redis-benchmark, redis-cli) drive the model.
+    Serve(fraglab_harness::serve::ServeArgs),
     /// List workloads, allocators, layouts or eviction policies.
     List {
         /// What to list.
@@ -191,6 +194,7 @@ fn main() -> ExitCode {
                     text
                 })
         }
+        Command::Serve(args) => fraglab_harness::serve::serve_cmd(args).map(|()| String::new()),
         Command::Report(args) => fraglab_harness::report_cmd::report_cmd(args),
         Command::Describe { workload, format } => workload_cmd::describe_cmd(workload, *format),
         Command::Save {
