@@ -1,4 +1,5 @@
-//! What the harness's integration tests share: a scratch directory of their own.
+//! What the harness's integration tests share: a scratch directory of their own. (The tests
+//! of `fraglab serve` include `serve.rs` beside it for a server process.)
 
 use std::path::PathBuf;
 use std::time::SystemTime;
