@@ -12,8 +12,9 @@
 //! strings are RESP3's (`networking.c`'s `addReplyMapLen`, `addReplyDouble`, `addReplyNull`,
 //! `addReplyVerbatim`).
 //!
-//! The commands: [`super::resp_cmds`] (connection, strings, keys), [`super::resp_agg`]
-//! (hashes, sets, lists, sorted sets), [`super::resp_info`] (INFO, CONFIG, MEMORY, OBJECT).
+//! The commands: [`super::resp_conn`] (PING, HELLO, CLIENT...), [`super::resp_cmds`]
+//! (strings, keys), [`super::resp_agg`] (hashes, sets, lists), [`super::resp_zset`] (sorted
+//! sets), [`super::resp_info`] (INFO, CONFIG, MEMORY, OBJECT).
 //!
 //! Time: the store counts whole seconds ([`Ctx::now`]), so PEXPIRE rounds up to a second and
 //! PTTL answers in whole seconds times 1000.
@@ -23,8 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fraglab_allocators::Allocator;
 use fraglab_engine::{CmdError, Layout};
 
-use super::resp_parse::{Parsed, Parser};
-use super::{resp_agg, resp_cmds, resp_info, Ctx, Handled, Protocol};
+use super::resp_parse::{string2ll, Parsed, Parser};
+use super::{resp_agg, resp_cmds, resp_conn, resp_info, resp_zset, Ctx, Handled, Protocol};
 
 /// Client ids, as Redis's `CLIENT ID` numbers them (from 1, never reused).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -154,15 +155,17 @@ pub fn arity_ok(arity: i32, argc: usize) -> bool {
 fn command<A: Allocator, L: Layout>(name: &str) -> Option<(&'static str, i32, Handler<A, L>)> {
     use resp_agg as g;
     use resp_cmds as c;
+    use resp_conn as n;
     use resp_info as i;
+    use resp_zset as z;
     let e: (&'static str, i32, Handler<A, L>) = match name {
-        "ping" => ("ping", -1, c::ping),
-        "echo" => ("echo", 2, c::echo),
-        "quit" => ("quit", -1, c::quit),
-        "hello" => ("hello", -1, c::hello),
-        "select" => ("select", 2, c::select),
-        "client" => ("client", -2, c::client),
-        "command" => ("command", -1, c::command),
+        "ping" => ("ping", -1, n::ping),
+        "echo" => ("echo", 2, n::echo),
+        "quit" => ("quit", -1, n::quit),
+        "hello" => ("hello", -1, n::hello),
+        "select" => ("select", 2, n::select),
+        "client" => ("client", -2, n::client),
+        "command" => ("command", -1, n::command),
         "get" => ("get", 2, c::get),
         "set" => ("set", -3, c::set),
         "setnx" => ("setnx", 3, c::setnx),
@@ -212,13 +215,13 @@ fn command<A: Allocator, L: Layout>(name: &str) -> Option<(&'static str, i32, Ha
         "llen" => ("llen", 2, g::llen),
         "lrange" => ("lrange", 4, g::lrange),
         "ltrim" => ("ltrim", 4, g::ltrim),
-        "zadd" => ("zadd", -4, g::zadd),
-        "zrem" => ("zrem", -3, g::zrem),
-        "zscore" => ("zscore", 3, g::zscore),
-        "zincrby" => ("zincrby", 4, g::zincrby),
-        "zrange" => ("zrange", -4, g::zrange),
-        "zcard" => ("zcard", 2, g::zcard),
-        "zpopmin" => ("zpopmin", -2, g::zpopmin),
+        "zadd" => ("zadd", -4, z::zadd),
+        "zrem" => ("zrem", -3, z::zrem),
+        "zscore" => ("zscore", 3, z::zscore),
+        "zincrby" => ("zincrby", 4, z::zincrby),
+        "zrange" => ("zrange", -4, z::zrange),
+        "zcard" => ("zcard", 2, z::zcard),
+        "zpopmin" => ("zpopmin", -2, z::zpopmin),
         _ => return None,
     };
     Some(e)
@@ -243,6 +246,20 @@ fn unknown_command(args: &[&[u8]], out: &mut Out<'_>) {
     m.extend_from_slice(b"', with args beginning with: ");
     m.extend_from_slice(&quoted);
     out.error_bytes(&m);
+}
+
+/// An integer argument, or `-ERR value is not an integer or out of range`.
+pub fn int_arg(b: &[u8], out: &mut Out<'_>) -> Option<i64> {
+    let v = string2ll(b);
+    if v.is_none() {
+        out.error("value is not an integer or out of range");
+    }
+    v
+}
+
+/// Whether an argument is `word`, in any case.
+pub fn is(a: &[u8], word: &str) -> bool {
+    a.eq_ignore_ascii_case(word.as_bytes())
 }
 
 /// A C string's view of bytes: up to the first NUL (Redis formats arguments with `%s`).

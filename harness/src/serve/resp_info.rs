@@ -17,13 +17,8 @@ use fraglab_allocators::{Allocator, Detail};
 use fraglab_engine::agg::AggConfig;
 use fraglab_engine::{Layout, Policy};
 
-use super::resp::{unknown_subcommand, Conn, Flow, Out};
-use super::resp_cmds::int_arg;
+use super::resp::{int_arg, is, unknown_subcommand, Conn, Flow, Out};
 use super::Ctx;
-
-fn is(a: &[u8], word: &str) -> bool {
-    a.eq_ignore_ascii_case(word.as_bytes())
-}
 
 /// Redis's `bytesToHuman`.
 fn human(n: u64) -> String {
