@@ -284,15 +284,17 @@ pub fn cmd_error(e: &CmdError, cmd: &str, out: &mut Out<'_>) {
         CmdError::WrongType => {
             out.error_raw("WRONGTYPE Operation against a key holding the wrong kind of value")
         }
-        CmdError::OutOfMemory => {
-            out.error_raw("OOM command not allowed when used memory > 'maxmemory'.")
-        }
         CmdError::NotAnInteger => out.error("value is not an integer or out of range"),
         CmdError::Overflow => out.error("increment or decrement would overflow"),
         CmdError::NotANumber => out.error("resulting score is not a number (NaN)"),
         CmdError::InvalidTtl(_) => out.error(&format!("invalid expire time in '{cmd}' command")),
-        CmdError::ValueTooLarge { .. } => {
+        // Past proto-max-bulk-len (the redis layout's own bound) as Redis words it; a block
+        // the allocator can never hold under its limit is, to a Redis client, over maxmemory.
+        CmdError::ValueTooLarge { max, .. } if *max >= 512 << 20 => {
             out.error("string exceeds maximum allowed size (proto-max-bulk-len)")
+        }
+        CmdError::OutOfMemory | CmdError::ValueTooLarge { .. } => {
+            out.error_raw("OOM command not allowed when used memory > 'maxmemory'.")
         }
         CmdError::KeyTooLong { len, max } => out.error(&format!(
             "key of {len} bytes is longer than this layout's {max}"
