@@ -407,7 +407,7 @@ fn expire_generic<A: Allocator, L: Layout>(
     let Some(n) = int_arg(args[2], out) else {
         return Flow::Next;
     };
-    if ms && n > i64::MAX / 1000 || !ms && n > i64::MAX / 1000 {
+    if !ms && n > i64::MAX / 1000 {
         out.error(&format!("invalid expire time in '{name}' command"));
         return Flow::Next;
     }
