@@ -21,7 +21,7 @@ use fraglab_allocators::{AllocSpec, Allocator};
 use fraglab_engine::agg::AggConfig;
 use fraglab_engine::{with_store, Layout, LayoutKind, Policy, Store, StoreConfig, WithStore};
 use fraglab_harness::serve::resp::Resp;
-use fraglab_harness::serve::{Ctx, ProtocolKind, Protocol, ServeConfig};
+use fraglab_harness::serve::{Ctx, Protocol, ProtocolKind, ServeConfig};
 use fraglab_workloads::rng::Rng;
 
 /// The system allocator, counting the bytes live and their peak.
@@ -75,18 +75,108 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 /// Commands with arguments drawn from a small vocabulary (so keys collide and types clash).
 const NAMES: &[&str] = &[
-    "PING", "ECHO", "SET", "GET", "SETNX", "SETEX", "MGET", "MSET", "INCR", "DECRBY", "APPEND",
-    "STRLEN", "DEL", "EXISTS", "EXPIRE", "PEXPIRE", "TTL", "PTTL", "PERSIST", "TYPE", "DBSIZE",
-    "INFO", "CONFIG", "MEMORY", "OBJECT", "HELLO", "CLIENT", "COMMAND", "SELECT", "HSET", "HGET",
-    "HMGET", "HDEL", "HGETALL", "HLEN", "HEXISTS", "HINCRBY", "SADD", "SREM", "SISMEMBER", "SCARD",
-    "SPOP", "LPUSH", "RPUSH", "LPOP", "RPOP", "LLEN", "LRANGE", "LTRIM", "ZADD", "ZREM", "ZSCORE",
-    "ZINCRBY", "ZRANGE", "ZCARD", "ZPOPMIN", "FLUSHALL", "NOPE", "QUIT",
+    "PING",
+    "ECHO",
+    "SET",
+    "GET",
+    "SETNX",
+    "SETEX",
+    "MGET",
+    "MSET",
+    "INCR",
+    "DECRBY",
+    "APPEND",
+    "STRLEN",
+    "DEL",
+    "EXISTS",
+    "EXPIRE",
+    "PEXPIRE",
+    "TTL",
+    "PTTL",
+    "PERSIST",
+    "TYPE",
+    "DBSIZE",
+    "INFO",
+    "CONFIG",
+    "MEMORY",
+    "OBJECT",
+    "HELLO",
+    "CLIENT",
+    "COMMAND",
+    "SELECT",
+    "HSET",
+    "HGET",
+    "HMGET",
+    "HDEL",
+    "HGETALL",
+    "HLEN",
+    "HEXISTS",
+    "HINCRBY",
+    "SADD",
+    "SREM",
+    "SISMEMBER",
+    "SCARD",
+    "SPOP",
+    "LPUSH",
+    "RPUSH",
+    "LPOP",
+    "RPOP",
+    "LLEN",
+    "LRANGE",
+    "LTRIM",
+    "ZADD",
+    "ZREM",
+    "ZSCORE",
+    "ZINCRBY",
+    "ZRANGE",
+    "ZCARD",
+    "ZPOPMIN",
+    "FLUSHALL",
+    "NOPE",
+    "QUIT",
 ];
 const WORDS: &[&str] = &[
-    "k", "h", "l", "z", "s", "1", "-1", "0", "2.5", "inf", "-inf", "nan", "9223372036854775807",
-    "x", "EX", "PX", "NX", "XX", "GET", "KEEPTTL", "WITHSCORES", "CH", "INCR", "SAMPLES", "USAGE",
-    "ENCODING", "GET", "SET", "maxmemory", "*", "hash-max-listpack-entries", "1kb", "3", "2",
-    "SETNAME", "GETNAME", "ID", "DOCS", "memory", "list-max-listpack-size", "-5",
+    "k",
+    "h",
+    "l",
+    "z",
+    "s",
+    "1",
+    "-1",
+    "0",
+    "2.5",
+    "inf",
+    "-inf",
+    "nan",
+    "9223372036854775807",
+    "x",
+    "EX",
+    "PX",
+    "NX",
+    "XX",
+    "GET",
+    "KEEPTTL",
+    "WITHSCORES",
+    "CH",
+    "INCR",
+    "SAMPLES",
+    "USAGE",
+    "ENCODING",
+    "GET",
+    "SET",
+    "maxmemory",
+    "*",
+    "hash-max-listpack-entries",
+    "1kb",
+    "3",
+    "2",
+    "SETNAME",
+    "GETNAME",
+    "ID",
+    "DOCS",
+    "memory",
+    "list-max-listpack-size",
+    "-5",
 ];
 
 fn pick<'a>(rng: &mut Rng, from: &[&'a str]) -> &'a str {
@@ -117,8 +207,21 @@ fn commands(rng: &mut Rng) -> Vec<u8> {
 /// Framing edges: headers with odd, huge, negative or padded lengths.
 fn headers(rng: &mut Rng) -> Vec<u8> {
     const NUMS: &[&str] = &[
-        "0", "-1", "-2", "1", "01", "+1", " 1", "1048576", "1048577", "536870912", "536870913",
-        "99999999999999999999", "", "x", "3",
+        "0",
+        "-1",
+        "-2",
+        "1",
+        "01",
+        "+1",
+        " 1",
+        "1048576",
+        "1048577",
+        "536870912",
+        "536870913",
+        "99999999999999999999",
+        "",
+        "x",
+        "3",
     ];
     let mut v = format!("*{}\r\n", pick(rng, NUMS)).into_bytes();
     for _ in 0..rng.below(4) {
@@ -275,7 +378,14 @@ fn resp_protocol_survives_arbitrary_bytes() {
         ..StoreConfig::default()
     };
     let started = std::time::Instant::now();
-    with_store(&spec, LayoutKind::Redis, None, config, Fuzz { inputs, seed }).unwrap();
+    with_store(
+        &spec,
+        LayoutKind::Redis,
+        None,
+        config,
+        Fuzz { inputs, seed },
+    )
+    .unwrap();
     eprintln!(
         "serve_fuzz: {inputs} inputs, seed {seed}, no panic, {:.1} s",
         started.elapsed().as_secs_f64()
