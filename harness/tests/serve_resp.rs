@@ -420,3 +420,31 @@ fn redis_benchmark_default_tests_run_without_error() {
     }
     assert_eq!(tests.len(), 20, "{stdout}");
 }
+
+#[test]
+fn a_hundred_concurrent_clients_each_get_their_own_replies() {
+    let server = Server::start();
+    let port = server.port;
+    let threads: Vec<_> = (0..100)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                sock.set_read_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
+                let mut c = Client::new(sock);
+                for i in 0..20 {
+                    let k = format!("c{t}");
+                    let v = format!("client {t} value {i}");
+                    // Pipelined pairs, so replies of many clients interleave on the server.
+                    c.send(&[b"SET", k.as_bytes(), v.as_bytes()]);
+                    c.send(&[b"GET", k.as_bytes()]);
+                    assert_eq!(c.reply(), "+OK\r\n");
+                    assert_eq!(c.reply(), format!("${}\r\n{v}\r\n", v.len()), "client {t}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
