@@ -300,6 +300,24 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         out
     }
 
+    /// Bytes a live key holds in the allocator: every block it owns (entry, key, object,
+    /// encoding) at the allocator's usable size, as Redis's `MEMORY USAGE` counts it.
+    /// `None` for a missing key (does not count as an access).
+    pub fn key_memory(&mut self, key: &[u8], now: u64) -> Option<u64> {
+        let h = self.lookup(key, hash_key(key), now)?;
+        let mut total = 0u64;
+        self.layout.blocks(&self.alloc, h, &mut |start, size| {
+            let usable = match NonNull::new(start as *mut u8) {
+                // SAFETY: `blocks` names live blocks of this allocator with the sizes they
+                // were requested with.
+                Some(p) => unsafe { self.alloc.usable_size_of(p, size) },
+                None => size,
+            };
+            total += usable as u64;
+        });
+        Some(total)
+    }
+
     /// The type and shape of key `h`, if it holds an aggregate.
     pub(super) fn agg_held(&self, h: L::Handle) -> Option<(AggType, (Encoding, usize))> {
         if self.aggs.is_empty() {

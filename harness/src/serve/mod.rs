@@ -21,6 +21,12 @@
 mod ctx;
 pub mod memcache;
 pub mod resp;
+mod resp_agg;
+mod resp_cmds;
+mod resp_conn;
+mod resp_info;
+mod resp_parse;
+mod resp_zset;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
