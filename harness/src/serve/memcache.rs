@@ -145,31 +145,34 @@ fn number(tok: &[u8]) -> Option<(bool, u64)> {
     Some((neg, v))
 }
 
-/// `safe_strtol` into an `int32_t`.
+/// `safe_strtol` into an `int32_t`: `strtol`'s `long`, then C's truncation to 32 bits.
 pub(crate) fn parse_i32(tok: &[u8]) -> Option<i64> {
     let (neg, v) = number(tok)?;
-    let v = if neg { -(v as i128) } else { v as i128 };
-    (i128::from(i32::MIN)..=i128::from(i32::MAX))
-        .contains(&v)
-        .then_some(v as i64)
+    let l: i64 = if neg {
+        if v > 1 << 63 {
+            return None;
+        }
+        (v as i64).wrapping_neg()
+    } else {
+        i64::try_from(v).ok()?
+    };
+    Some(i64::from(l as i32))
 }
 
-/// `safe_strtoul` into a `uint32_t`.
-pub(crate) fn parse_u32(tok: &[u8]) -> Option<u32> {
-    match number(tok)? {
-        (true, 0) => Some(0),
-        (true, _) => None,
-        (false, v) => u32::try_from(v).ok(),
-    }
-}
-
-/// `safe_strtoull`.
+/// `safe_strtoull`: `strtoull` (which negates a negative), refused only when the result
+/// looks negative as a signed number and the text has a `-`.
 pub(crate) fn parse_u64(tok: &[u8]) -> Option<u64> {
-    match number(tok)? {
-        (true, 0) => Some(0),
-        (true, _) => None,
-        (false, v) => Some(v),
+    let (neg, v) = number(tok)?;
+    let r = if neg { v.wrapping_neg() } else { v };
+    if (r as i64) < 0 && neg {
+        return None;
     }
+    Some(r)
+}
+
+/// `safe_strtoul` into a `uint32_t` (C's truncation to 32 bits).
+pub(crate) fn parse_u32(tok: &[u8]) -> Option<u32> {
+    parse_u64(tok).map(|v| v as u32)
 }
 
 /// Whether an item of this key, value length and flags can ever be stored

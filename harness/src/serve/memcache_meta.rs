@@ -172,7 +172,7 @@ pub(super) fn command<A: Allocator, L: Layout>(
     }
     match sub {
         b's' => return mset(ctx, toks, after, now, out),
-        b'e' => me(conn, ctx, toks[1], now, out),
+        b'e' => super::stats::me(conn, ctx, toks[1], now, out),
         _ if n > MAX_OPT => {
             let e: &[u8] = if sub == b'g' {
                 b"CLIENT_ERROR options flags are too long"
@@ -186,37 +186,6 @@ pub(super) fn command<A: Allocator, L: Layout>(
         _ => marith(ctx, toks, now, out),
     }
     Step::Done(0)
-}
-
-/// `me`: memcached's debug line for a key.
-fn me<A: Allocator, L: Layout>(
-    conn: &mut Memcache,
-    ctx: &mut Ctx<A, L>,
-    key: &[u8],
-    now: u64,
-    out: &mut Vec<u8>,
-) {
-    conn.buf.clear();
-    let Some(flags) = ctx.store.get_into(key, now, &mut conn.buf) else {
-        return line(out, false, b"EN");
-    };
-    let exp = match ctx.store.ttl(key, now) {
-        Ttl::Seconds(s) => -(s as i64),
-        _ => -1,
-    };
-    let e = *ctx.memcache.entry(key, now);
-    let size = fraglab_engine::layout::memcached::ntotal(key.len(), conn.buf.len(), flags);
-    out.extend_from_slice(b"ME ");
-    out.extend_from_slice(key);
-    out.extend_from_slice(
-        format!(
-            " exp={exp} la={} cas={} fetch={} cls=1 size={size}\r\n",
-            now.saturating_sub(e.last),
-            e.cas,
-            if e.fetched { "yes" } else { "no" }
-        )
-        .as_bytes(),
-    );
 }
 
 /// `mg`.

@@ -1,7 +1,7 @@
 //! `stats`, `stats slabs`, `stats items`, `stats settings`, `stats reset`, from the model, in
 //! memcached 1.6.18's names (`process_stat`, `server_stats`, `process_stat_settings` in
 //! upstream's `proto_text.c`/`memcached.c`, `slabs_stats` in `slabs.c`), so `memcstat` shows
-//! the modeled server.
+//! the modeled server; and `me`, the meta debug line of one key.
 //!
 //! `bytes` is memcached's: the sum of the items' sizes (`ITEM_ntotal`: header, CAS, key,
 //! suffix, value) with the memcached layout, which is what the allocator was asked for
@@ -12,9 +12,9 @@
 use std::fmt::Write as _;
 
 use fraglab_allocators::{Allocator, Detail};
-use fraglab_engine::{Layout, LayoutKind, Policy};
+use fraglab_engine::{Layout, LayoutKind, Policy, Ttl};
 
-use super::{line, Counters, Ctx, ITEM_SIZE_MAX, VERSION};
+use super::{line, Counters, Ctx, Memcache, ITEM_SIZE_MAX, VERSION};
 
 fn stat(out: &mut String, name: &str, value: impl std::fmt::Display) {
     let _ = write!(out, "STAT {name} {value}\r\n");
@@ -211,4 +211,35 @@ fn items<A: Allocator, L: Layout>(ctx: &Ctx<A, L>, s: &mut String) {
         stat(s, &format!("items:{id}:number"), c.used_chunks);
         stat(s, &format!("items:{id}:mem_requested"), c.mem_requested);
     }
+}
+
+/// `me`: memcached's debug line for a key.
+pub(super) fn me<A: Allocator, L: Layout>(
+    conn: &mut Memcache,
+    ctx: &mut Ctx<A, L>,
+    key: &[u8],
+    now: u64,
+    out: &mut Vec<u8>,
+) {
+    conn.buf.clear();
+    let Some(flags) = ctx.store.get_into(key, now, &mut conn.buf) else {
+        return line(out, false, b"EN");
+    };
+    let exp = match ctx.store.ttl(key, now) {
+        Ttl::Seconds(s) => -(s as i64),
+        _ => -1,
+    };
+    let e = *ctx.memcache.entry(key, now);
+    let size = fraglab_engine::layout::memcached::ntotal(key.len(), conn.buf.len(), flags);
+    out.extend_from_slice(b"ME ");
+    out.extend_from_slice(key);
+    out.extend_from_slice(
+        format!(
+            " exp={exp} la={} cas={} fetch={} cls=1 size={size}\r\n",
+            now.saturating_sub(e.last),
+            e.cas,
+            if e.fetched { "yes" } else { "no" }
+        )
+        .as_bytes(),
+    );
 }
