@@ -206,7 +206,7 @@ pub(crate) enum Op {
 
 /// The result of a store (`enum store_item_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stored {
+pub(crate) enum Outcome {
     Stored,
     NotStored,
     Exists,
@@ -552,12 +552,12 @@ impl Memcache {
         let exp = Exp::from_exptime(exptime);
         let r = store(ctx, key, data, flags, exp, op, req_cas, now);
         let reply: &[u8] = match r {
-            Stored::Stored => b"STORED",
-            Stored::NotStored => b"NOT_STORED",
-            Stored::Exists => b"EXISTS",
-            Stored::NotFound => b"NOT_FOUND",
-            Stored::TooLarge => b"SERVER_ERROR object too large for cache",
-            Stored::NoMemory => b"SERVER_ERROR out of memory storing object",
+            Outcome::Stored => b"STORED",
+            Outcome::NotStored => b"NOT_STORED",
+            Outcome::Exists => b"EXISTS",
+            Outcome::NotFound => b"NOT_FOUND",
+            Outcome::TooLarge => b"SERVER_ERROR object too large for cache",
+            Outcome::NoMemory => b"SERVER_ERROR out of memory storing object",
         };
         line(out, noreply, reply);
         Step::Done(vlen + 2)

@@ -12,7 +12,7 @@ use fraglab_engine::{CmdError, Layout, SetOptions, Ttl};
 
 use super::{
     add_delta, item_fits, line, parse_i32, parse_u32, parse_u64, retime, store, Ctx, Exp, Memcache,
-    Op, Step, Stored, KEY_MAX,
+    Op, Outcome, Step, KEY_MAX,
 };
 
 /// memcached's `MFLAG_MAX_OPT_LENGTH`.
@@ -391,7 +391,7 @@ fn mset<A: Allocator, L: Layout>(
             };
             let sent = ctx.memcache.entry(key, now).token_sent;
             let r = store(ctx, key, data, of.client_flags, keep, Op::Set, 0, now);
-            if r == Stored::Stored {
+            if r == Outcome::Stored {
                 let e = ctx.memcache.entry(key, now);
                 e.stale = true;
                 e.token_sent = sent;
@@ -402,20 +402,20 @@ fn mset<A: Allocator, L: Layout>(
     };
     let mut p = Vec::with_capacity(32);
     p.extend_from_slice(match r {
-        Stored::Stored => b"HD",
-        Stored::Exists => b"EX",
-        Stored::NotFound => b"NF",
-        Stored::NotStored => b"NS",
-        Stored::TooLarge => {
+        Outcome::Stored => b"HD",
+        Outcome::Exists => b"EX",
+        Outcome::NotFound => b"NF",
+        Outcome::NotStored => b"NS",
+        Outcome::TooLarge => {
             line(out, false, b"SERVER_ERROR object too large for cache");
             return Step::Done(vlen + 2);
         }
-        Stored::NoMemory => {
+        Outcome::NoMemory => {
             line(out, false, b"SERVER_ERROR out of memory storing object");
             return Step::Done(vlen + 2);
         }
     });
-    let cas = if r == Stored::Stored && ctx.store.exists(key, now) {
+    let cas = if r == Outcome::Stored && ctx.store.exists(key, now) {
         ctx.memcache.entry(key, now).cas
     } else {
         0
@@ -434,7 +434,7 @@ fn mset<A: Allocator, L: Layout>(
             _ => {}
         }
     }
-    line(out, of.no_reply && r == Stored::Stored, &p);
+    line(out, of.no_reply && r == Outcome::Stored, &p);
     Step::Done(vlen + 2)
 }
 

@@ -5,7 +5,7 @@
 use fraglab_allocators::Allocator;
 use fraglab_engine::{CmdError, Layout, SetOptions};
 
-use super::{line, parse_i32, Ctx, Exp, Op, Stored, KEY_MAX};
+use super::{line, parse_i32, Ctx, Exp, Op, Outcome, KEY_MAX};
 
 /// INCR/DECR by an unsigned 64-bit delta (the store takes `i64` steps: a delta past
 /// `i64::MAX` is applied in steps, which wrap or stop at 0 exactly as one step would).
@@ -69,25 +69,25 @@ pub(crate) fn store<A: Allocator, L: Layout>(
     op: Op,
     req_cas: u64,
     now: u64,
-) -> Stored {
+) -> Outcome {
     let live = ctx.store.exists(key, now);
     if !live {
         ctx.memcache.forget(key);
     }
     let cas_ok = |ctx: &mut Ctx<A, L>| req_cas == 0 || ctx.memcache.entry(key, now).cas == req_cas;
     let r = match op {
-        Op::Add if live => return Stored::NotStored,
-        Op::Replace if !live => return Stored::NotStored,
-        Op::Append | Op::Prepend if !live => return Stored::NotStored,
+        Op::Add if live => return Outcome::NotStored,
+        Op::Replace if !live => return Outcome::NotStored,
+        Op::Append | Op::Prepend if !live => return Outcome::NotStored,
         Op::Cas if !live => {
             ctx.memcache.counters.cas_misses += 1;
-            return Stored::NotFound;
+            return Outcome::NotFound;
         }
         Op::Cas if !cas_ok(ctx) => {
             ctx.memcache.counters.cas_badval += 1;
-            return Stored::Exists;
+            return Outcome::Exists;
         }
-        Op::Append | Op::Prepend if !cas_ok(ctx) => return Stored::Exists,
+        Op::Append | Op::Prepend if !cas_ok(ctx) => return Outcome::Exists,
         Op::Append | Op::Prepend => {
             if op == Op::Append {
                 ctx.store.append(key, data, now).map(|_| ())
@@ -123,18 +123,18 @@ pub(crate) fn store<A: Allocator, L: Layout>(
                 ctx.memcache.stored(key, now);
             }
             ctx.memcache.prune(&mut ctx.store, now);
-            Stored::Stored
+            Outcome::Stored
         }
         Err(CmdError::OutOfMemory) => {
             ctx.memcache.counters.store_no_memory += 1;
             if op == Op::Set && ctx.store.delete(key, now) {
                 ctx.memcache.forget(key);
             }
-            Stored::NoMemory
+            Outcome::NoMemory
         }
         Err(_) => {
             ctx.memcache.counters.store_too_large += 1;
-            Stored::TooLarge
+            Outcome::TooLarge
         }
     }
 }

@@ -249,10 +249,7 @@ fn meta_commands_reply_as_memcached() {
         reply(&mut c, format!("md cc C{}\r\n", cas + 1).as_bytes()),
         "EX\r\n"
     );
-    assert_eq!(
-        reply(&mut c, format!("mg cc c\r\n").as_bytes()),
-        format!("HD c{cas}\r\n")
-    );
+    assert_eq!(reply(&mut c, b"mg cc c\r\n"), format!("HD c{cas}\r\n"));
     assert_eq!(
         reply(&mut c, format!("ms cc 1 C{cas}\r\nb\r\n").as_bytes()),
         "HD\r\n"
