@@ -38,6 +38,8 @@ mod state;
 #[path = "memcache_stats.rs"]
 mod stats;
 
+use std::io::Write as _;
+
 use fraglab_allocators::Allocator;
 use fraglab_engine::{CmdError, Layout, LayoutKind, StoreConfig};
 
@@ -477,13 +479,12 @@ impl Memcache {
             let unique = e.cas;
             out.extend_from_slice(b"VALUE ");
             out.extend_from_slice(key);
-            if cas {
-                out.extend_from_slice(
-                    format!(" {flags} {} {unique}\r\n", self.buf.len()).as_bytes(),
-                );
+            // Writing to a Vec cannot fail.
+            let _ = if cas {
+                write!(out, " {flags} {} {unique}\r\n", self.buf.len())
             } else {
-                out.extend_from_slice(format!(" {flags} {}\r\n", self.buf.len()).as_bytes());
-            }
+                write!(out, " {flags} {}\r\n", self.buf.len())
+            };
             out.extend_from_slice(&self.buf);
             out.extend_from_slice(b"\r\n");
             if touch {

@@ -70,8 +70,9 @@ pub(crate) fn store<A: Allocator, L: Layout>(
     req_cas: u64,
     now: u64,
 ) -> Outcome {
-    let live = ctx.store.exists(key, now);
-    if !live {
+    // A plain SET needs no lookup first (the common case: one store lookup, not two).
+    let live = (op != Op::Set || exp == Exp::Expired) && ctx.store.exists(key, now);
+    if !live && op != Op::Set {
         ctx.memcache.forget(key);
     }
     let cas_ok = |ctx: &mut Ctx<A, L>| req_cas == 0 || ctx.memcache.entry(key, now).cas == req_cas;
