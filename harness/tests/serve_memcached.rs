@@ -253,6 +253,8 @@ const SEEDS: &[&[u8]] = &[
     b"set big 0 0 2000000\r\n",
     b"verbosity 1\r\n",
     b"version\r\n",
+    b"quit\r\n",
+    b"GET / HTTP/1.1\r\n",
 ];
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>) {
