@@ -150,7 +150,8 @@ pub fn serve_cmd(args: &ServeArgs) -> Result<(), String> {
         layout,
         policy,
     };
-    with_store(&alloc, layout, memory, config, Run { serve }).map_err(|e| e.to_string())?
+    with_store(&alloc, layout, memory, config, Run { serve })
+        .map_err(|e| e.to_string())?
 }
 
 struct Run {
@@ -178,9 +179,7 @@ impl WithStore for Run {
 
 /// Accepts connections until Ctrl-C or SIGTERM. The connections are futures polled by this
 /// one (`FuturesUnordered`) on the runtime's one thread, borrowing the shared state.
-async fn listen<A: Allocator, L: Layout, P: Protocol>(
-    ctx: &RefCell<Ctx<A, L>>,
-) -> Result<(), String> {
+async fn listen<A: Allocator, L: Layout, P: Protocol>(ctx: &RefCell<Ctx<A, L>>) -> Result<(), String> {
     let addr = ctx.borrow().config.addr;
     let listener = TcpListener::bind(addr)
         .await
@@ -251,9 +250,7 @@ async fn connection<A: Allocator, L: Layout, P: Protocol>(
     let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     loop {
         if input.len() - start > MAX_PENDING {
-            return Err(format!(
-                "more than {MAX_PENDING} bytes of one request; closed"
-            ));
+            return Err(format!("more than {MAX_PENDING} bytes of one request; closed"));
         }
         if start > 0 && start == input.len() {
             input.clear();
@@ -293,3 +290,4 @@ async fn connection<A: Allocator, L: Layout, P: Protocol>(
         }
     }
 }
+
