@@ -46,6 +46,8 @@ pub struct Ctx<A: Allocator, L: Layout> {
     pub rejected_connections: u64,
     /// Requests run.
     pub commands: u64,
+    /// The memcached protocol's shared state (CAS uniques, counters; see `memcache`).
+    pub memcache: super::memcache::Shared,
 }
 
 impl<A: Allocator, L: Layout> Ctx<A, L> {
@@ -59,6 +61,7 @@ impl<A: Allocator, L: Layout> Ctx<A, L> {
             total_connections: 0,
             rejected_connections: 0,
             commands: 0,
+            memcache: Default::default(),
         }
     }
 
