@@ -10,10 +10,10 @@
 //! `FRAGLAB_FUZZ_INPUTS=1000000 cargo test --release -p fraglab --test serve_memcached fuzz`
 //! runs the full fuzz count (20,000 by default), `FRAGLAB_FUZZ_SEED=N` another seed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use fraglab_allocators::slab::{Slab, SlabConfig};
 use fraglab_engine::layout::Memcached;
@@ -22,59 +22,9 @@ use fraglab_harness::serve::memcache::Memcache;
 use fraglab_harness::serve::{Ctx, Protocol, ProtocolKind, ServeConfig};
 use fraglab_workloads::rng::Rng;
 
-/// A `fraglab serve` child, killed by pid when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fraglab"))
-            .args(["serve", "--protocol", "memcached", "--port", "0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fraglab starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("the listening line");
-        let port = line
-            .trim()
-            .strip_prefix("listening on 127.0.0.1:")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        Server { child, port }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let termed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while termed && Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "support/serve.rs"]
+mod serve_process;
+use serve_process::Serve as Server;
 
 fn have(program: &str, package: &str) -> bool {
     let found = Command::new(program)
@@ -111,7 +61,7 @@ fn memccapable_passes_every_ascii_test() {
     if !have("memccapable", "libmemcached-tools") {
         return;
     }
-    let server = Server::start(&[]);
+    let server = Server::start(&["--protocol", "memcached"]);
     let out = Command::new("memccapable")
         .args([
             "-a",
@@ -140,7 +90,7 @@ fn memccapable_passes_every_ascii_test() {
 
 #[test]
 fn a_megabyte_of_garbage_closes_only_its_connection() {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--protocol", "memcached"]);
     let mut good = server.connect();
     assert_eq!(
         ask(&mut good, b"set k 0 0 2\r\nok\r\n", b"\r\n"),
@@ -166,7 +116,7 @@ fn a_megabyte_of_garbage_closes_only_its_connection() {
 
 #[test]
 fn a_hundred_concurrent_clients_each_get_their_own_replies() {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--protocol", "memcached"]);
     let port = server.port;
     let threads: Vec<_> = (0..100)
         .map(|c| {

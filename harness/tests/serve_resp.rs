@@ -9,53 +9,14 @@
 #[path = "support/resp_script.rs"]
 mod script;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-/// A `fraglab serve` process, killed by its pid when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fraglab"))
-            .args(["serve", "--protocol", "resp", "--port", "0"])
-            .args(["--alloc", "zmalloc:backend=jemalloc,prefix=0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting fraglab serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no `listening on` line: {line:?}"));
-        Server { child, port }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the pid of the child this test started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
+#[path = "support/serve.rs"]
+mod serve_process;
+use serve_process::Serve as Server;
 
 /// A client reading whole RESP replies (every RESP2 and RESP3 type).
 struct Client {
@@ -150,7 +111,12 @@ fn same(cmd: &str, reply: &str, expected: &str) -> bool {
 
 #[test]
 fn every_command_replies_as_redis_7() {
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let mut c = Client::new(server.connect());
     for (cmd, expected) in script::SCRIPT {
         let r = c.call(&args_of(cmd));
@@ -163,7 +129,12 @@ fn every_command_replies_as_redis_7() {
 
 #[test]
 fn resp3_after_hello_3() {
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let mut c = Client::new(server.connect());
     let hello = c.call(&[b"HELLO", b"3"]);
     assert!(
@@ -195,7 +166,12 @@ fn resp3_after_hello_3() {
 
 #[test]
 fn info_config_and_memory_come_from_the_model() {
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let mut c = Client::new(server.connect());
     assert_eq!(c.call(&[b"HSET", b"h", b"f", b"v"]), ":1\r\n");
     let info = c.call(&[b"INFO", b"memory"]);
@@ -244,7 +220,12 @@ fn info_config_and_memory_come_from_the_model() {
 
 #[test]
 fn pipelined_commands_answer_in_order() {
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let mut c = Client::new(server.connect());
     let mut batch = Vec::new();
     for i in 0..50 {
@@ -272,7 +253,12 @@ fn pipelined_commands_answer_in_order() {
 
 #[test]
 fn protocol_errors_close_only_their_client() {
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let mut other = Client::new(server.connect());
     assert_eq!(other.call(&[b"SET", b"k", b"v"]), "+OK\r\n");
     for (garbage, error) in [
@@ -308,7 +294,12 @@ fn protocol_errors_close_only_their_client() {
 
 #[test]
 fn a_megabyte_of_random_bytes_leaves_the_server_answering() {
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let mut other = Client::new(server.connect());
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let noise: Vec<u8> = (0..1 << 20)
@@ -350,7 +341,12 @@ fn redis_cli_round_trips() {
     if !have("redis-cli") {
         return;
     }
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let port = server.port.to_string();
     let cli = |args: &[&str]| {
         let o = Command::new("redis-cli")
@@ -379,7 +375,12 @@ fn redis_benchmark_default_tests_run_without_error() {
     if !have("redis-benchmark") {
         return;
     }
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let o = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
         .args(["-q", "--csv", "-n", "2000"])
@@ -423,7 +424,12 @@ fn redis_benchmark_default_tests_run_without_error() {
 
 #[test]
 fn a_hundred_concurrent_clients_each_get_their_own_replies() {
-    let server = Server::start();
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
     let port = server.port;
     let threads: Vec<_> = (0..100)
         .map(|t| {

@@ -85,7 +85,12 @@ pub fn set<A: Allocator, L: Layout>(
                 out.error("invalid expire time in 'set' command");
                 return Flow::Next;
             }
-            let secs = if ms { (n + 999) / 1000 } else { n };
+            // Rounded up without overflowing (`n` is at most i64::MAX / 1000 for PX).
+            let secs = if ms {
+                n / 1000 + i64::from(n % 1000 != 0)
+            } else {
+                n
+            };
             let secs = if is(a, "exat") || is(a, "pxat") {
                 secs - unix_now() as i64
             } else {
@@ -415,7 +420,8 @@ fn expire_generic<A: Allocator, L: Layout>(
         if n <= 0 {
             n
         } else {
-            (n + 999) / 1000
+            // Rounded up without overflowing near i64::MAX.
+            n / 1000 + i64::from(n % 1000 != 0)
         }
     } else {
         n

@@ -50,6 +50,16 @@ impl Serve {
     }
 }
 
+impl Serve {
+    /// A connection to it, with 20-second read and write timeouts.
+    pub fn connect(&self) -> std::net::TcpStream {
+        let s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connects");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let pid = self.child.id() as libc::pid_t;
