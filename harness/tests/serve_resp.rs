@@ -454,3 +454,36 @@ fn a_hundred_concurrent_clients_each_get_their_own_replies() {
         t.join().unwrap();
     }
 }
+
+#[test]
+fn smembers_answers_in_the_encodings_order() {
+    // Redis 7.0.15 answers these exactly so: an intset's members sorted, a missing key an
+    // empty array (a set type in RESP3).
+    let server = Server::start(&[
+        "--protocol",
+        "resp",
+        "--alloc",
+        "zmalloc:backend=jemalloc,prefix=0",
+    ]);
+    let mut c = Client::new(server.connect());
+    assert_eq!(c.call(&[b"SADD", b"sm", b"30", b"10", b"20"]), ":3\r\n");
+    assert_eq!(
+        c.call(&[b"SMEMBERS", b"sm"]),
+        "*3\r\n$2\r\n10\r\n$2\r\n20\r\n$2\r\n30\r\n"
+    );
+    assert_eq!(c.call(&[b"SMEMBERS", b"nope"]), "*0\r\n");
+    assert_eq!(c.call(&[b"SADD", b"ss", b"a", b"b"]), ":2\r\n");
+    let mut members: Vec<String> = c
+        .call(&[b"SMEMBERS", b"ss"])
+        .split("\r\n")
+        .filter(|l| !l.starts_with(['*', '$']) && !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    members.sort();
+    assert_eq!(members, ["a", "b"]);
+    c.call(&[b"HELLO", b"3"]);
+    assert_eq!(
+        c.call(&[b"SMEMBERS", b"sm"]),
+        "~3\r\n$2\r\n10\r\n$2\r\n20\r\n$2\r\n30\r\n"
+    );
+}

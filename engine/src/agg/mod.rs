@@ -172,6 +172,8 @@ pub enum AggCmd<'a> {
     },
     /// SPOP key: a random member, removed, or nil.
     SPop,
+    /// SMEMBERS key: every member (in the encoding's order).
+    SMembers,
     /// SCARD key: the number of members.
     SCard,
     /// LPUSH key element: the new length.
@@ -243,7 +245,7 @@ impl AggCmd<'_> {
         use AggCmd::*;
         match self {
             HSet { .. } | HGet { .. } | HDel { .. } | HGetAll | HIncrBy { .. } => AggType::Hash,
-            SAdd { .. } | SRem { .. } | SIsMember { .. } | SPop | SCard => AggType::Set,
+            SAdd { .. } | SRem { .. } | SIsMember { .. } | SPop | SMembers | SCard => AggType::Set,
             LPush { .. } | RPush { .. } | LPop | RPop | LRange { .. } | LTrim { .. } => {
                 AggType::List
             }
@@ -279,6 +281,7 @@ impl AggCmd<'_> {
             HGet { .. }
                 | HGetAll
                 | SIsMember { .. }
+                | SMembers
                 | SCard
                 | LRange { .. }
                 | ZScore { .. }
@@ -299,6 +302,7 @@ impl AggCmd<'_> {
             SRem { .. } => "SREM",
             SIsMember { .. } => "SISMEMBER",
             SPop => "SPOP",
+            SMembers => "SMEMBERS",
             SCard => "SCARD",
             LPush { .. } => "LPUSH",
             RPush { .. } => "RPUSH",
@@ -343,7 +347,7 @@ impl AggCmd<'_> {
             }
             ZAdd { member, score: s } => a.extend([score(s), member.to_vec()]),
             ZIncrBy { member, delta } => a.extend([score(delta), member.to_vec()]),
-            HGetAll | SPop | SCard | LPop | RPop | ZPopMin => {}
+            HGetAll | SPop | SMembers | SCard | LPop | RPop | ZPopMin => {}
         }
         a
     }

@@ -194,6 +194,12 @@ impl AggData {
                 }
             }
             (AggData::Set(s), SCard) => (Reply::Int(s.len() as i64), 0),
+            (AggData::Set(s), SMembers) => {
+                for m in s.iter() {
+                    push_elem(out, m);
+                }
+                (Reply::Array(s.len()), 0)
+            }
             (AggData::List(l), LPush { elem }) => {
                 l.push_front(elem.to_vec());
                 (Reply::Int(l.len() as i64), len(elem))

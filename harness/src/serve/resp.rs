@@ -207,6 +207,7 @@ fn command<A: Allocator, L: Layout>(name: &str) -> Option<(&'static str, i32, Ha
         "srem" => ("srem", -3, g::srem),
         "sismember" => ("sismember", 3, g::sismember),
         "scard" => ("scard", 2, g::scard),
+        "smembers" => ("smembers", 2, g::smembers),
         "spop" => ("spop", -2, g::spop),
         "lpush" => ("lpush", -3, g::lpush),
         "rpush" => ("rpush", -3, g::rpush),

@@ -6,8 +6,8 @@
 //! LPUSH with many elements) runs one engine command per element, in order; if the memory
 //! limit refuses one midway, those before it stay done (Redis checks `maxmemory` once, before
 //! the command). HLEN, SCARD, LLEN and ZCARD read the element count the store keeps for
-//! `OBJECT ENCODING`. SMEMBERS is not served (the engine has no command that reads a whole
-//! set without changing it).
+//! `OBJECT ENCODING`. SMEMBERS answers in the encoding's order (an intset's sorted integers, a
+//! dict's buckets), as Redis does.
 
 use fraglab_allocators::Allocator;
 use fraglab_engine::agg::{split_elems, AggCmd, AggType, Reply};
@@ -313,6 +313,26 @@ pub fn sismember<A: Allocator, L: Layout>(
         "sismember",
         out,
     )
+}
+
+pub fn smembers<A: Allocator, L: Layout>(
+    _: &mut Conn,
+    ctx: &mut Ctx<A, L>,
+    args: &[&[u8]],
+    out: &mut Out<'_>,
+) -> Flow {
+    let mut buf = Vec::new();
+    match agg(ctx, args[1], &AggCmd::SMembers, &mut buf) {
+        Ok(_) => {
+            let elems = split_elems(&buf);
+            out.set_len(elems.len());
+            for e in elems {
+                out.bulk(e);
+            }
+        }
+        Err(e) => agg_error(&e, "smembers", out),
+    }
+    Flow::Next
 }
 
 pub fn scard<A: Allocator, L: Layout>(

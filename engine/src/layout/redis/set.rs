@@ -37,7 +37,7 @@ use super::aggobj::{
 use super::dict::{entry_key, free_entry, Added, Dict, DICT_STRUCT};
 use super::intset::Intset;
 use super::object::{parse_i64, ROBJ};
-use crate::agg::{AggCmd, AggConfig, AggError, Encoding, Reply};
+use crate::agg::{push_elem, AggCmd, AggConfig, AggError, Encoding, Reply};
 use crate::util::{hash_key, Rng};
 
 /// Creates the empty object Redis creates for `cmd`'s first write (`setTypeCreate`: an intset
@@ -148,6 +148,12 @@ fn intset_apply<A: Allocator>(
             (Reply::Bulk, -(text.len() as i64))
         }
         AggCmd::SCard => (Reply::Int(is.len() as i64), 0),
+        AggCmd::SMembers => {
+            for v in is.iter() {
+                push_elem(out, v.to_string().as_bytes());
+            }
+            (Reply::Array(is.len()), 0)
+        }
         _ => panic!("{} is not a set command", cmd.name()),
     })
 }
@@ -198,6 +204,13 @@ fn ht_apply<A: Allocator>(
             None => (Reply::Nil, 0),
         },
         AggCmd::SCard => (Reply::Int(d.len() as i64), 0),
+        AggCmd::SMembers => {
+            d.for_each_entry(&mut |e| {
+                // SAFETY: a live entry: its key is a live SDS string.
+                push_elem(out, sds_bytes(unsafe { entry_key(e) }));
+            });
+            (Reply::Array(d.len()), 0)
+        }
         _ => panic!("{} is not a set command", cmd.name()),
     })
 }
