@@ -171,43 +171,73 @@ impl Write for Sink {
     }
 }
 
-/// Writes fraglab CSV: the header, then one line per op with every field, so reading the file
-/// back gives the same ops. A path ending in `.zst` is zstd-compressed.
-pub struct FraglabCsvWriter {
+/// A streamed file written through a temporary file beside its path and renamed onto it by
+/// [`Staged::finish`]: what the record-at-a-time writers share. Dropped unfinished, it removes
+/// the temporary file and leaves the path as it was.
+struct Staged {
     path: PathBuf,
     temp: TempPath,
     out: Sink,
-    records: u64,
+    /// Records written.
+    count: u64,
 }
+
+impl Staged {
+    fn create(path: &Path) -> Result<Staged, TraceError> {
+        let (temp, file) = TempPath::create(path, "")?;
+        Ok(Staged {
+            path: path.to_path_buf(),
+            temp,
+            out: Sink::new(path, file)?,
+            count: 0,
+        })
+    }
+
+    fn error(&self, e: &io::Error) -> TraceError {
+        write_error(&self.path, e)
+    }
+
+    fn finish(self) -> Result<u64, TraceError> {
+        let out = self
+            .out
+            .into_inner()
+            .map_err(|e| write_error(&self.path, &e))?;
+        commit(&self.path, self.temp, out)?;
+        Ok(self.count)
+    }
+
+    fn debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("path", &self.path)
+            .field("temp", &self.temp.path)
+            .field("records", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes fraglab CSV: the header, then one line per op with every field, so reading the file
+/// back gives the same ops. A path ending in `.zst` is zstd-compressed.
+pub struct FraglabCsvWriter(Staged);
 
 impl fmt::Debug for FraglabCsvWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FraglabCsvWriter")
-            .field("path", &self.path)
-            .field("temp", &self.temp.path)
-            .field("records", &self.records)
-            .finish_non_exhaustive()
+        self.0.debug("FraglabCsvWriter", f)
     }
 }
 
 impl FraglabCsvWriter {
     /// Starts writing `path` (through a temporary file; see [`FraglabCsvWriter::finish`]).
     pub fn create(path: &Path) -> Result<FraglabCsvWriter, TraceError> {
-        let (temp, file) = TempPath::create(path, "")?;
-        let mut out = Sink::new(path, file)?;
-        writeln!(out, "{FRAGLAB_CSV_HEADER}").map_err(|e| write_error(path, &e))?;
-        Ok(FraglabCsvWriter {
-            path: path.to_path_buf(),
-            temp,
-            out,
-            records: 0,
-        })
+        let mut s = Staged::create(path)?;
+        writeln!(s.out, "{FRAGLAB_CSV_HEADER}").map_err(|e| s.error(&e))?;
+        Ok(FraglabCsvWriter(s))
     }
 
     /// Appends one op.
     pub fn write(&mut self, op: &Op) -> Result<(), TraceError> {
+        let s = &mut self.0;
         write!(
-            self.out,
+            s.out,
             "{},{},{},{},{},{},{},{}",
             op.time_us,
             op.kind.name(),
@@ -221,13 +251,13 @@ impl FraglabCsvWriter {
         .and_then(|()| {
             if op.kind.has_member() {
                 // Ops that name an element carry it in two more columns.
-                writeln!(self.out, ",{},{}", op.member.id, op.member.len)
+                writeln!(s.out, ",{},{}", op.member.id, op.member.len)
             } else {
-                writeln!(self.out)
+                writeln!(s.out)
             }
         })
-        .map_err(|e| write_error(&self.path, &e))?;
-        self.records += 1;
+        .map_err(|e| s.error(&e))?;
+        s.count += 1;
         Ok(())
     }
 
@@ -235,12 +265,7 @@ impl FraglabCsvWriter {
     /// A writer dropped without `finish` removes its temporary file and leaves the path as it
     /// was.
     pub fn finish(self) -> Result<u64, TraceError> {
-        let out = self
-            .out
-            .into_inner()
-            .map_err(|e| write_error(&self.path, &e))?;
-        commit(&self.path, self.temp, out)?;
-        Ok(self.records)
+        self.0.finish()
     }
 }
 
@@ -248,43 +273,26 @@ impl FraglabCsvWriter {
 /// harness encodes ops as its RESP peer sends them), one after another, so the file can be
 /// piped into `redis-cli --pipe` or read back as a `resp` trace. A path ending in `.zst` is
 /// zstd-compressed.
-pub struct RespWriter {
-    path: PathBuf,
-    temp: TempPath,
-    out: Sink,
-    commands: u64,
-}
+pub struct RespWriter(Staged);
 
 impl fmt::Debug for RespWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RespWriter")
-            .field("path", &self.path)
-            .field("temp", &self.temp.path)
-            .field("commands", &self.commands)
-            .finish_non_exhaustive()
+        self.0.debug("RespWriter", f)
     }
 }
 
 impl RespWriter {
     /// Starts writing `path` (through a temporary file; see [`RespWriter::finish`]).
     pub fn create(path: &Path) -> Result<RespWriter, TraceError> {
-        let (temp, file) = TempPath::create(path, "")?;
-        let out = Sink::new(path, file)?;
-        Ok(RespWriter {
-            path: path.to_path_buf(),
-            temp,
-            out,
-            commands: 0,
-        })
+        Staged::create(path).map(RespWriter)
     }
 
     /// Appends one command, already encoded (`*N\r\n` then N bulk strings). The bytes are
     /// written as given.
     pub fn write_command(&mut self, command: &[u8]) -> Result<(), TraceError> {
-        self.out
-            .write_all(command)
-            .map_err(|e| write_error(&self.path, &e))?;
-        self.commands += 1;
+        let s = &mut self.0;
+        s.out.write_all(command).map_err(|e| s.error(&e))?;
+        s.count += 1;
         Ok(())
     }
 
@@ -292,12 +300,7 @@ impl RespWriter {
     /// written. A writer dropped without `finish` removes its temporary file and leaves the
     /// path as it was.
     pub fn finish(self) -> Result<u64, TraceError> {
-        let out = self
-            .out
-            .into_inner()
-            .map_err(|e| write_error(&self.path, &e))?;
-        commit(&self.path, self.temp, out)?;
-        Ok(self.commands)
+        self.0.finish()
     }
 }
 
