@@ -11,6 +11,7 @@
 //! | [`jemalloc`](jemalloc::Jemalloc) | jemalloc 5.3 on a dedicated arena, thread cache off | the arena's active pages |
 //! | [`mimalloc`](mimalloc::Mimalloc) | mimalloc 2.x on a dedicated heap | the heap's committed bytes |
 //! | [`bump`](bump::Bump) | bumpalo: never reuses freed memory (the no-reuse bound) | the arena's chunk capacity |
+//! | [`log`](log::Log) | RAMCloud's log-structured memory: segments, a cleaner that moves blocks | segments in use x segment size |
 //!
 //! Every allocator counts only the memory it manages for its caller: jemalloc and mimalloc
 //! through a dedicated arena or heap, glibc by being used for nothing else. A program that
@@ -42,6 +43,7 @@ pub mod bump;
 pub mod glibc;
 pub mod heap;
 pub mod jemalloc;
+pub mod log;
 pub mod mimalloc;
 pub mod page;
 pub mod slab;
@@ -120,13 +122,21 @@ pub enum LimitKind {
     Footprint,
 }
 
-/// Receives the news that an allocator moved a live block (compaction).
-///
-/// The engine answers by updating its index. No allocator in this crate moves blocks yet; the
-/// contract leaves room for one (a log-structured allocator) without forbidding it.
+/// Receives the news that an allocator moved a live block (compaction): the owner of the
+/// block updates its reference, the relocation hook of an allocator that moves blocks (the
+/// [`log`] allocator's cleaner).
 pub trait Relocate {
-    /// The block of `size` requested bytes at `from` now lives at `to`; `from` is invalid.
+    /// The block of `size` requested bytes at `from` now lives at `to`, with the same bytes;
+    /// `from` is invalid.
     fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>, size: usize);
+
+    /// Whether the live block at `ptr` must not move now (the caller holds its address
+    /// across the compaction, such as the item a write is rewriting). An allocator leaves
+    /// such a block, and what it would have freed with it, in place.
+    fn pinned(&self, ptr: NonNull<u8>) -> bool {
+        let _ = ptr;
+        false
+    }
 }
 
 /// The allocator contract the engine is generic over.
@@ -242,10 +252,17 @@ pub trait Allocator {
 
     /// Moves live blocks to reduce fragmentation, telling `relocate` about every move, and
     /// returns the number of bytes of footprint released. Allocators that never move blocks
-    /// (all of this crate's, for now) return 0.
+    /// (all but [`log`]) return 0. The caller must hold no address of a block across the call
+    /// unless `relocate` pins it.
     fn compact(&mut self, relocate: &mut dyn Relocate) -> u64 {
         let _ = relocate;
         0
+    }
+
+    /// Whether the allocator would like [`compact`](Allocator::compact) to run now (the log's
+    /// cleaning threshold is crossed). The engine asks before each allocating step.
+    fn wants_compaction(&self) -> bool {
+        false
     }
 
     /// The version of the underlying library, where there is one (`5.3.0-...` for jemalloc).

@@ -7,6 +7,7 @@
 //! | `zmalloc` | `backend` (`glibc`; or `jemalloc`, `mimalloc`), `prefix` (`8`: size header; `0`: usable size) |
 //! | `glibc`, `jemalloc`, `mimalloc` | none |
 //! | `bump` | `capacity` (0: bumpalo's default first chunk) |
+//! | `log` | `segment` (8m), `cleaner` (`cost-benefit`; or `greedy`), `utilization` (0.9), `free_min` (2) |
 //!
 //! Sizes accept `512`, `64k`, `64m`, `1g` (powers of 1024).
 //!
@@ -26,13 +27,16 @@ use serde::{Deserialize, Serialize};
 use crate::bump::Bump;
 use crate::glibc::Glibc;
 use crate::jemalloc::Jemalloc;
+use crate::log::{Log, LogConfig};
 use crate::mimalloc::Mimalloc;
 use crate::slab::{Slab, SlabConfig};
 use crate::zmalloc::Zmalloc;
 use crate::Allocator;
 
 /// Every allocator name a spec may start with.
-pub const NAMES: &[&str] = &["slab", "zmalloc", "glibc", "jemalloc", "mimalloc", "bump"];
+pub const NAMES: &[&str] = &[
+    "slab", "zmalloc", "glibc", "jemalloc", "mimalloc", "bump", "log",
+];
 
 /// The allocator zmalloc sits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +103,8 @@ pub enum AllocSpec {
     Mimalloc,
     /// bumpalo.
     Bump(BumpSpec),
+    /// RAMCloud's log-structured memory.
+    Log(LogConfig),
 }
 
 /// A spec that does not parse, or an allocator that cannot be built from it.
@@ -277,6 +283,38 @@ impl FromStr for AllocSpec {
                 }
                 Ok(AllocSpec::Bump(b))
             }
+            "log" => {
+                const KEYS: &[&str] = &["segment", "cleaner", "utilization", "free_min"];
+                let mut c = LogConfig::default();
+                let bad = |key: &'static str, v: &str, reason: &str| AllocSpecError::BadValue {
+                    alloc: "log",
+                    key,
+                    value: v.to_string(),
+                    reason: reason.to_string(),
+                };
+                for pair in pairs("log", rest) {
+                    let (k, v) = pair?;
+                    match k {
+                        "segment" => c.segment = parse_usize("log", "segment", v)?,
+                        "cleaner" => {
+                            c.cleaner = v.parse().map_err(|e: String| bad("cleaner", v, &e))?
+                        }
+                        "utilization" => {
+                            c.utilization = v.parse().map_err(|_| {
+                                bad("utilization", v, "expected a fraction such as 0.9")
+                            })?
+                        }
+                        "free_min" => {
+                            c.free_min = v
+                                .parse()
+                                .map_err(|_| bad("free_min", v, "expected a count of segments"))?
+                        }
+                        _ => return Err(unknown("log", k, KEYS)),
+                    }
+                }
+                c.validate().map_err(AllocSpecError::Invalid)?;
+                Ok(AllocSpec::Log(c))
+            }
             "glibc" | "jemalloc" | "mimalloc" => {
                 let alloc: &'static str = NAMES.iter().find(|n| **n == name).expect("listed");
                 if let Some(pair) = pairs(alloc, rest).next() {
@@ -322,6 +360,11 @@ impl fmt::Display for AllocSpec {
             AllocSpec::Jemalloc => f.write_str("jemalloc"),
             AllocSpec::Mimalloc => f.write_str("mimalloc"),
             AllocSpec::Bump(b) => write!(f, "bump:capacity={}", b.capacity),
+            AllocSpec::Log(c) => write!(
+                f,
+                "log:segment={},cleaner={},utilization={},free_min={}",
+                c.segment, c.cleaner, c.utilization, c.free_min
+            ),
         }
     }
 }
@@ -345,6 +388,7 @@ impl AllocSpec {
             AllocSpec::Jemalloc => "jemalloc",
             AllocSpec::Mimalloc => "mimalloc",
             AllocSpec::Bump(_) => "bump",
+            AllocSpec::Log(_) => "log",
         }
     }
 
@@ -362,6 +406,7 @@ impl AllocSpec {
             AllocSpec::Jemalloc,
             AllocSpec::Mimalloc,
             AllocSpec::Bump(BumpSpec::default()),
+            AllocSpec::Log(LogConfig::default()),
         ]);
         out
     }
@@ -390,6 +435,7 @@ impl AllocSpec {
             AllocSpec::Bump(b) => {
                 code.run(Bump::try_with_capacity(b.capacity).map_err(|e| build(&e))?)
             }
+            AllocSpec::Log(c) => code.run(Log::new(*c).map_err(|e| build(&e))?),
         })
     }
 }
@@ -426,6 +472,14 @@ mod tests {
             ("mimalloc", "mimalloc"),
             ("glibc", "glibc"),
             ("bump", "bump:capacity=0"),
+            (
+                "log",
+                "log:segment=8388608,cleaner=cost-benefit,utilization=0.9,free_min=2",
+            ),
+            (
+                "log:segment=1m,cleaner=greedy,utilization=0.75",
+                "log:segment=1048576,cleaner=greedy,utilization=0.75,free_min=2",
+            ),
         ] {
             let spec: AllocSpec = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(spec.to_string(), canonical);
@@ -459,7 +513,7 @@ mod tests {
         let err = |t: &str| t.parse::<AllocSpec>().unwrap_err().to_string();
         assert_eq!(
             err("tcmalloc"),
-            "unknown allocator `tcmalloc`; valid: slab, zmalloc, glibc, jemalloc, mimalloc, bump"
+            "unknown allocator `tcmalloc`; valid: slab, zmalloc, glibc, jemalloc, mimalloc, bump, log"
         );
         assert_eq!(
             err("slab:growth=2"),
@@ -483,6 +537,12 @@ mod tests {
             "jemalloc: unknown key `arena`; valid keys: none"
         );
         assert_eq!(err("slab:factor"), "slab: `factor` is not key=value");
+        assert_eq!(
+            err("log:cleaner=lru"),
+            "log: bad value `lru` for `cleaner`: valid: cost-benefit, greedy"
+        );
+        assert!(err("log:segment=1000").contains("multiple of 4096 between 64k and 1g"));
+        assert!(err("log:utilization=1.5").contains("between 0 and 1"));
         assert!(err("slab:chunk_max=12q").contains("unknown unit `q`"));
     }
 
@@ -516,7 +576,7 @@ mod tests {
             .iter()
             .map(|s| s.build(Name).unwrap())
             .collect();
-        assert_eq!(built.len(), 11);
+        assert_eq!(built.len(), 12);
         assert_eq!(built[0], ("slab", 120));
         assert_eq!(built[1], ("zmalloc", 108), "size-header zmalloc: 100 + 8");
         assert_eq!(
@@ -543,5 +603,6 @@ mod tests {
         );
         assert_eq!(built[9], ("mimalloc", 112));
         assert_eq!(built[10], ("bump", 104));
+        assert_eq!(built[11], ("log", 104), "log: a 4-byte entry header");
     }
 }

@@ -67,6 +67,8 @@ pub enum Detail {
     Mimalloc(MimallocDetail),
     /// bumpalo's chunk figures.
     Bump(BumpDetail),
+    /// The log's segments and cleaner.
+    Log(LogDetail),
 }
 
 impl MemStats {
@@ -215,6 +217,39 @@ pub struct BumpDetail {
     pub bumped_bytes: u64,
     /// Bytes bumped for blocks that have since been freed (never reused).
     pub dead_bytes: u64,
+}
+
+/// The log allocator's segments and what its cleaner did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogDetail {
+    /// Segment size in bytes.
+    pub segment_size: u64,
+    /// The cleaner's policy (`cost-benefit` or `greedy`).
+    pub cleaner: String,
+    /// The `utilization` setting.
+    pub utilization_target: f64,
+    /// Segments in use (head, survivor and sealed).
+    pub segments: u64,
+    /// Segments the memory limit allows, if there is one.
+    pub segments_max: Option<u64>,
+    /// Segments the limit still allows, if there is one.
+    pub segments_free: Option<u64>,
+    /// Bytes of entries the caller appended (headers included).
+    pub bytes_written: u64,
+    /// Bytes of entries the cleaner copied.
+    pub bytes_copied: u64,
+    /// `(bytes_written + bytes_copied) / bytes_written` (1 before anything is written).
+    pub write_amplification: f64,
+    /// Times the cleaner ran.
+    pub cleaner_runs: u64,
+    /// Segments the cleaner emptied and freed.
+    pub segments_cleaned: u64,
+    /// Segments given back to the system (cleaned, or emptied by frees).
+    pub segments_released: u64,
+    /// Segments the cleaner passed over because a live block in them was pinned.
+    pub cleaner_pinned_skips: u64,
+    /// Live entries' bytes / footprint now.
+    pub utilization: f64,
 }
 
 /// Live-block accounting shared by every allocator: the counters plus the three sums that move

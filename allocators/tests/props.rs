@@ -13,6 +13,7 @@ use std::ptr::NonNull;
 use fraglab_allocators::bump::Bump;
 use fraglab_allocators::glibc::Glibc;
 use fraglab_allocators::jemalloc::Jemalloc;
+use fraglab_allocators::log::{Log, LogConfig};
 use fraglab_allocators::mimalloc::Mimalloc;
 use fraglab_allocators::slab::{Slab, SlabConfig, PAGE_SIZE};
 use fraglab_allocators::zmalloc::Zmalloc;
@@ -479,6 +480,12 @@ proptest! {
     #[test]
     fn bump(prog in program(), limit in limit()) {
         run(Bump::default(), &prog, limit, true)?;
+    }
+
+    #[test]
+    fn log_1m_segments(prog in program(), limit in limit()) {
+        let config = LogConfig { segment: 1 << 20, ..LogConfig::default() };
+        run(Log::new(config).unwrap(), &prog, limit, true)?;
     }
 
     #[test]

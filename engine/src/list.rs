@@ -141,6 +141,33 @@ impl Lists {
         None
     }
 
+    /// The item whose links were at `from` now has them at `to` (a copy, with the same
+    /// `prev` and `next`): points its neighbours, or the list's ends, at `to`.
+    ///
+    /// # Safety
+    /// `to` is a live item with links at `offset`, copied from an item that was in a list (or
+    /// in none, with both links null and no end pointing at it).
+    pub unsafe fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>) {
+        // SAFETY: the copy's neighbours are live items of the same list.
+        unsafe {
+            let (prev, next) = (self.prev(to), self.next(to));
+            if let Some(p) = prev {
+                write_at(p, self.offset + 8, to.as_ptr());
+            }
+            if let Some(n) = next {
+                write_at(n, self.offset, to.as_ptr());
+            }
+        }
+        for e in &mut self.ends {
+            if e.head == Some(from) {
+                e.head = Some(to);
+            }
+            if e.tail == Some(from) {
+                e.tail = Some(to);
+            }
+        }
+    }
+
     /// Forgets every list (after a flush freed the items).
     pub fn clear(&mut self) {
         self.ends.clear();

@@ -138,6 +138,7 @@ impl Compact {
 impl Layout for Compact {
     const KIND: LayoutKind = LayoutKind::Compact;
     type Handle = NonNull<u8>;
+    const FOLLOWS_MOVES: bool = true;
 
     fn new(opts: LayoutOptions) -> Self {
         Compact {
@@ -326,6 +327,13 @@ impl Layout for Compact {
 
     fn handles(&self) -> Vec<NonNull<u8>> {
         self.table.entries().collect()
+    }
+
+    fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>) -> (NonNull<u8>, NonNull<u8>) {
+        let hash = self.hash_of(to);
+        let found = self.table.replace(hash, from, to);
+        debug_assert!(found, "a moved item that is not indexed");
+        (from, to)
     }
 
     fn blocks<A: Allocator>(&self, a: &A, h: NonNull<u8>, f: &mut dyn FnMut(usize, usize)) {

@@ -155,6 +155,27 @@ impl Memcached {
         }
     }
 
+    /// Puts `to` where `from` is in its chain (`to` is a copy of `from`, with its `h_next`).
+    fn replace(&mut self, from: NonNull<u8>, to: NonNull<u8>, hash: u64) -> bool {
+        let b = self.bucket(hash);
+        if self.buckets[b] == from.as_ptr() {
+            self.buckets[b] = to.as_ptr();
+            return true;
+        }
+        let mut cur = NonNull::new(self.buckets[b]);
+        while let Some(c) = cur {
+            // SAFETY: chained items are live.
+            let next = unsafe { h_next(c) };
+            if next == Some(from) {
+                // SAFETY: `c` is a live chained item.
+                unsafe { write_at(c, H_NEXT, to.as_ptr()) };
+                return true;
+            }
+            cur = next;
+        }
+        false
+    }
+
     /// Takes `item` out of its chain.
     fn unlink(&mut self, item: NonNull<u8>, hash: u64) -> bool {
         let b = self.bucket(hash);
@@ -233,6 +254,7 @@ impl Memcached {
 impl Layout for Memcached {
     const KIND: LayoutKind = LayoutKind::Memcached;
     type Handle = NonNull<u8>;
+    const FOLLOWS_MOVES: bool = true;
 
     fn new(_opts: LayoutOptions) -> Self {
         Memcached {
@@ -435,6 +457,14 @@ impl Layout for Memcached {
             }
         }
         out
+    }
+
+    fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>) -> (NonNull<u8>, NonNull<u8>) {
+        // SAFETY: `to` is a live copy of the item.
+        let hash = hash_key(unsafe { key_at(to) });
+        let found = self.replace(from, to, hash);
+        debug_assert!(found, "a moved item that is not chained");
+        (from, to)
     }
 
     fn blocks<A: Allocator>(&self, a: &A, h: NonNull<u8>, f: &mut dyn FnMut(usize, usize)) {

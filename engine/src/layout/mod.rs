@@ -204,6 +204,10 @@ pub trait Layout: Sized {
     const KIND: LayoutKind;
     /// A stored key.
     type Handle: Copy + PartialEq + fmt::Debug;
+    /// Whether the layout follows an allocator that moves blocks
+    /// ([`relocated`](Layout::relocated)): each key is one block that only the index points
+    /// at. The redis layout's keys are several blocks pointing at each other, so it does not.
+    const FOLLOWS_MOVES: bool = false;
 
     /// An empty layout.
     fn new(opts: LayoutOptions) -> Self;
@@ -309,6 +313,16 @@ pub trait Layout: Sized {
     /// Bytes of index allocated through the allocator (Redis's bucket arrays).
     fn index_in_allocator_bytes(&self) -> u64 {
         0
+    }
+
+    /// The allocator moved the block at `from` to `to` (a copy of its bytes; `from` is no
+    /// longer to be read): points the index at `to`, and returns the key's handles before and
+    /// after the move. Called only for layouts that [follow moves](Layout::FOLLOWS_MOVES).
+    fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>) -> (Self::Handle, Self::Handle) {
+        let _ = (from, to);
+        unreachable!(
+            "the store never runs a moving allocator under a layout that does not follow moves"
+        )
     }
 
     /// The aggregate type a key holds, `None` for a string. By default (the blob layouts),

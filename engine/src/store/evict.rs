@@ -12,6 +12,9 @@ use crate::util::hash_key;
 const LIST_SEARCH: usize = 1000;
 /// The most evictions one write may cause before it gives up with an out-of-memory error.
 const MAX_EVICTIONS_PER_WRITE: usize = 10_000;
+/// The same, over an allocator that moves blocks (a log, whose cleaner needs a segment's worth
+/// of dead bytes before it can free one: 8 MiB of 16-byte items).
+const MAX_EVICTIONS_PER_WRITE_MOVING: usize = 1 << 20;
 
 /// A candidate in the eviction pool (Redis's `evictionPoolEntry`).
 #[derive(Debug, Clone)]
@@ -29,13 +32,27 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         now: u64,
         mut step: impl FnMut(&mut A, &mut L) -> Result<T, AllocError>,
     ) -> Result<T, CmdError> {
-        for _ in 0..MAX_EVICTIONS_PER_WRITE {
+        // A log frees memory a segment at a time: evicting for one write may take a segment's
+        // worth of keys before the cleaner can free one.
+        let budget = if A::MOVES_BLOCKS {
+            MAX_EVICTIONS_PER_WRITE_MOVING
+        } else {
+            MAX_EVICTIONS_PER_WRITE
+        };
+        if A::MOVES_BLOCKS && self.alloc.wants_compaction() {
+            self.compact_now(protect);
+        }
+        for _ in 0..budget {
             match step(&mut self.alloc, &mut self.layout) {
                 Ok(t) => return Ok(t),
                 Err(AllocError::TooLarge { size, max }) => {
                     return Err(CmdError::ValueTooLarge { len: size, max })
                 }
                 Err(AllocError::OutOfMemory { size }) => {
+                    // An allocator that moves blocks may free a segment by cleaning first.
+                    if A::MOVES_BLOCKS && self.compact_now(protect) > 0 {
+                        continue;
+                    }
                     if self.policy == Policy::Noeviction || !self.evict_one(size, protect, now) {
                         // Nothing to evict for `size`: the allocator may have another way
                         // (a chunked item's tail taking a full-size chunk).

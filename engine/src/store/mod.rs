@@ -7,6 +7,7 @@
 mod access;
 mod aggregate;
 mod commands;
+mod compaction;
 mod evict;
 mod expire;
 
@@ -154,14 +155,26 @@ pub struct Store<A: Allocator, L: Layout> {
     aggs: AggBook,
 }
 
-/// A policy that this layout cannot run.
+/// A combination the store cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("policy `{policy}` needs per-item list links, which the {layout} layout does not keep; use sampled-lru, lfu, random, volatile-* or noeviction")]
-pub struct Unsupported {
-    /// The policy.
-    pub policy: Policy,
-    /// The layout.
-    pub layout: LayoutKind,
+pub enum Unsupported {
+    /// A policy that needs list links the layout does not keep.
+    #[error("policy `{policy}` needs per-item list links, which the {layout} layout does not keep; use sampled-lru, lfu, random, volatile-* or noeviction")]
+    Policy {
+        /// The policy.
+        policy: Policy,
+        /// The layout.
+        layout: LayoutKind,
+    },
+    /// An allocator that moves blocks under a layout whose keys are several blocks pointing at
+    /// each other.
+    #[error("the {alloc} allocator moves live blocks (its cleaner), and the {layout} layout cannot follow a move (a key is several blocks that point at each other); use the compact or memcached layout")]
+    Moves {
+        /// The allocator.
+        alloc: &'static str,
+        /// The layout.
+        layout: LayoutKind,
+    },
 }
 
 impl<A: Allocator, L: Layout> Store<A, L> {
@@ -169,8 +182,14 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     pub fn new(alloc: A, config: StoreConfig) -> Result<Self, Unsupported> {
         let policy = config.policy;
         if policy.needs_links() && L::KIND == LayoutKind::Redis {
-            return Err(Unsupported {
+            return Err(Unsupported::Policy {
                 policy,
+                layout: L::KIND,
+            });
+        }
+        if A::MOVES_BLOCKS && !L::FOLLOWS_MOVES {
+            return Err(Unsupported::Moves {
+                alloc: alloc.name(),
                 layout: L::KIND,
             });
         }

@@ -71,8 +71,17 @@ fn default_scale(workload: &str) -> Option<f64> {
 /// would (the engine's rule in `Store::new`: the redis layout keeps no list links).
 pub(super) fn refusal(alloc: &AllocSpec, layout: LayoutKind) -> Option<String> {
     let (_, policy) = defaults_for(alloc);
+    if matches!(alloc, AllocSpec::Log(_)) && layout == LayoutKind::Redis {
+        return Some(
+            Unsupported::Moves {
+                alloc: alloc.name(),
+                layout,
+            }
+            .to_string(),
+        );
+    }
     (policy.needs_links() && layout == LayoutKind::Redis)
-        .then(|| Unsupported { policy, layout }.to_string())
+        .then(|| Unsupported::Policy { policy, layout }.to_string())
 }
 
 /// Why a cell of `target` is not run for this allocator and layout, if it is not: the engine's
