@@ -392,8 +392,8 @@ impl AllocSpec {
         }
     }
 
-    /// One spec per allocator (and per zmalloc backend and mode), with defaults: what `--allocs
-    /// all` means.
+    /// One spec per allocator (and per zmalloc backend and mode), with defaults (but the log's
+    /// 1 MiB segments): what `--allocs all` means.
     pub fn all() -> Vec<AllocSpec> {
         let mut out = vec![AllocSpec::Slab(SlabConfig::default())];
         for backend in [Backend::Glibc, Backend::Jemalloc, Backend::Mimalloc] {
@@ -406,7 +406,12 @@ impl AllocSpec {
             AllocSpec::Jemalloc,
             AllocSpec::Mimalloc,
             AllocSpec::Bump(BumpSpec::default()),
-            AllocSpec::Log(LogConfig::default()),
+            // 1 MiB segments, as slab pages: RAMCloud's 8 MiB segments were sized for
+            // memories of 10 GB and more, and would be a tenth of the default suite's memory.
+            AllocSpec::Log(LogConfig {
+                segment: 1 << 20,
+                ..LogConfig::default()
+            }),
         ]);
         out
     }

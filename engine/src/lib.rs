@@ -106,6 +106,9 @@ impl<W: WithStore> WithAllocator for Builder<W> {
             LayoutKind::Redis => self
                 .code
                 .run(Store::<A, layout::Redis>::new(alloc, config)?),
+            LayoutKind::Segcache => self
+                .code
+                .run(Store::<A, layout::Segcache>::new(alloc, config)?),
         })
     }
 }

@@ -535,6 +535,9 @@ fn check<A: fraglab_allocators::Allocator, L: Layout>(
                 "only bucket arrays remain"
             );
         }
+    } else if L::KIND == LayoutKind::Segcache {
+        // One block per segment: at most one per TTL bucket beyond those holding items.
+        prop_assert!(st.mem.live_blocks <= st.items + 1024);
     } else {
         prop_assert_eq!(st.mem.live_blocks, st.items, "one allocation per item");
     }
@@ -611,6 +614,11 @@ pairs! {
     redis_jemalloc: "jemalloc", LayoutKind::Redis;
     redis_mimalloc: "mimalloc", LayoutKind::Redis;
     redis_bump: "bump", LayoutKind::Redis;
+    compact_log: "log:segment=64k,utilization=0.5", LayoutKind::Compact;
+    memcached_log: "log:segment=64k,utilization=0.5", LayoutKind::Memcached;
+    segcache_log: "log:segment=64k", LayoutKind::Segcache;
+    segcache_jemalloc: "jemalloc", LayoutKind::Segcache;
+    segcache_slab: "slab", LayoutKind::Segcache;
 }
 
 fn limited_policy() -> impl Strategy<Value = (LayoutKind, Policy)> {
@@ -683,7 +691,8 @@ fn noeviction_refuses_writes_without_losing_anything() {
     for layout in LayoutKind::ALL {
         for spec in ["slab", "zmalloc:backend=jemalloc,prefix=0", "glibc"] {
             let spec: AllocSpec = spec.parse().unwrap();
-            let limit = if matches!(spec, AllocSpec::Slab(_)) {
+            // Segcache's segments are 1 MiB (the slab's: its 512 KiB largest chunk).
+            let limit = if matches!(spec, AllocSpec::Slab(_)) || layout == LayoutKind::Segcache {
                 3 << 20
             } else {
                 256 << 10

@@ -1,6 +1,8 @@
 //! Replay throughput of the runner: a fixed `etc` workload (100,000 keys loaded, then
 //! 1,000,000 requests: 1,100,000 ops) replayed through `fraglab_harness::run::run` into slab
-//! with the compact and the memcached layouts, and into jemalloc with the compact layout.
+//! with the compact and the memcached layouts, into jemalloc with the compact layout, and into
+//! the log allocator (8 MiB and 1 MiB segments, its cleaner running inline) with the compact
+//! layout and, with 1 MiB segments, the segcache layout.
 //!
 //! Each iteration is a whole run (building the store, the replay through the one driver,
 //! `fraglab_harness::driver`), but the time reported to criterion is the run's own replay time
@@ -84,6 +86,9 @@ fn replay(c: &mut Criterion) {
         ("slab", LayoutKind::Compact, 0),
         ("slab", LayoutKind::Memcached, 0),
         ("jemalloc", LayoutKind::Compact, 0),
+        ("log", LayoutKind::Compact, 0),
+        ("log:segment=1m", LayoutKind::Compact, 0),
+        ("log:segment=1m", LayoutKind::Segcache, 0),
         ("slab", LayoutKind::Compact, 64),
     ] {
         let s = spec(small_etc(), "etc", alloc, layout, latency);

@@ -125,6 +125,7 @@ fn sweep_params(
         LayoutKind::Memcached => fraglab_engine::layout::memcached::ntotal(KEY, 0, 0),
         LayoutKind::Compact => fraglab_engine::layout::compact::HEADER + KEY,
         LayoutKind::Redis => 0,
+        LayoutKind::Segcache => fraglab_engine::layout::segcache::HEADER + KEY,
     };
     Ok((bounds, overhead.unwrap_or(default as u64)))
 }

@@ -83,7 +83,7 @@ const FIELDS: &[&str] = &[
 fn every_allocator_runs_and_reports_every_field() {
     let dir = TempDir::new("all");
     let allocs = allocators();
-    assert_eq!(allocs.len(), 11);
+    assert_eq!(allocs.len(), 12);
     for (i, alloc) in allocs.iter().enumerate() {
         let out = dir.file(&format!("r{i}.json"));
         let o = fraglab(&[
@@ -435,7 +435,7 @@ fn list_names_everything() {
         assert!(workloads.lines().any(|l| l.starts_with(w)), "{w}");
     }
     let layouts = String::from_utf8(fraglab(&["list", "layouts"]).stdout).unwrap();
-    assert_eq!(layouts, "compact\nmemcached\nredis\n");
+    assert_eq!(layouts, "compact\nmemcached\nredis\nsegcache\n");
     let policies = String::from_utf8(fraglab(&["list", "policies"]).stdout).unwrap();
     assert!(policies.lines().count() == 10 && policies.contains("volatile-ttl"));
 }

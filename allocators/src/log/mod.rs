@@ -495,6 +495,10 @@ impl Allocator for Log {
         Ok(HEADER + size)
     }
 
+    fn max_contiguous(&self) -> usize {
+        self.max_block()
+    }
+
     fn stats(&self) -> MemStats {
         self.tally
             .snapshot(self.footprint(), Detail::Log(self.detail()))

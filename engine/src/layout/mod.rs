@@ -19,11 +19,13 @@ use crate::util::Rng;
 pub mod compact;
 pub mod memcached;
 pub mod redis;
+pub mod segcache;
 mod table;
 
 pub use compact::Compact;
 pub use memcached::Memcached;
 pub use redis::Redis;
+pub use segcache::Segcache;
 
 /// Which layout, as named on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -35,14 +37,17 @@ pub enum LayoutKind {
     Memcached,
     /// Redis 7.0's objects.
     Redis,
+    /// Segcache's segments (NSDI 2021).
+    Segcache,
 }
 
 impl LayoutKind {
     /// Every layout.
-    pub const ALL: [LayoutKind; 3] = [
+    pub const ALL: [LayoutKind; 4] = [
         LayoutKind::Compact,
         LayoutKind::Memcached,
         LayoutKind::Redis,
+        LayoutKind::Segcache,
     ];
 
     /// The layout's name.
@@ -51,6 +56,7 @@ impl LayoutKind {
             LayoutKind::Compact => "compact",
             LayoutKind::Memcached => "memcached",
             LayoutKind::Redis => "redis",
+            LayoutKind::Segcache => "segcache",
         }
     }
 
@@ -73,7 +79,9 @@ impl std::str::FromStr for LayoutKind {
         LayoutKind::ALL
             .into_iter()
             .find(|l| l.name() == s)
-            .ok_or_else(|| format!("unknown layout `{s}`; valid: compact, memcached, redis"))
+            .ok_or_else(|| {
+                format!("unknown layout `{s}`; valid: compact, memcached, redis, segcache")
+            })
     }
 }
 
@@ -168,6 +176,8 @@ pub struct NewItem<'a> {
     pub exptime: u32,
     /// The initial access field (LRU clock or LFU counter).
     pub access: u32,
+    /// The store's clock, logical seconds (Segcache picks a TTL bucket by `exptime - now`).
+    pub now: u64,
 }
 
 /// Client flags that mark a blob layout's item as an aggregate: `0x4147_00TT` ("AG"), `TT` the
@@ -208,6 +218,12 @@ pub trait Layout: Sized {
     /// ([`relocated`](Layout::relocated)): each key is one block that only the index points
     /// at. The redis layout's keys are several blocks pointing at each other, so it does not.
     const FOLLOWS_MOVES: bool = false;
+    /// Whether items carry list links ([`links`](Layout::links)), so that the list policies
+    /// (`slab-lru`, `lru`, `fifo`) can run.
+    const HAS_LINKS: bool = true;
+    /// Whether the layout evicts by itself, segments at a time (Segcache's merge), instead of
+    /// the store's policy picking keys ([`evict_begin`](Layout::evict_begin)).
+    const EVICTS_SEGMENTS: bool = false;
 
     /// An empty layout.
     fn new(opts: LayoutOptions) -> Self;
@@ -313,6 +329,26 @@ pub trait Layout: Sized {
     /// Bytes of index allocated through the allocator (Redis's bucket arrays).
     fn index_in_allocator_bytes(&self) -> u64 {
         0
+    }
+
+    /// Starts a segment eviction (only for layouts that [evict segments](Layout::EVICTS_SEGMENTS)):
+    /// returns the keys it drops, still stored, for the store to remove, or `None` when nothing
+    /// can be evicted. `protect` (the key a write holds) is neither dropped nor moved.
+    fn evict_begin<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        protect: Option<Self::Handle>,
+        now: u64,
+    ) -> Option<Vec<Self::Handle>> {
+        let _ = (a, protect, now);
+        None
+    }
+
+    /// Ends a segment eviction once the store removed the keys `evict_begin` returned; `true`
+    /// if memory was given back.
+    fn evict_finish<A: Allocator>(&mut self, a: &mut A) -> bool {
+        let _ = a;
+        false
     }
 
     /// The allocator moved the block at `from` to `to` (a copy of its bytes; `from` is no

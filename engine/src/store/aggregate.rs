@@ -219,6 +219,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             flags: 0,
             exptime: 0,
             access,
+            now,
         };
         let cfg = self.agg_config;
         let mut failed = None;

@@ -123,6 +123,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             flags,
             exptime,
             access,
+            now,
         };
         let h = self.with_room(None, now, |a, l| l.insert(a, item))?;
         self.list_add(h);

@@ -53,6 +53,16 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                     if A::MOVES_BLOCKS && self.compact_now(protect) > 0 {
                         continue;
                     }
+                    if L::EVICTS_SEGMENTS {
+                        if self.policy != Policy::Noeviction && self.evict_segments(protect, now) {
+                            continue;
+                        }
+                        if self.alloc.on_no_victim(size) {
+                            continue;
+                        }
+                        self.counters.oom_errors += 1;
+                        return Err(CmdError::OutOfMemory);
+                    }
                     if self.policy == Policy::Noeviction || !self.evict_one(size, protect, now) {
                         // Nothing to evict for `size`: the allocator may have another way
                         // (a chunked item's tail taking a full-size chunk).
@@ -67,6 +77,19 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         }
         self.counters.oom_errors += 1;
         Err(CmdError::OutOfMemory)
+    }
+
+    /// A segment eviction by the layout (Segcache's merge): the store removes the keys the
+    /// layout drops, then the layout compacts and frees; `true` if memory came back.
+    fn evict_segments(&mut self, protect: Option<L::Handle>, now: u64) -> bool {
+        let Some(victims) = self.layout.evict_begin(&mut self.alloc, protect, now) else {
+            return false;
+        };
+        for h in victims {
+            self.remove(h);
+            self.counters.evictions += 1;
+        }
+        self.layout.evict_finish(&mut self.alloc)
     }
 
     /// Whether evicting `h` can make room for a request of `size` bytes. Under a page limit

@@ -181,7 +181,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     /// A store over `alloc` (whose memory limit, if any, is already set).
     pub fn new(alloc: A, config: StoreConfig) -> Result<Self, Unsupported> {
         let policy = config.policy;
-        if policy.needs_links() && L::KIND == LayoutKind::Redis {
+        if policy.needs_links() && !L::HAS_LINKS {
             return Err(Unsupported::Policy {
                 policy,
                 layout: L::KIND,
@@ -266,6 +266,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             ),
             LayoutKind::Compact => (value_len, crate::layout::compact::MAX_VALUE),
             LayoutKind::Redis => (value_len, 512 << 20),
+            LayoutKind::Segcache => (value_len, crate::layout::segcache::MAX_VALUE),
         };
         if size > max {
             return Err(CmdError::ValueTooLarge {

@@ -80,7 +80,7 @@ pub(super) fn refusal(alloc: &AllocSpec, layout: LayoutKind) -> Option<String> {
             .to_string(),
         );
     }
-    (policy.needs_links() && layout == LayoutKind::Redis)
+    (policy.needs_links() && matches!(layout, LayoutKind::Redis | LayoutKind::Segcache))
         .then(|| Unsupported::Policy { policy, layout }.to_string())
 }
 
@@ -500,12 +500,12 @@ mod tests {
             names(&["zmalloc:backend=jemalloc,prefix=0,glibc"]),
             ["zmalloc:backend=jemalloc,prefix=0", "glibc"]
         );
-        assert_eq!(names(&["all"]).len(), 11);
-        assert_eq!(names(&[]).len(), 11);
+        assert_eq!(names(&["all"]).len(), 12);
+        assert_eq!(names(&[]).len(), 12);
         // Separators alone name no allocator: refused, not read as `all`.
         let e = alloc_list(&[";;".into()]).unwrap_err();
         assert!(e.contains("no allocator spec"), "{e}");
-        assert_eq!(names(&["jemalloc,all"]).len(), 11);
+        assert_eq!(names(&["jemalloc,all"]).len(), 12);
         assert_eq!(names(&["slab slab:factor=1.25"]).len(), 1);
         let e = alloc_list(&["jemalloc,slab:factor=x".into()]).unwrap_err();
         assert!(e.contains("--allocs `slab:factor=x`"), "{e}");

@@ -179,6 +179,7 @@ impl Redis {
 
 impl Layout for Redis {
     const KIND: LayoutKind = LayoutKind::Redis;
+    const HAS_LINKS: bool = false;
     type Handle = NonNull<u8>;
 
     fn new(opts: LayoutOptions) -> Self {
