@@ -232,11 +232,37 @@ fn the_write_amplification_chart_draws_every_log_cell_beside_the_cleaning_cost()
         .svg
         .contains("cost-benefit, target 90%, 8.00 MiB segments"));
     assert!(
-        wa.caption.contains("2 log configurations"),
+        wa.caption.contains("2 points, 2 log configurations"),
         "{}",
         wa.caption
     );
     assert!(wa.caption.contains("FAST 2014"), "{}", wa.caption);
+    // A configuration on two workloads is labelled once.
+    let mut twice = with_log();
+    let etc = fabricate(
+        &twice,
+        "etc",
+        LOG,
+        &[(700, 800, 1000)],
+        Some(log_detail(LOG, 1000, 100)),
+    );
+    twice.cells.push(etc);
+    let charts = render_all(&twice, None).unwrap();
+    let wa2 = charts
+        .iter()
+        .find(|c| c.id == "log-write-amplification")
+        .unwrap();
+    assert_eq!(
+        wa2.svg
+            .matches("cost-benefit, target 90%, 8.00 MiB segments")
+            .count(),
+        1
+    );
+    assert!(
+        wa2.caption.contains("3 points, 2 log configurations"),
+        "{}",
+        wa2.caption
+    );
     // One log configuration: nothing to tell apart, no point labels.
     let mut one = with_log();
     one.cells.retain(|c| c.key.alloc != GREEDY);
@@ -247,7 +273,7 @@ fn the_write_amplification_chart_draws_every_log_cell_beside_the_cleaning_cost()
         .unwrap();
     assert!(!wa.svg.contains("cost-benefit, target"));
     assert!(
-        wa.caption.contains("1 log configuration."),
+        wa.caption.contains("1 point, 1 log configuration."),
         "{}",
         wa.caption
     );

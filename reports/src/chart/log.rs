@@ -107,7 +107,7 @@ pub(super) fn write_amplification(set: &ResultSet, names: &Names) -> Option<Spec
     }
     // x: utilization, from 30% (or lower, to hold every point) to 100%.
     let lowest = points.iter().map(|p| p.utilization).fold(CURVE.0, f64::min);
-    let lo = (lowest * 10.0).floor().max(0.0) / 10.0;
+    let lo = ((lowest - 0.02) * 10.0).floor().max(0.0) / 10.0;
     let highest = points.iter().map(|p| p.utilization).fold(1.0, f64::max);
     let hi = (highest * 10.0).ceil() / 10.0;
     let steps = ((hi - lo) * 10.0).round() as usize;
@@ -158,8 +158,16 @@ pub(super) fn write_amplification(set: &ResultSet, names: &Names) -> Option<Spec
         width: 2,
         dashed: true,
     });
-    // Labels go right of their point, a row lower when they would run into one placed before
-    // (about 860 x 380 pixels of plot).
+    for p in &points {
+        shapes.push(Shape::Marker {
+            at: (p.utilization, p.wa.log10()),
+            color: color_of(p.workload),
+            shape: p.workload % MARKERS,
+        });
+    }
+    // One label per configuration, in black over its highest point (a configuration's points
+    // cluster: the workloads differ less than the configurations), a row higher when it would
+    // run into one placed before (about 860 x 380 pixels of plot).
     let px = |u: f64, v: f64| {
         (
             (u - x.lo) / (x.hi - x.lo) * 860.0,
@@ -167,40 +175,46 @@ pub(super) fn write_amplification(set: &ResultSet, names: &Names) -> Option<Spec
         )
     };
     let mut placed: Vec<(f64, f64, f64)> = Vec::new();
+    let mut labelled: Vec<&str> = Vec::new();
     for p in &points {
-        let at = (p.utilization, p.wa.log10());
-        shapes.push(Shape::Marker {
-            at,
-            color: color_of(p.workload),
-            shape: p.workload % MARKERS,
-        });
-        if p.label.is_empty() {
+        if p.label.is_empty() || labelled.contains(&p.label.as_str()) {
             continue;
         }
-        let (x0, top) = px(at.0, at.1);
-        let (x0, x1) = (
-            x0 + 7.0,
-            x0 + 7.0 + f64::from(text_width(&p.label, LABEL_SIZE)),
-        );
-        let row = (0..)
+        labelled.push(&p.label);
+        let top = points
+            .iter()
+            .filter(|q| q.label == p.label)
+            .max_by(|a, b| a.wa.total_cmp(&b.wa))
+            .unwrap_or(p);
+        let at = (top.utilization, top.wa.log10());
+        let (cx, cy) = px(at.0, at.1);
+        let w = f64::from(text_width(&p.label, LABEL_SIZE));
+        // Left of the point near the right edge, right of it near the left one, else centred.
+        let (h, x0) = if cx > 860.0 - w / 2.0 - 10.0 {
+            (HPos::Right, cx - w)
+        } else if cx < w / 2.0 + 10.0 {
+            (HPos::Left, cx)
+        } else {
+            (HPos::Center, cx - w / 2.0)
+        };
+        let row = (0..12)
             .find(|r| {
-                let t = top - 16.0 + 13.0 * f64::from(*r);
+                let t = cy - 20.0 - 13.0 * f64::from(*r);
                 !placed
                     .iter()
-                    .any(|&(a, b, pt)| x0 < b && x1 > a && (t - pt).abs() < 13.0)
+                    .any(|&(a, b, pt)| x0 < b && x0 + w > a && (t - pt).abs() < 13.0)
             })
             .unwrap_or(0);
-        let dy = -3 + 13 * row;
-        placed.push((x0, x1, top - 16.0 + f64::from(13 * row)));
+        placed.push((x0, x0 + w, cy - 20.0 - f64::from(13 * row)));
         shapes.push(Shape::Label {
             at,
-            dx: 7,
-            dy,
+            dx: 0,
+            dy: -8 - 13 * row,
             text: p.label.clone(),
             size: LABEL_SIZE,
-            h: HPos::Left,
+            h,
             v: VPos::Bottom,
-            color: color_of(p.workload),
+            color: BLACK,
         });
     }
     let mut legend: Vec<Entry> = workloads
@@ -226,27 +240,40 @@ pub(super) fn write_amplification(set: &ResultSet, names: &Names) -> Option<Spec
         },
         label: "the paper's operating range, 80-90% utilization".into(),
     });
+    let mut distinct: Vec<(&str, &str, Option<u64>)> = Vec::new();
+    for p in &points {
+        let k = &cells[p.cell].0.key;
+        let id = (k.alloc.as_str(), k.layout.as_str(), k.memory_limit);
+        if !distinct.contains(&id) {
+            distinct.push(id);
+        }
+    }
+    let configs = distinct.len();
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
     let mut caption = format!(
-        "One point per configuration of the log allocator (medians over its repeats), by \
-         workload: across, its memory utilization at the end of the run (allocated / footprint: \
-         live entries with their headers / segments held); up, its write amplification, (bytes \
-         written + bytes the cleaner copied) / bytes written, on a log scale (1: the cleaner \
-         copied nothing). The dashed curve is RAMCloud's cost of cleaning segments at \
-         utilization u, u/(1-u) bytes copied per byte freed, a write amplification of 1/(1-u); \
+        "One point per configuration of the log allocator and workload (medians over its \
+         repeats), coloured by workload: across, its memory utilization at the end of the run \
+         (allocated / footprint: live entries with their headers / segments held); up, its \
+         write amplification, (bytes written + bytes the cleaner copied) / bytes written, on a \
+         log scale (1: the cleaner copied nothing). The dashed curve is RAMCloud's cost of \
+         cleaning segments at utilization u, u/(1-u) bytes copied per byte freed, a write \
+         amplification of 1/(1-u); \
          the shaded band is the 80-90% utilization the paper's log runs at on W1-W8 ({PAPER}). \
          The curve is the steady state of cleaning at one utilization; a run's figure also \
          counts the bytes written before the cleaner first ran and the segments freed whole by \
          deletes (no copying), which put it below the curve, and a cleaner that picks segments \
          emptier than the average (cost-benefit or greedy) copies less still. A point above \
          the curve cleaned fuller segments than its end utilization shows (the live data \
-         shrank after the cleaning). {} log configuration{}.",
+         shrank after the cleaning). {} point{}, {} log configuration{}.",
         points.len(),
-        if points.len() == 1 { "" } else { "s" }
+        plural(points.len()),
+        configs,
+        plural(configs)
     );
     if points.iter().any(|p| !p.label.is_empty()) {
         caption.push_str(
-            " Points are labelled with what tells the configurations apart (cleaner, target \
-             utilization, segment size, memory limit).",
+            " Each configuration is labelled once, over its highest point, with what tells the \
+             configurations apart (cleaner, target utilization, segment size, memory limit).",
         );
     }
     if !no_footprint.is_empty() {
