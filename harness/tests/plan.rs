@@ -186,6 +186,60 @@ fn alloc_lists_with_commas_and_semicolons_give_the_same_cells() {
 }
 
 #[test]
+fn the_ramcloud_group_plans_the_eight_ramcloud_workloads() {
+    let dir = TempDir::new("ramcloud-group");
+    let out = dir.0.join("p");
+    let o = compare(&[
+        "--workloads",
+        "ramcloud,ramcloud-w3,etc",
+        "--allocs",
+        "jemalloc,log",
+        "--plan",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let file = compare_file(&out);
+    // The group expands in order; a member named again is not planned twice.
+    let mut want: Vec<String> = (1..=8).map(|i| format!("ramcloud-w{i}")).collect();
+    want.push("etc".into());
+    assert_eq!(file.settings.workloads, want);
+    let mut planned: Vec<(String, String)> = file
+        .cells
+        .iter()
+        .map(|c| {
+            (
+                c.workload.clone(),
+                c.alloc.split(':').next().unwrap().to_string(),
+            )
+        })
+        .collect();
+    planned.dedup();
+    let expected: Vec<(String, String)> = want
+        .iter()
+        .flat_map(|w| [(w.clone(), "jemalloc".into()), (w.clone(), "log".into())])
+        .collect();
+    assert_eq!(planned, expected);
+    // One plan line per cell.
+    assert_eq!(text(&o.stdout).lines().count(), 18);
+    // The group is named where an unknown workload is refused.
+    let refused = dir.0.join("q");
+    let o = compare(&[
+        "--workloads",
+        "ramcloudd",
+        "--plan",
+        "--out",
+        refused.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("ramcloud = ramcloud-w1,"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
 fn a_memory_sweep_runs_every_cell_at_every_limit_and_draws_the_miss_ratio_curve() {
     let dir = TempDir::new("sweep");
     let out = dir.0.join("out");

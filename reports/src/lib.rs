@@ -10,7 +10,8 @@
 //!    repeats), with medians and spreads; files that are not valid results are listed, not
 //!    fatal.
 //! 3. [`table`] and [`chart`]: the numbers and the figures; [`baseline`]: a set against an
-//!    earlier one (ratios, and every memory counter that changed).
+//!    earlier one (ratios, and every memory counter that changed); [`ramcloud`]: RAMCloud's
+//!    paper beside the set (its Figure 1 as a table, the log's write amplification).
 //! 4. [`render`]: a Markdown file and a self-contained HTML page; [`summary`]: the text
 //!    `fraglab run` prints; [`compare`]: `compare.json` (typed) and the table `fraglab
 //!    compare` prints. Rendering never re-runs anything.
@@ -20,6 +21,7 @@ pub mod baseline;
 pub mod chart;
 pub mod compare;
 pub mod output;
+pub mod ramcloud;
 pub mod render;
 pub mod schema;
 pub mod set;

@@ -390,6 +390,7 @@ pub fn method(set: &ResultSet) -> Table {
 /// Every table of a set, in report order.
 pub fn all(set: &ResultSet, base: Option<&ResultSet>) -> Vec<Table> {
     let mut out = vec![summary(set), bytes(set)];
+    out.extend(crate::ramcloud::figure_1(set));
     if let Some(b) = base {
         out.push(crate::baseline::ratios(set, b));
         out.push(crate::baseline::counters(set, b));

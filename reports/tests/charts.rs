@@ -263,10 +263,12 @@ fn fixture_gives_the_expected_charts() {
         "throughput",
         "bytes-ramcloud-w3",
         "timeline-ramcloud-w3",
+        "utilization-ramcloud-w3",
         "slab-classes-ramcloud-w3",
         "latency-ramcloud-w3",
         "bytes-etc",
         "timeline-etc",
+        "utilization-etc",
         "slab-classes-etc",
         "latency-etc",
         "miss-ratio-etc",
@@ -274,7 +276,9 @@ fn fixture_gives_the_expected_charts() {
     for e in expected {
         assert!(ids.contains(&e), "no chart {e}; got {ids:?}");
     }
-    // ramcloud-w3 ran under one memory setting only: no miss-ratio chart for it.
+    // ramcloud-w3 ran under one memory setting only: no miss-ratio chart for it. No log
+    // configuration: no write-amplification chart.
+    assert!(!ids.contains(&"log-write-amplification"), "{ids:?}");
     assert!(!ids.contains(&"miss-ratio-ramcloud-w3"), "{ids:?}");
     assert_eq!(ids.len(), expected.len(), "{ids:?}");
     let unique: BTreeSet<&str> = ids.iter().copied().collect();

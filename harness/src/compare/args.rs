@@ -29,8 +29,8 @@ pub const DEFAULT_WORKLOADS: &[&str] = &[
 /// `fraglab compare`'s arguments.
 #[derive(Args, Debug, Clone)]
 pub struct CompareArgs {
-    /// Workloads, comma-separated: presets, file:PATH, trace:PATH (default: ramcloud-w1..w8,
-    /// etc, memefficiency-32,-64,-128,-1024,-16384).
+    /// Workloads, comma-separated: presets, the group `ramcloud` (ramcloud-w1..w8), file:PATH,
+    /// trace:PATH (default: ramcloud-w1..w8, etc, memefficiency-32,-64,-128,-1024,-16384).
     #[arg(long, value_delimiter = ',')]
     pub workloads: Vec<String>,
     /// Allocator specs separated by commas, `;` or spaces (a comma starts a new spec when an

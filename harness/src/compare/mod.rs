@@ -17,14 +17,16 @@
 //! # Arguments
 //!
 //! - `--workloads` is comma-separated: presets (`fraglab list workloads`), `file:PATH` or
-//!   `trace:PATH` (a path with a comma cannot be given).
+//!   `trace:PATH` (a path with a comma cannot be given), or a preset group: `ramcloud` stands
+//!   for `ramcloud-w1` ... `ramcloud-w8`, in order (RAMCloud's eight workloads, for the
+//!   report's "RAMCloud's Figure 1"). A workload named twice runs once.
 //! - `--allocs` takes allocator specs separated by commas, `;` or white space, and may be
 //!   repeated: `--allocs jemalloc,slab:factor=1.08,min=64,mimalloc`,
 //!   `--allocs 'jemalloc;slab:factor=1.08'`, `--allocs "jemalloc mimalloc"`, or
 //!   `--allocs jemalloc --allocs slab:factor=1.08`. Specs contain commas too
 //!   (`slab:factor=1.25,min=48`): a comma starts a new spec only when the word after it is an
 //!   allocator's name (or `all`) followed by `:`, `,` or the end. `all` stands for every allocator of
-//!   `fraglab list allocators` (`AllocSpec::all()`, 11 specs). Default: `all`. Specs are
+//!   `fraglab list allocators` (`AllocSpec::all()`, 12 specs). Default: `all`. Specs are
 //!   compared and printed in their canonical form, so `slab` and `slab:factor=1.25` are one.
 //! - `--layouts` is comma-separated: `compact`, `memcached`, `redis`, or `default` (the
 //!   allocator's own: memcached for slab, redis for zmalloc, compact for the others; its

@@ -121,6 +121,29 @@ pub(super) fn target_list(values: &[String]) -> Result<Vec<TargetKind>, String> 
     Ok(out)
 }
 
+/// The preset groups of `--workloads`: a word that stands for several presets, in order.
+pub(super) const WORKLOAD_GROUPS: &[(&str, &[&str])] = &[(
+    "ramcloud",
+    &[
+        "ramcloud-w1",
+        "ramcloud-w2",
+        "ramcloud-w3",
+        "ramcloud-w4",
+        "ramcloud-w5",
+        "ramcloud-w6",
+        "ramcloud-w7",
+        "ramcloud-w8",
+    ],
+)];
+
+/// One word of `--workloads` as workloads: a group's presets, or the word itself.
+fn expand_workload(w: &str) -> Vec<String> {
+    match WORKLOAD_GROUPS.iter().find(|(name, _)| *name == w) {
+        Some((_, members)) => members.iter().map(|m| m.to_string()).collect(),
+        None => vec![w.to_string()],
+    }
+}
+
 fn check_workload(w: &str) -> Result<(), String> {
     let path = w.strip_prefix("file:").or_else(|| w.strip_prefix("trace:"));
     match path {
@@ -132,9 +155,14 @@ fn check_workload(w: &str) -> Result<(), String> {
         Some(p) => Err(format!("--workloads {w}: no such file `{p}`")),
         None if fraglab_workloads::presets::NAMES.contains(&w) => Ok(()),
         None => Err(format!(
-            "--workloads: unknown workload `{w}`; valid: {}, file:PATH (a TOML spec) or \
-             trace:PATH",
-            fraglab_workloads::presets::NAMES.join(", ")
+            "--workloads: unknown workload `{w}`; valid: {}, a group ({}), file:PATH (a TOML \
+             spec) or trace:PATH",
+            fraglab_workloads::presets::NAMES.join(", "),
+            WORKLOAD_GROUPS
+                .iter()
+                .map(|(name, members)| format!("{name} = {}", members.join(",")))
+                .collect::<Vec<_>>()
+                .join("; ")
         )),
     }
 }
@@ -265,7 +293,7 @@ impl Plan {
                 .map(|w| w.trim().to_string())
                 .collect()
         };
-        for w in given {
+        for w in given.iter().flat_map(|w| expand_workload(w)) {
             if w.is_empty() {
                 return Err("--workloads: an empty name".into());
             }
@@ -462,6 +490,20 @@ mod tests {
     }
 
     #[test]
+    fn groups_expand_to_presets_in_order() {
+        for (name, members) in WORKLOAD_GROUPS {
+            assert!(!fraglab_workloads::presets::NAMES.contains(name), "{name}");
+            for m in *members {
+                assert!(fraglab_workloads::presets::NAMES.contains(m), "{m}");
+            }
+        }
+        let w: Vec<String> = (1..=8).map(|i| format!("ramcloud-w{i}")).collect();
+        assert_eq!(expand_workload("ramcloud"), w);
+        assert_eq!(expand_workload("ramcloud-w3"), ["ramcloud-w3"]);
+        assert_eq!(expand_workload("etc"), ["etc"]);
+    }
+
+    #[test]
     fn fnv1a_is_pinned() {
         // The reference values of FNV-1a 64.
         assert_eq!(fnv1a64_bytes(b""), 0xcbf2_9ce4_8422_2325);
@@ -500,12 +542,12 @@ mod tests {
             names(&["zmalloc:backend=jemalloc,prefix=0,glibc"]),
             ["zmalloc:backend=jemalloc,prefix=0", "glibc"]
         );
-        assert_eq!(names(&["all"]).len(), 12);
-        assert_eq!(names(&[]).len(), 12);
+        assert_eq!(names(&["all"]).len(), AllocSpec::all().len());
+        assert_eq!(names(&[]).len(), AllocSpec::all().len());
         // Separators alone name no allocator: refused, not read as `all`.
         let e = alloc_list(&[";;".into()]).unwrap_err();
         assert!(e.contains("no allocator spec"), "{e}");
-        assert_eq!(names(&["jemalloc,all"]).len(), 12);
+        assert_eq!(names(&["jemalloc,all"]).len(), AllocSpec::all().len());
         assert_eq!(names(&["slab slab:factor=1.25"]).len(), 1);
         let e = alloc_list(&["jemalloc,slab:factor=x".into()]).unwrap_err();
         assert!(e.contains("--allocs `slab:factor=x`"), "{e}");

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use plotters::style::text_anchor::{HPos, VPos};
+
 use crate::set::{Cell, ResultSet};
 
-use super::figure::{alt_of, color_of, Entry, Figure, Key, MARKERS};
+use super::figure::{alt_of, color_of, text_width, Axis, Entry, Figure, Key, Shape, GREY, MARKERS};
 use super::labels::{fin, Names};
 
 /// A chart before drawing: its id, its caption and its figure.
@@ -90,5 +92,91 @@ pub(super) fn series_line(label: String, i: usize) -> Entry {
             dashed: alt_of(i),
         },
         label,
+    }
+}
+
+/// The phases of a run over the ops, as charts over the ops mark them: a dashed line at each
+/// boundary, each phase's name at the top of the panel.
+pub(super) struct Phases {
+    /// Where each phase starts, and its name (empty with fewer than two phases).
+    starts: Vec<(f64, String)>,
+    /// Per phase, the row of its name (a name moves down a row when it would run into one
+    /// before it).
+    rows: Vec<usize>,
+}
+
+impl Phases {
+    /// The phases of the first cell's representative run, on an axis of `span` ops drawn
+    /// about `plot_px` pixels wide.
+    pub(super) fn of(cells: &[&Cell], span: f64, plot_px: f64) -> Phases {
+        let mut starts: Vec<(f64, String)> = Vec::new();
+        let phases = cells
+            .first()
+            .map(|c| c.representative().phases.as_slice())
+            .unwrap_or_default();
+        if phases.len() >= 2 {
+            let mut at = 0.0;
+            for p in phases {
+                starts.push((at, p.name.clone()));
+                at = p.end.op as f64;
+            }
+        }
+        let mut rows: Vec<usize> = Vec::new();
+        let mut placed: Vec<(f64, f64, usize)> = Vec::new();
+        for (at, name) in &starts {
+            let x0 = at / span * plot_px;
+            let w = f64::from(text_width(name, 11)) + 10.0;
+            let row = (0..)
+                .find(|r| {
+                    !placed
+                        .iter()
+                        .any(|&(a, b, pr)| pr == *r && x0 < b && x0 + w > a)
+                })
+                .unwrap_or(0);
+            placed.push((x0, x0 + w, row));
+            rows.push(row);
+        }
+        Phases { starts, rows }
+    }
+
+    /// The boundaries and names on a panel whose y axis is `y`.
+    pub(super) fn shapes(&self, y: &Axis) -> Vec<Shape> {
+        let mut shapes = Vec::new();
+        for (b, (at, name)) in self.starts.iter().enumerate() {
+            if b > 0 {
+                shapes.push(Shape::Line {
+                    points: vec![(*at, y.lo), (*at, y.hi)],
+                    color: GREY,
+                    width: 1,
+                    dashed: true,
+                });
+            }
+            shapes.push(Shape::Label {
+                at: (*at, y.hi),
+                dx: 4,
+                dy: 3 + 13 * self.rows[b] as i32,
+                text: name.clone(),
+                size: 11,
+                h: HPos::Left,
+                v: VPos::Top,
+                color: GREY,
+            });
+        }
+        shapes
+    }
+
+    /// The caption's sentence on them (empty without boundaries).
+    pub(super) fn note(&self) -> String {
+        if self.starts.len() < 2 {
+            return String::new();
+        }
+        format!(
+            " Dashed lines mark the phase boundaries ({}).",
+            self.starts
+                .iter()
+                .map(|s| s.1.as_str())
+                .collect::<Vec<_>>()
+                .join(", then ")
+        )
     }
 }

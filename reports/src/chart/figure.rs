@@ -84,6 +84,10 @@ pub(super) enum Ticks {
     Count,
     /// log10 of nanoseconds.
     LogNanos,
+    /// log10 of a plain number.
+    LogNumber,
+    /// A fraction, shown as a percentage: 0.85 is 85%.
+    Percent,
 }
 
 impl Ticks {
@@ -99,6 +103,8 @@ impl Ticks {
             }
             Ticks::Count => fmt_count(v),
             Ticks::LogNanos => fmt_nanos(10f64.powf(v)),
+            Ticks::LogNumber => fmt_num(10f64.powf(v)),
+            Ticks::Percent => format!("{}%", fmt_num(v * 100.0)),
         }
     }
 }
@@ -347,5 +353,7 @@ mod tests {
         assert!(a.hi > a.lo && !a.ticks.is_empty());
         let l = Axis::log_nanos("", 0.0, 0.0);
         assert!(l.hi > l.lo);
+        assert_eq!(Ticks::Percent.format(0.85), "85%");
+        assert_eq!(Ticks::LogNumber.format(2f64.log10()), "2");
     }
 }

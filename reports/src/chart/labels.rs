@@ -7,7 +7,8 @@ use crate::set::{human_bytes, CellKey, ResultSet};
 
 /// The allocator spec without the settings that are at their defaults, where that stays
 /// unambiguous: `slab:factor=1.25,min=48,chunk_max=524288,item_max=1048576` is `slab`, and
-/// `slab:factor=1.08,min=48,chunk_max=16384,item_max=1048576` is `slab:factor=1.08,chunk_max=16k`.
+/// `slab:factor=1.08,min=48,chunk_max=16384,item_max=1048576` is `slab:factor=1.08,chunk_max=16k`,
+/// and `log:segment=1048576,cleaner=cost-benefit,utilization=0.9,free_min=2` is `log:segment=1m`.
 /// zmalloc keeps both its settings (its backend and prefix are what tell its variants apart).
 pub fn short_alloc(spec: &str) -> String {
     let (name, rest) = match spec.split_once(':') {
@@ -22,6 +23,12 @@ pub fn short_alloc(spec: &str) -> String {
             ("item_max", "1048576"),
         ],
         "bump" => &[("capacity", "0")],
+        "log" => &[
+            ("segment", "8388608"),
+            ("cleaner", "cost-benefit"),
+            ("utilization", "0.9"),
+            ("free_min", "2"),
+        ],
         _ => return spec.to_string(),
     };
     let mut kept = Vec::new();
@@ -38,7 +45,7 @@ pub fn short_alloc(spec: &str) -> String {
         if is_default {
             continue;
         }
-        let v = if matches!(k, "min" | "chunk_max" | "item_max" | "capacity") {
+        let v = if matches!(k, "min" | "chunk_max" | "item_max" | "capacity" | "segment") {
             short_size(v)
         } else {
             v.to_string()
@@ -278,5 +285,13 @@ mod tests {
         );
         assert_eq!(short_alloc("jemalloc"), "jemalloc");
         assert_eq!(short_alloc("bump:capacity=0"), "bump");
+        assert_eq!(
+            short_alloc("log:segment=8388608,cleaner=cost-benefit,utilization=0.9,free_min=2"),
+            "log"
+        );
+        assert_eq!(
+            short_alloc("log:segment=1048576,cleaner=greedy,utilization=0.80,free_min=2"),
+            "log:segment=1m,cleaner=greedy,utilization=0.80"
+        );
     }
 }

@@ -11,7 +11,9 @@
 //! | `memory-needed` | bytes held (footprint) and requested per byte of live data, per configuration, one panel per workload |
 //! | `throughput` | ops per second per workload and configuration, median with min-max whiskers |
 //! | `bytes-<workload>` | where the bytes go: payload, metadata, internal waste, external fragmentation, index |
+//! | `log-write-amplification` | per log configuration: write amplification against utilization, beside RAMCloud's cleaning cost 1/(1-u) and the paper's 80-90% |
 //! | `timeline-<workload>` | footprint, allocated, requested and payload over the ops, phases marked |
+//! | `utilization-<workload>` | utilization (allocated / footprint) over the ops, per configuration; the log's target utilizations marked |
 //! | `slab-classes-<workload>` | per slab class: requested bytes, used chunk bytes, free chunk bytes |
 //! | `latency-<workload>` | latency percentiles on a log axis |
 //! | `miss-ratio-<workload>` | miss-ratio curve: miss ratio under each memory limit, one line per allocator and layout |
@@ -24,8 +26,8 @@
 //! The modules, each using only those above it: `labels` (short names, series labels, number
 //! formats), `figure` (the figure as data, its layout, the palette, the font), `draw` (a figure
 //! on a plotters backend), `common` (what the chart families share), then one module per chart
-//! family (`memory`, `throughput`, `bytes`, `timeline`, `slab`, `latency`, `miss_ratio`,
-//! `aggregates`).
+//! family (`memory`, `throughput`, `log`, `bytes`, `timeline`, `utilization`, `slab`,
+//! `latency`, `miss_ratio`, `aggregates`).
 
 mod aggregates;
 mod bytes;
@@ -34,11 +36,13 @@ mod draw;
 mod figure;
 mod labels;
 mod latency;
+mod log;
 mod memory;
 mod miss_ratio;
 mod slab;
 mod throughput;
 mod timeline;
+mod utilization;
 
 use std::path::{Path, PathBuf};
 
@@ -126,6 +130,7 @@ fn charts(set: &ResultSet) -> Vec<Spec> {
     let mut out = Vec::new();
     out.extend(memory::memory_needed(set, &names));
     out.extend(throughput::throughput(set, &names));
+    out.extend(log::write_amplification(set, &names));
     let mut used: Vec<String> = Vec::new();
     for w in set.workloads() {
         let mut s = slug(&w);
@@ -138,6 +143,7 @@ fn charts(set: &ResultSet) -> Vec<Spec> {
         used.push(s.clone());
         out.extend(bytes::bytes_chart(set, &names, &w, &s));
         out.extend(timeline::timeline(set, &names, &w, &s));
+        out.extend(utilization::utilization(set, &names, &w, &s));
         out.extend(slab::slab_classes(set, &names, &w, &s));
         out.extend(latency::latency(set, &names, &w, &s));
         out.extend(miss_ratio::miss_ratio(set, &names, &w, &s));

@@ -1,13 +1,9 @@
 //! Memory over the run: footprint, allocated, requested and payload over the ops.
 
-use plotters::style::text_anchor::{HPos, VPos};
-
 use crate::set::{byte_unit, Cell, ResultSet};
 
-use super::common::{baseline, incomplete_note, series_line, Spec};
-use super::figure::{
-    alt_of, color_of, text_width, Axis, Figure, Panel, Shape, Ticks, GREY, MARKERS, PANELS_HEIGHT,
-};
+use super::common::{baseline, incomplete_note, series_line, Phases, Spec};
+use super::figure::{alt_of, color_of, Axis, Figure, Panel, Shape, Ticks, MARKERS, PANELS_HEIGHT};
 use super::labels::{fmt_count, workload_label, Names};
 
 /// One figure of a timeline sample.
@@ -32,34 +28,9 @@ pub(super) fn timeline(set: &ResultSet, names: &Names, w: &str, slug: &str) -> O
         .iter()
         .flat_map(|c| c.representative().timeline.iter().map(|s| s.op as f64))
         .fold(0.0, f64::max);
-    // Phase boundaries, from the first configuration's representative run.
-    let phases = &cells[0].representative().phases;
-    let mut starts: Vec<(f64, String)> = Vec::new();
-    if phases.len() >= 2 {
-        let mut at = 0.0;
-        for p in phases {
-            starts.push((at, p.name.clone()));
-            at = p.end.op as f64;
-        }
-    }
-    // Phase names go in rows at the top of each panel: a name moves down a row when it would
-    // run into one before it (about 380 pixels of plot per panel).
     let span = Axis::linear("ops", max_op, Ticks::Count, 1.0).hi;
-    let mut label_rows: Vec<usize> = Vec::new();
-    let mut placed: Vec<(f64, f64, usize)> = Vec::new();
-    for (at, name) in &starts {
-        let x0 = at / span * 380.0;
-        let w = f64::from(text_width(name, 11)) + 10.0;
-        let row = (0..)
-            .find(|r| {
-                !placed
-                    .iter()
-                    .any(|&(a, b, pr)| pr == *r && x0 < b && x0 + w > a)
-            })
-            .unwrap_or(0);
-        placed.push((x0, x0 + w, row));
-        label_rows.push(row);
-    }
+    // About 380 pixels of plot per panel.
+    let phases = Phases::of(&cells, span, 380.0);
     let mut panels = Vec::new();
     for (title, get) in metrics {
         let max = cells
@@ -81,27 +52,7 @@ pub(super) fn timeline(set: &ResultSet, names: &Names, w: &str, slug: &str) -> O
             1.1,
         );
         y.area = 56;
-        let mut shapes = Vec::new();
-        for (b, (at, name)) in starts.iter().enumerate() {
-            if b > 0 {
-                shapes.push(Shape::Line {
-                    points: vec![(*at, y.lo), (*at, y.hi)],
-                    color: GREY,
-                    width: 1,
-                    dashed: true,
-                });
-            }
-            shapes.push(Shape::Label {
-                at: (*at, y.hi),
-                dx: 4,
-                dy: 3 + 13 * label_rows[b] as i32,
-                text: name.clone(),
-                size: 11,
-                h: HPos::Left,
-                v: VPos::Top,
-                color: GREY,
-            });
-        }
+        let mut shapes = phases.shapes(&y);
         for (k, c) in cells.iter().enumerate() {
             let i = names.index(&c.key);
             let points: Vec<(f64, f64)> = c
@@ -152,16 +103,7 @@ pub(super) fn timeline(set: &ResultSet, names: &Names, w: &str, slug: &str) -> O
          of each phase.",
         fmt_count(every.iter().copied().max().unwrap_or(0) as f64)
     );
-    if starts.len() >= 2 {
-        caption.push_str(&format!(
-            " Dashed lines mark the phase boundaries ({}).",
-            starts
-                .iter()
-                .map(|s| s.1.as_str())
-                .collect::<Vec<_>>()
-                .join(", then ")
-        ));
-    }
+    caption.push_str(&phases.note());
     if cells.iter().any(|c| c.key.memory_limit.is_some()) {
         caption.push_str(
             " Configurations run only under memory limits are shown at their largest limit.",

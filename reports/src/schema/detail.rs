@@ -1,9 +1,9 @@
 //! `allocator_detail`: the allocator's own statistics at the end of a run, typed where the
-//! reports read them (slab, a real Redis) and kept as JSON for the others.
+//! reports read them (slab, log, a real Redis) and kept as JSON for the others.
 //!
 //! The JSON is an object tagged by its `allocator` field. Reading never fails on a valid JSON
-//! value: a detail whose tag is not `slab` or `redis`, or whose fields do not fit the typed
-//! shape, is kept as it is ([`AllocatorDetail::Other`]); `null` or no field at all is
+//! value: a detail whose tag is not `slab`, `log` or `redis`, or whose fields do not fit the
+//! typed shape, is kept as it is ([`AllocatorDetail::Other`]); `null` or no field at all is
 //! [`AllocatorDetail::Absent`].
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -17,10 +17,13 @@ pub enum AllocatorDetail {
     /// `"allocator": "slab"`: the slab allocator (in the engine, or a real memcached),
     /// memcached's `stats slabs`.
     Slab(SlabDetail),
+    /// `"allocator": "log"`: the log-structured allocator's segments and cleaner.
+    Log(LogDetail),
     /// `"allocator": "redis"`: a real Redis's `INFO memory` figures.
     Redis(RedisDetail),
     /// Anything else, as written: jemalloc, mimalloc, glibc, zmalloc and bump (what
-    /// `fraglab_allocators::Detail` serializes to), or a slab or redis detail of another shape.
+    /// `fraglab_allocators::Detail` serializes to), or a slab, log or redis detail of another
+    /// shape.
     Other(serde_json::Value),
 }
 
@@ -67,6 +70,42 @@ pub struct SlabClassDetail {
     pub evicted: Option<u64>,
 }
 
+/// The log-structured allocator's detail (RAMCloud's log: fixed-size segments and a cleaner
+/// that copies live entries forward), in the allocator's own names.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogDetail {
+    /// Segment size in bytes.
+    pub segment_size: u64,
+    /// The cleaner's policy: `cost-benefit` (`(1-u) x age / (1+u)`) or `greedy` (lowest
+    /// utilization first).
+    pub cleaner: String,
+    /// The target memory utilization the cleaner keeps (live / footprint), the spec's
+    /// `utilization`.
+    pub utilization_target: f64,
+    /// Segments in use (head, survivor and sealed).
+    pub segments: u64,
+    /// Segments the memory limit allows; `null` without a limit.
+    pub segments_max: Option<u64>,
+    /// Segments the limit still allows; `null` without a limit.
+    pub segments_free: Option<u64>,
+    /// Bytes of entries appended by the caller (entry headers included).
+    pub bytes_written: u64,
+    /// Bytes of live entries the cleaner copied forward.
+    pub bytes_copied: u64,
+    /// `(bytes_written + bytes_copied) / bytes_written` (1 before anything is written).
+    pub write_amplification: f64,
+    /// Times the cleaner ran.
+    pub cleaner_runs: u64,
+    /// Segments the cleaner emptied and freed.
+    pub segments_cleaned: u64,
+    /// Segments given back to the system (cleaned, or emptied by frees).
+    pub segments_released: u64,
+    /// Segments the cleaner passed over because a live entry in them was pinned.
+    pub cleaner_pinned_skips: u64,
+    /// Live entries' bytes / footprint at the end.
+    pub utilization: f64,
+}
+
 /// A real Redis's memory figures (`INFO memory`, `CLIENT INFO`) at the last sample.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RedisDetail {
@@ -95,6 +134,7 @@ pub struct RedisDetail {
 #[serde(tag = "allocator", rename_all = "snake_case")]
 enum Tagged<'a> {
     Slab(&'a SlabDetail),
+    Log(&'a LogDetail),
     Redis(&'a RedisDetail),
 }
 
@@ -105,6 +145,9 @@ impl AllocatorDetail {
             Some("slab") => SlabDetail::deserialize(&value)
                 .ok()
                 .map(AllocatorDetail::Slab),
+            Some("log") => LogDetail::deserialize(&value)
+                .ok()
+                .map(AllocatorDetail::Log),
             Some("redis") => RedisDetail::deserialize(&value)
                 .ok()
                 .map(AllocatorDetail::Redis),
@@ -122,12 +165,13 @@ impl AllocatorDetail {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    /// The allocator it describes: the `allocator` tag (`slab`, `redis`, `jemalloc`, ...),
+    /// The allocator it describes: the `allocator` tag (`slab`, `log`, `redis`, `jemalloc`, ...),
     /// None when absent or untagged.
     pub fn allocator(&self) -> Option<&str> {
         match self {
             AllocatorDetail::Absent => None,
             AllocatorDetail::Slab(_) => Some("slab"),
+            AllocatorDetail::Log(_) => Some("log"),
             AllocatorDetail::Redis(_) => Some("redis"),
             AllocatorDetail::Other(v) => v.get("allocator").and_then(|a| a.as_str()),
         }
@@ -137,6 +181,14 @@ impl AllocatorDetail {
     pub fn slab(&self) -> Option<&SlabDetail> {
         match self {
             AllocatorDetail::Slab(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The log detail, when it is one.
+    pub fn log(&self) -> Option<&LogDetail> {
+        match self {
+            AllocatorDetail::Log(l) => Some(l),
             _ => None,
         }
     }
@@ -162,6 +214,12 @@ impl From<SlabDetail> for AllocatorDetail {
     }
 }
 
+impl From<LogDetail> for AllocatorDetail {
+    fn from(d: LogDetail) -> AllocatorDetail {
+        AllocatorDetail::Log(d)
+    }
+}
+
 impl From<RedisDetail> for AllocatorDetail {
     fn from(d: RedisDetail) -> AllocatorDetail {
         AllocatorDetail::Redis(d)
@@ -173,6 +231,7 @@ impl Serialize for AllocatorDetail {
         match self {
             AllocatorDetail::Absent => s.serialize_none(),
             AllocatorDetail::Slab(d) => Tagged::Slab(d).serialize(s),
+            AllocatorDetail::Log(d) => Tagged::Log(d).serialize(s),
             AllocatorDetail::Redis(d) => Tagged::Redis(d).serialize(s),
             AllocatorDetail::Other(v) => v.serialize(s),
         }
@@ -213,6 +272,42 @@ mod tests {
         assert!(v["classes"][0].get("evicted").is_none());
         assert!(v["limit_maxbytes"].is_null());
         assert_eq!(AllocatorDetail::from_value(v), d);
+    }
+
+    #[test]
+    fn log_is_typed_and_round_trips() {
+        let written = json!({
+            "allocator": "log",
+            "segment_size": 1048576,
+            "cleaner": "cost-benefit",
+            "utilization_target": 0.9,
+            "segments": 12,
+            "segments_max": null,
+            "segments_free": null,
+            "bytes_written": 4000,
+            "bytes_copied": 1000,
+            "write_amplification": 1.25,
+            "cleaner_runs": 3,
+            "segments_cleaned": 5,
+            "segments_released": 6,
+            "cleaner_pinned_skips": 0,
+            "utilization": 0.875
+        });
+        let d = AllocatorDetail::from_value(written.clone());
+        let l = d.log().expect("typed log");
+        assert_eq!(l.cleaner, "cost-benefit");
+        assert_eq!(l.bytes_copied, 1000);
+        assert_eq!(l.segments_max, None);
+        assert_eq!(d.allocator(), Some("log"));
+        assert!(d.slab().is_none() && d.redis().is_none());
+        assert_eq!(d.to_value(), written);
+        assert_eq!(AllocatorDetail::from_value(d.to_value()), d);
+        // A log detail of another shape stays as it was.
+        let odd = json!({"allocator": "log", "segments": "many"});
+        let d = AllocatorDetail::from_value(odd.clone());
+        assert_eq!(d, AllocatorDetail::Other(odd));
+        assert_eq!(d.allocator(), Some("log"));
+        assert!(d.log().is_none());
     }
 
     #[test]
