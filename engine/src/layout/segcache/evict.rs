@@ -11,7 +11,8 @@ use crate::layout::Layout;
 use crate::util::hash_key;
 
 impl Segcache {
-    /// Picks the next TTL bucket's oldest segments (up to [`MERGE`]), never those holding
+    /// Picks up to [`MERGE`] segments of the next TTL bucket, from where its last merge
+    /// stopped (a hand that goes round the chain, oldest to newest), never those holding
     /// `protect`; returns the items to evict, or `None` when no segment can be merged.
     pub(super) fn merge_begin<A: Allocator>(
         &mut self,
@@ -23,14 +24,28 @@ impl Segcache {
         let mut set = Vec::new();
         for i in 0..n {
             let b = (self.segs.next_bucket + i) % n;
-            let mut cur = self.segs.chains[b].first;
-            set.clear();
-            while let Some(id) = cur {
-                if set.len() == MERGE {
-                    break;
+            let chain = self.segs.chains[b];
+            // Where the last merge of this bucket stopped, or its oldest segment; the segment
+            // being appended to is merged only when it is all the bucket has.
+            let resume = chain
+                .resume
+                .filter(|&id| self.segs.segs[id as usize].is_some_and(|s| s.bucket as usize == b))
+                .filter(|&id| Some(id) != chain.last);
+            let collect = |start: Option<u32>, set: &mut Vec<u32>| {
+                set.clear();
+                let mut cur = start;
+                while let Some(id) = cur {
+                    if set.len() == MERGE || (Some(id) == chain.last && !set.is_empty()) {
+                        break;
+                    }
+                    set.push(id);
+                    cur = self.segs.get(id).newer;
                 }
-                set.push(id);
-                cur = self.segs.get(id).newer;
+            };
+            collect(resume.or(chain.first), &mut set);
+            if set.len() < MERGE && resume.is_some() {
+                // The hand reached the newest segments: it goes round to the oldest.
+                collect(chain.first, &mut set);
             }
             if set.is_empty() || protect.is_some_and(|p| set.contains(&p.seg)) {
                 continue;
@@ -43,7 +58,6 @@ impl Segcache {
         }
         // Every live item of the set, with its size and frequency; expired ones go.
         let mut live = Vec::new();
-        let mut total = 0;
         for &id in &set {
             for loc in self.live_items(id) {
                 let size = self.shape(loc).size();
@@ -52,12 +66,17 @@ impl Segcache {
                     e != 0 && u64::from(e) <= now
                 };
                 let freq = self.table.freq(self.slot(loc));
-                total += size;
                 live.push((loc, size, freq, expired));
             }
         }
-        // Keep the most read, about 1/MERGE of the bytes and at most a segment.
-        let budget = (total / MERGE).min(self.seg_size);
+        // Keep the most read (never an item not read since it was written or last kept), as
+        // many as fill the one segment the merge leaves.
+        // A merge of one segment (all its bucket has) must still shed something: half.
+        let budget = if set.len() > 1 {
+            self.seg_size
+        } else {
+            live.iter().map(|l| l.1).sum::<usize>() / 2
+        };
         let mut order: Vec<usize> = (0..live.len())
             .filter(|&i| !live[i].3 && live[i].2 > 0)
             .collect();
@@ -122,6 +141,13 @@ impl Segcache {
             cursor += size;
         }
         let count = set.len();
+        // The next merge of this bucket starts after this one.
+        let after = self
+            .segs
+            .get(*set.last().expect("a merge has segments"))
+            .newer;
+        let bucket = usize::from(self.segs.get(first).bucket);
+        self.segs.chains[bucket].resume = after;
         for &id in &set[1..] {
             self.free_segment(a, id);
         }

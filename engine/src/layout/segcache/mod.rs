@@ -33,10 +33,10 @@
 //! items are all deleted goes back to the allocator.
 //!
 //! **Eviction** (when the allocator refuses a segment; whatever the eviction policy, except
-//! that `noeviction` refuses the write): merge the 4 oldest segments of the next TTL bucket
-//! (round robin): keep the most frequently read live items, about a quarter of their bytes
-//! and at most a segment, compacted into the first of them, evict the rest (expired items
-//! first), and give the other segments back. The frequency is the slot's 8-bit counter: +1 per
+//! that `noeviction` refuses the write): merge 4 segments of the next TTL bucket (round robin),
+//! from where that bucket's last merge stopped (oldest first, wrapping round the chain): keep the most frequently read live items, as many as fill one segment (an
+//! item not read since it was written or last kept is never kept), compacted into the first of
+//! them; evict the rest, and expired items; give the other segments back. The frequency is the slot's 8-bit counter: +1 per
 //! read up to 16, then +1 with probability 1/frequency (saturating at 255); a kept item's
 //! counter is halved, so old popularity fades.
 
@@ -203,7 +203,8 @@ impl Segcache {
         let s = Shape {
             klen: key.len(),
             vlen: value.len(),
-            flags: if flags != 0 { F_CFLAGS } else { 0 } | if exptime != 0 { F_EXPIRY } else { 0 },
+            flags: (if flags != 0 { F_CFLAGS } else { 0 })
+                | (if exptime != 0 { F_EXPIRY } else { 0 }),
         };
         let loc = self.append(a, bucket, s.size())?;
         let item = self.item(loc);
@@ -331,10 +332,8 @@ impl Layout for Segcache {
         let bucket = usize::from(self.segs.get(h.seg).bucket);
         let p = self.slot(h);
         let loc = self.write(a, &key, value, flags, exptime, bucket)?;
+        // The new item carries the expiry in its own field.
         self.table.set_loc(p, loc);
-        if let Some(e) = self.late_expiry.remove(&h) {
-            self.late_expiry.insert(loc, e);
-        }
         self.mark_deleted(a, h);
         Ok(loc)
     }

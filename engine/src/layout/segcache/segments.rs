@@ -55,6 +55,8 @@ pub struct Chain {
     pub last: Option<u32>,
     /// Segments in the chain.
     pub len: u32,
+    /// Where the next merge starts (the segment after the last merge), if still in the chain.
+    pub resume: Option<u32>,
 }
 
 /// Every segment and every chain.
