@@ -228,6 +228,10 @@ fn skewed(cleaner: CleanerPolicy) -> LogDetail {
 fn cost_benefit_copies_less_than_greedy_on_a_skewed_workload() {
     let cb = skewed(CleanerPolicy::CostBenefit);
     let greedy = skewed(CleanerPolicy::Greedy);
+    println!(
+        "hot/cold at 75%: cost-benefit copied {} bytes (write amplification {:.3}), greedy {} ({:.3})",
+        cb.bytes_copied, cb.write_amplification, greedy.bytes_copied, greedy.write_amplification
+    );
     assert!(cb.cleaner_runs > 0 && greedy.cleaner_runs > 0);
     assert!(
         cb.bytes_copied < greedy.bytes_copied,

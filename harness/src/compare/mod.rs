@@ -116,9 +116,10 @@
 //!
 //! `fraglab compare` with no arguments runs `ramcloud-w1` ... `ramcloud-w8`, `etc` (at
 //! [`DEFAULT_SCALE`]) and `memefficiency-32`, `-64`, `-128`, `-1024`, `-16384` (at 1) over all
-//! 11 allocators on their default layouts: 154 cells. On the 2-core development machine with
-//! 2 jobs (release build) it took 29.3 s and 29.5 s of wall time when the machine was
-//! otherwise idle, and 67.6 s while another process kept one core busy. Time grows faster than
+//! 12 allocators on their default layouts: 168 cells. On the 2-core development machine with
+//! 2 jobs (release build) it took 58.7 s of wall time (one run; the 154 cells before the log
+//! allocator took 29.3 s and 29.5 s when the machine was otherwise idle, and 67.6 s while
+//! another process kept one core busy). Time grows faster than
 //! the scale (more ops and a larger live set, so more cache misses): a ramcloud-w4 cell takes
 //! 2.2x (jemalloc) to 2.6x (zmalloc over glibc) as long at 0.5 as at 0.3, and the nine larger
 //! workloads alone took 128 s at 0.5 on the busy machine.
