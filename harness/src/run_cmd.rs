@@ -24,8 +24,8 @@ pub struct RunArgs {
     /// The allocator spec, `NAME[:key=value,...]` (`fraglab list allocators`).
     #[arg(long, default_value = "slab")]
     pub alloc: String,
-    /// compact, memcached or redis (default: memcached for slab, redis for zmalloc, compact
-    /// for the others).
+    /// compact, memcached, redis or segcache (default: memcached for slab, redis for zmalloc,
+    /// compact for the others).
     #[arg(long)]
     pub layout: Option<String>,
     /// Eviction policy (default: slab-lru for slab, sampled-lru for the others).

@@ -37,7 +37,7 @@ pub struct CompareArgs {
     /// allocator's name follows it), or `all`; the flag may be repeated. Default: all.
     #[arg(long)]
     pub allocs: Vec<String>,
-    /// Layouts, comma-separated: compact, memcached, redis, default (default: each
+    /// Layouts, comma-separated: compact, memcached, redis, segcache, default (default: each
     /// allocator's own).
     #[arg(long, value_delimiter = ',')]
     pub layouts: Vec<String>,

@@ -28,11 +28,12 @@
 //!   allocator's name (or `all`) followed by `:`, `,` or the end. `all` stands for every allocator of
 //!   `fraglab list allocators` (`AllocSpec::all()`, 12 specs). Default: `all`. Specs are
 //!   compared and printed in their canonical form, so `slab` and `slab:factor=1.25` are one.
-//! - `--layouts` is comma-separated: `compact`, `memcached`, `redis`, or `default` (the
+//! - `--layouts` is comma-separated: `compact`, `memcached`, `redis`, `segcache`, or `default` (the
 //!   allocator's own: memcached for slab, redis for zmalloc, compact for the others; its
 //!   cells run without `--layout`). Without `--layouts` every allocator runs on its default
-//!   layout only. A combination `fraglab run` refuses (the redis layout keeps no list links,
-//!   so it refuses slab's `slab-lru`) is not run and is reported as skipped, with the reason.
+//!   layout only. A combination `fraglab run` refuses (the redis and segcache layouts keep no
+//!   list links, so they refuse slab's `slab-lru`; the redis layout cannot follow the log
+//!   allocator's moves) is not run and is reported as skipped, with the reason.
 //! - `--targets` is comma-separated: `engine` (the default: in the child's process),
 //!   `memcached`, `redis` (a real server the child starts, drives with the same op stream and
 //!   stops: `fraglab run --target T`; see [`crate::peer`]). A real-server cell of an allocator
