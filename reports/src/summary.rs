@@ -99,6 +99,18 @@ pub fn run_summary(r: &RunResult) -> String {
         "hits {} | misses {} | evictions {} | expired {} | oom errors {}",
         s.hits, s.misses, s.evictions, s.expired, s.oom_errors
     );
+    if let Some(d) = r.allocator_detail.log() {
+        let _ = writeln!(
+            t,
+            "log: {} segments of {} | written {} | cleaner copied {} in {} runs | write amplification {:.2}",
+            d.segments,
+            mib(d.segment_size),
+            mib(d.bytes_written),
+            mib(d.bytes_copied),
+            d.cleaner_runs,
+            d.write_amplification
+        );
+    }
     if !r.command_errors.is_empty() {
         let _ = writeln!(t, "command errors {:?}", r.command_errors);
     }

@@ -349,3 +349,17 @@ fn utilization_charts_follow_each_workload_with_timelines() {
         charts.iter().map(|c| &c.id).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn the_run_summary_has_a_log_line() {
+    let set = with_log();
+    let cell = set.cells.iter().find(|c| c.key.alloc == LOG).unwrap();
+    let text = fraglab_reports::summary::run_summary(&cell.runs[0]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("log: "))
+        .unwrap_or_else(|| panic!("no log line in\n{text}"));
+    assert!(line.contains("write amplification 1.50"), "{line}");
+    let jemalloc = set.cells.iter().find(|c| c.key.alloc != LOG).unwrap();
+    assert!(!fraglab_reports::summary::run_summary(&jemalloc.runs[0]).contains("\nlog: "));
+}
