@@ -1,13 +1,14 @@
 //! The Segcache layout: under a memory limit it evicts by merging segments, keeps the items
 //! that are read, never returns a wrong value, and gives merged segments back; its per-item
-//! metadata is Segcache's 5-byte header plus one 8-byte slot.
+//! metadata is Segcache's 5-byte header plus one 8-byte slot; whole segments expire together.
 
 use std::collections::HashMap;
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::layout::segcache::HEADER;
 use fraglab_engine::{
-    with_store, CmdError, Layout, LayoutKind, Policy, SetOptions, Store, StoreConfig, WithStore,
+    with_store, ActiveExpire, CmdError, Layout, LayoutKind, Policy, SetOptions, Store, StoreConfig,
+    WithStore,
 };
 
 #[global_allocator]
@@ -227,4 +228,65 @@ fn metadata_is_a_five_byte_header_and_an_eight_byte_slot() {
         (9.0..22.0).contains(&per_item),
         "{per_item} index bytes per item"
     );
+}
+
+/// 5000 keys with a 10-second TTL and 5000 without, then one TTL extended by TOUCH.
+struct Expiry;
+
+impl WithStore for Expiry {
+    type Output = ();
+    fn run<A: fraglab_allocators::Allocator, L: Layout>(self, mut s: Store<A, L>) {
+        let ttl = SetOptions {
+            ttl: Some(10),
+            flags: 0,
+        };
+        for k in 0..5000u64 {
+            s.set(&key(k), &[1u8; 20], ttl, 0).unwrap();
+            s.set(&key(100_000 + k), &[2u8; 20], SetOptions::default(), 0)
+                .unwrap();
+        }
+        assert!(s.touch(&key(4999), Some(100), 5).unwrap());
+        let before = s.stats().mem.footprint_bytes;
+        assert_eq!(
+            s.active_expire(9, ActiveExpire::Segments),
+            0,
+            "nothing has expired at 9 s"
+        );
+        let expired = s.active_expire(20, ActiveExpire::Segments);
+        let st = s.stats();
+        // Every segment of the 10-second bucket but the one holding the touched key goes.
+        let per_segment = (65528 / 40) as u64;
+        assert!(
+            expired >= 5000 - per_segment && expired < 5000,
+            "{expired} expired"
+        );
+        assert_eq!(st.counters.expired_active, expired);
+        assert!(
+            st.mem.footprint_bytes + 2 * (64 << 10) <= before,
+            "footprint {} -> {}",
+            before,
+            st.mem.footprint_bytes
+        );
+        assert_eq!(
+            s.get(&key(4999), 20),
+            Some(vec![1u8; 20]),
+            "the touched key"
+        );
+        assert_eq!(s.get(&key(100_000), 20), Some(vec![2u8; 20]));
+        assert_eq!(s.get(&key(0), 20), None);
+        assert_eq!(st.items, 10_000 - expired);
+    }
+}
+
+#[test]
+fn whole_segments_expire_together_unless_a_key_in_them_lives_on() {
+    let spec: AllocSpec = "log:segment=64k".parse().unwrap();
+    with_store(
+        &spec,
+        LayoutKind::Segcache,
+        None,
+        StoreConfig::default(),
+        Expiry,
+    )
+    .unwrap();
 }

@@ -8,8 +8,10 @@
 //! integers and incr/decr of a stored value fails (counted in `command_errors`). Time is the
 //! op's logical time in whole seconds. With the redis layout, the active expiry pass (Redis's
 //! sampling cycle, `activeExpireCycle` in Redis's `expire.c`) runs every 100 ms of logical
-//! time, as Redis's default `hz 10` does; the memcached and compact layouts reclaim expired
-//! items when an access or an eviction finds them (memcached's LRU crawler is not modeled).
+//! time, as Redis's default `hz 10` does; with the segcache layout, Segcache's proactive expiry
+//! drops every segment whose items have all expired, once per second of logical time; the
+//! memcached and compact layouts reclaim expired items when an access or an eviction finds
+//! them (memcached's LRU crawler is not modeled).
 
 use fraglab_allocators::Allocator;
 use fraglab_engine::{ActiveExpire, CmdError, Layout, LayoutKind, SetOptions, Store};
@@ -54,8 +56,11 @@ pub struct EngineTarget<A: Allocator, L: Layout> {
     out: Vec<u8>,
     errors: [u64; 8],
     member: Vec<u8>,
-    /// The next 100 ms boundary of logical time for the active expiry pass (redis layout).
+    /// The next boundary of logical time for the active expiry pass, its period and mode
+    /// (redis layout: Redis's sampling every 100 ms; segcache: whole expired segments every
+    /// second).
     next_expire_us: Option<u64>,
+    expire: (ActiveExpire, u64),
     /// The allocator's name, for `library_versions`.
     alloc_name: String,
 }
@@ -85,7 +90,16 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
             out: Vec::new(),
             errors: [0; 8],
             member: Vec::new(),
-            next_expire_us: (layout == LayoutKind::Redis).then_some(100_000),
+            next_expire_us: match layout {
+                LayoutKind::Redis => Some(100_000),
+                LayoutKind::Segcache => Some(1_000_000),
+                _ => None,
+            },
+            expire: if layout == LayoutKind::Segcache {
+                (ActiveExpire::Segments, 1_000_000)
+            } else {
+                (ActiveExpire::Sample, 100_000)
+            },
         }
     }
 
@@ -109,9 +123,9 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
     fn tick(&mut self, op: &Op) {
         if let Some(next) = self.next_expire_us {
             if op.time_us >= next {
-                self.store
-                    .active_expire(op.time_us / 1_000_000, ActiveExpire::Sample);
-                self.next_expire_us = Some((op.time_us / 100_000 + 1) * 100_000);
+                let (mode, period) = self.expire;
+                self.store.active_expire(op.time_us / 1_000_000, mode);
+                self.next_expire_us = Some((op.time_us / period + 1) * period);
             }
         }
     }

@@ -344,6 +344,14 @@ pub trait Layout: Sized {
         None
     }
 
+    /// The keys of every segment whose items have all expired at `now` (Segcache's proactive
+    /// expiry, which frees whole segments), for the store to remove; none for a layout without
+    /// segments.
+    fn expired_segments<A: Allocator>(&mut self, a: &A, now: u64) -> Vec<Self::Handle> {
+        let _ = (a, now);
+        Vec::new()
+    }
+
     /// Ends a segment eviction once the store removed the keys `evict_begin` returned; `true`
     /// if memory was given back.
     fn evict_finish<A: Allocator>(&mut self, a: &mut A) -> bool {

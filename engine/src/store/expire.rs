@@ -29,6 +29,12 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     pub fn active_expire(&mut self, now: u64, mode: ActiveExpire) -> u64 {
         let mut expired = 0;
         match mode {
+            ActiveExpire::Segments => {
+                for h in self.layout.expired_segments(&self.alloc, now) {
+                    self.remove(h);
+                    expired += 1;
+                }
+            }
             ActiveExpire::Crawl => {
                 for h in self.layout.handles() {
                     let exptime = self.layout.exptime(&self.alloc, h);

@@ -134,6 +134,10 @@ pub enum ActiveExpire {
     Sample,
     /// memcached's LRU crawler: visit every item, delete the expired.
     Crawl,
+    /// Segcache's proactive expiry: drop every segment whose items have all expired, oldest
+    /// first in each TTL bucket ([`Layout::expired_segments`]); a layout without segments has
+    /// none.
+    Segments,
 }
 
 /// The key-value store. See the [crate docs](crate).

@@ -92,9 +92,15 @@ impl<A: Allocator, L: Layout> Ctx<A, L> {
         self.clients -= 1;
     }
 
-    /// One pass of Redis's active expiry (every 100 ms).
+    /// One pass of the active expiry (every 100 ms): Redis's sampling, or Segcache's expiry of
+    /// whole segments.
     pub fn active_expire(&mut self) {
         let now = self.now();
-        self.store.active_expire(now, ActiveExpire::Sample);
+        let mode = if self.config.layout == fraglab_engine::LayoutKind::Segcache {
+            ActiveExpire::Segments
+        } else {
+            ActiveExpire::Sample
+        };
+        self.store.active_expire(now, mode);
     }
 }

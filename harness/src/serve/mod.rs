@@ -193,7 +193,10 @@ async fn listen<A: Allocator, L: Layout, P: Protocol>(
         .map_err(|e| format!("listening on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     crate::stdout::print(&format!("listening on {local}\n")).map_err(|e| e.to_string())?;
-    let expire = ctx.borrow().config.layout.redis_semantics();
+    let expire = {
+        let layout = ctx.borrow().config.layout;
+        layout.redis_semantics() || layout == fraglab_engine::LayoutKind::Segcache
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| e.to_string())?;

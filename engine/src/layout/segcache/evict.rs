@@ -138,6 +138,8 @@ impl Segcache {
             }
             let f = self.table.freq(p);
             self.table.set_freq(p, f / 2);
+            let e = self.exptime(&*a, new);
+            self.segs.note_expiry(first, e);
             cursor += size;
         }
         let count = set.len();

@@ -39,6 +39,13 @@
 //! them; evict the rest, and expired items; give the other segments back. The frequency is the slot's 8-bit counter: +1 per
 //! read up to 16, then +1 with probability 1/frequency (saturating at 255); a kept item's
 //! counter is halved, so old popularity fades.
+//!
+//! **Proactive expiry** ([`Layout::expired_segments`], the store's `ActiveExpire::Segments`,
+//! run once per second of logical time by `fraglab run` and every 100 ms by `fraglab serve`):
+//! each segment remembers the latest expiry of what was written to it (and whether anything had
+//! no TTL); walking each TTL bucket's chain from its oldest segment, every segment whose items
+//! have all expired is dropped whole, and the walk stops at the first that has not. A TOUCH
+//! that extends a key's TTL extends its segment's.
 
 mod segments;
 mod table;
@@ -207,6 +214,7 @@ impl Segcache {
                 | (if exptime != 0 { F_EXPIRY } else { 0 }),
         };
         let loc = self.append(a, bucket, s.size())?;
+        self.segs.note_expiry(loc.seg, exptime);
         let item = self.item(loc);
         // SAFETY: `append` reserved `s.size()` bytes at `item` in a live segment.
         unsafe {
@@ -401,6 +409,8 @@ impl Layout for Segcache {
         exptime: u32,
     ) -> Result<(), AllocError> {
         let s = self.shape(h);
+        // A later expiry keeps the whole segment from expiring before the item.
+        self.segs.note_expiry(h.seg, exptime);
         if s.flags & F_EXPIRY != 0 {
             let at = HEADER + if s.flags & F_CFLAGS != 0 { 4 } else { 0 };
             // SAFETY: as in `exptime`.
@@ -474,6 +484,21 @@ impl Layout for Segcache {
         self.segs.get_mut(id).base = to;
         let h = Loc { seg: id, off: 0 };
         (h, h)
+    }
+
+    fn expired_segments<A: Allocator>(&mut self, _a: &A, now: u64) -> Vec<Loc> {
+        let mut out = Vec::new();
+        for b in 0..self.segs.chains.len() {
+            let mut cur = self.segs.chains[b].first;
+            while let Some(id) = cur {
+                if !self.segs.expired(id, now) {
+                    break;
+                }
+                out.extend(self.live_items(id));
+                cur = self.segs.get(id).newer;
+            }
+        }
+        out
     }
 
     fn evict_begin<A: Allocator>(

@@ -41,6 +41,11 @@ pub struct Segment {
     pub live_bytes: usize,
     /// Its TTL bucket.
     pub bucket: u16,
+    /// The latest expiry time of the items written to it (0 once one has no TTL: the segment
+    /// never expires as a whole).
+    pub expires: u32,
+    /// Whether an item without a TTL was written to it.
+    pub persistent: bool,
     /// The neighbours in its bucket's chain (older, newer).
     pub older: Option<u32>,
     pub newer: Option<u32>,
@@ -111,6 +116,8 @@ impl Segments {
             live: 0,
             live_bytes: 0,
             bucket: bucket as u16,
+            expires: 0,
+            persistent: false,
             older: chain.last,
             newer: None,
         };
@@ -148,6 +155,23 @@ impl Segments {
         self.chains[s.bucket as usize].len -= 1;
         self.free_ids.push(id);
         s.base
+    }
+
+    /// Notes that an item of segment `id` expires at `exptime` (0: never).
+    pub fn note_expiry(&mut self, id: u32, exptime: u32) {
+        let s = self.get_mut(id);
+        if exptime == 0 {
+            s.persistent = true;
+        } else {
+            s.expires = s.expires.max(exptime);
+        }
+    }
+
+    /// Whether every item ever written to segment `id` has expired at `now` (memcached's rule:
+    /// `exptime <= now`).
+    pub fn expired(&self, id: u32, now: u64) -> bool {
+        let s = self.get(id);
+        !s.persistent && s.expires != 0 && u64::from(s.expires) <= now
     }
 
     /// The segment whose memory starts at `base`.
