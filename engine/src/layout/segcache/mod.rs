@@ -278,6 +278,8 @@ impl Segcache {
 }
 
 mod evict;
+#[cfg(test)]
+mod tests;
 
 impl Layout for Segcache {
     const KIND: LayoutKind = LayoutKind::Segcache;
