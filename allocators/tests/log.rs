@@ -324,3 +324,35 @@ fn under_a_limit_the_cleaner_frees_room_or_the_request_is_out_of_memory() {
     assert!(log.alloc(1000).is_ok());
     log.check().unwrap();
 }
+
+/// Blocks of 60% of a segment leave 40% of each segment dead and unusable: the cleaner tries,
+/// frees nothing, and does not try again at every request.
+#[test]
+fn a_cleaning_run_that_frees_nothing_is_not_repeated_at_every_request() {
+    let cfg = LogConfig {
+        segment: 64 << 10,
+        ..LogConfig::default()
+    };
+    let mut log = Log::new(cfg).unwrap();
+    let mut owner = Owner::default();
+    let size = (64 << 10) * 6 / 10;
+    let mut calls = 0;
+    for i in 0..50u32 {
+        let b = log.alloc(size).unwrap();
+        owner.at.insert(b.ptr.as_ptr() as usize, (i, size));
+        if log.wants_compaction() {
+            calls += 1;
+            log.compact(&mut owner);
+        }
+    }
+    let d = detail(&log);
+    assert_eq!(
+        d.bytes_copied, 0,
+        "nothing can be gained, so nothing is copied: {d:?}"
+    );
+    // Every 2.5 segments add a segment's worth of unusable ends: one run per 2.5 requests at
+    // most, never one per request.
+    assert!(calls <= 21, "{calls} cleaning runs for 50 requests: {d:?}");
+    assert_eq!(d.segments, 50, "one block per segment");
+    log.check().unwrap();
+}

@@ -72,19 +72,14 @@ impl Log {
     pub(super) fn clean(&mut self, relocate: &mut dyn Relocate) -> u64 {
         use crate::Allocator;
         let needed = |log: &Log| log.short_of_segments() || log.wants_compaction();
-        if self.sealed_dead < self.cfg.segment as u64 || !needed(self) {
+        let floor = self.stalled_at.unwrap_or(0);
+        if self.sealed_dead < floor.saturating_add(self.cfg.segment as u64) || !needed(self) {
             return 0;
         }
         self.work.runs += 1;
         let before = self.in_use;
+        let mut order = Vec::new();
         for id in self.candidates() {
-            if !needed(self) {
-                break;
-            }
-            let seg = self.segs[id as usize];
-            if seg.state != State::Sealed || seg.live == self.cfg.segment {
-                continue;
-            }
             if self
                 .entries(id)
                 .any(|e| e.live && relocate.pinned(self.block_at(id, e)))
@@ -92,11 +87,47 @@ impl Log {
                 self.work.pinned_skips += 1;
                 continue;
             }
-            if !self.evacuate(id, relocate) {
-                break;
+            order.push(id);
+        }
+        // Copy nothing unless cleaning some prefix of the order frees a segment: blocks that
+        // do not pack into the survivors (the ends of segments too short for them) free none.
+        if self.gaining_prefix(&order).is_some() {
+            for id in order {
+                if !needed(self) {
+                    break;
+                }
+                if !self.evacuate(id, relocate) {
+                    break;
+                }
             }
         }
-        u64::from(before.saturating_sub(self.in_use)) * self.cfg.segment as u64
+        let freed = before.saturating_sub(self.in_use);
+        self.stalled_at = (freed == 0).then_some(self.sealed_dead);
+        u64::from(freed) * self.cfg.segment as u64
+    }
+
+    /// The shortest prefix of `order` whose cleaning frees a segment, simulating how its live
+    /// entries fill the survivor segments; `None` if no prefix does.
+    fn gaining_prefix(&self, order: &[u32]) -> Option<usize> {
+        let s = self.cfg.segment;
+        let mut room = self
+            .survivor
+            .map_or(0, |id| s - self.segs[id as usize].written);
+        let mut opened = 0usize;
+        for (i, &id) in order.iter().enumerate() {
+            for e in self.entries(id).filter(|e| e.live) {
+                let entry = HEADER + e.size;
+                if entry > room {
+                    opened += 1;
+                    room = s;
+                }
+                room -= entry;
+            }
+            if i + 1 > opened {
+                return Some(i + 1);
+            }
+        }
+        None
     }
 
     /// Moves every live entry of sealed segment `id` to the survivor segments and frees it;

@@ -40,6 +40,9 @@
 //!
 //! Either way it runs only when the dead bytes of the sealed segments add up to a segment or
 //! more (otherwise it could free nothing), and stops as soon as the condition no longer holds.
+//! A run that frees no segment (the dead bytes were the ends of segments too short for the
+//! blocks, as with blocks of a sizeable fraction of a segment, or pinned) is not repeated until
+//! another segment's worth of bytes has died.
 //!
 //! The footprint is the segments in use x S (the unwritten end of a head counts: it is held).
 
@@ -167,7 +170,7 @@ struct Seg {
     live: usize,
     /// Live entries.
     entries: u32,
-    /// The write clock when the segment's data was written (the oldest, for a survivor).
+    /// The write clock when the segment was opened (a survivor's too).
     stamp: u64,
     state: State,
 }
@@ -207,6 +210,10 @@ pub struct Log {
     sealed_dead: u64,
     /// Bytes appended by the caller (the cleaner's clock).
     clock: u64,
+    /// `sealed_dead` after a cleaning run that freed no segment (the dead bytes were ends of
+    /// segments too short for the blocks, or pinned): cleaning waits until a segment's worth
+    /// more has died.
+    stalled_at: Option<u64>,
     tally: Tally,
     limit: Option<u64>,
     work: Work,
@@ -247,6 +254,7 @@ impl Log {
             in_use: 0,
             sealed_dead: 0,
             clock: 0,
+            stalled_at: None,
             tally: Tally::default(),
             limit: None,
             work: Work::default(),
@@ -401,7 +409,6 @@ impl Allocator for Log {
     }
 
     fn alloc(&mut self, size: usize) -> Result<Block, AllocError> {
-        let entry = HEADER + size;
         if size > self.max_block() {
             self.tally.on_failure();
             return Err(AllocError::TooLarge {
@@ -409,6 +416,7 @@ impl Allocator for Log {
                 max: self.max_block(),
             });
         }
+        let entry = HEADER + size;
         let id = match self.room(self.head, entry) {
             Some(id) => id,
             None => {
@@ -517,7 +525,8 @@ impl Allocator for Log {
     }
 
     fn wants_compaction(&self) -> bool {
-        if self.sealed_dead < self.cfg.segment as u64 {
+        let floor = self.stalled_at.unwrap_or(0);
+        if self.sealed_dead < floor.saturating_add(self.cfg.segment as u64) {
             return false;
         }
         match self.limit {

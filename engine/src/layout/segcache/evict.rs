@@ -20,10 +20,17 @@ impl Segcache {
         protect: Option<Loc>,
         now: u64,
     ) -> Option<Vec<Loc>> {
+        self.clock = self.clock.max(now);
         let n = self.segs.chains.len();
         let mut set = Vec::new();
+        // Buckets whose merge frees a segment (two or more to merge) first; a lone segment is
+        // halved only when no bucket has more.
+        let lone = (0..n).all(|b| self.segs.chains[b].len < 2);
         for i in 0..n {
             let b = (self.segs.next_bucket + i) % n;
+            if !lone && self.segs.chains[b].len < 2 {
+                continue;
+            }
             let chain = self.segs.chains[b];
             // Where the last merge of this bucket stopped, or its oldest segment; the segment
             // being appended to is merged only when it is all the bucket has.
@@ -46,6 +53,10 @@ impl Segcache {
             if set.len() < MERGE && resume.is_some() {
                 // The hand reached the newest segments: it goes round to the oldest.
                 collect(chain.first, &mut set);
+            }
+            if let Some(p) = protect.filter(|p| set.contains(&p.seg)) {
+                // The key being written holds a segment of this window: merge the next one.
+                collect(self.segs.get(p.seg).newer, &mut set);
             }
             if set.is_empty() || protect.is_some_and(|p| set.contains(&p.seg)) {
                 continue;

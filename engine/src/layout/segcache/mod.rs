@@ -24,8 +24,9 @@
 //! without a TTL pays nothing; a TTL set later on such an item is kept beside the table and
 //! counted in `index_bytes`).
 //!
-//! **Segments** ([`segments`]) are blocks of one size taken from the allocator: the allocator's
-//! largest contiguous block, at most 1 MiB (Segcache's default). Over `--alloc
+//! **Segments** ([`segments`]) are blocks of one size taken from the allocator: at most 1 MiB
+//! (Segcache's default), cut so that a whole number of them fills the allocator's largest
+//! contiguous block ([`segment_size`]). Over `--alloc
 //! log:segment=1m` one segment is one log segment less its 4-byte entry header; the log's
 //! cleaner may move a segment, and the table, which holds segment ids and offsets rather than
 //! addresses, follows by updating one pointer. An item goes to the segment being appended in
@@ -73,6 +74,22 @@ const F_CFLAGS: u8 = 1;
 const F_EXPIRY: u8 = 2;
 const F_DELETED: u8 = 128;
 
+/// The segment size over an allocator whose largest contiguous block is `max`: at most
+/// [`SEGMENT_MAX`], and a whole number of segments (with the log's 4-byte entry header, the
+/// allocator's own overhead per block) to the allocator's largest block, so that a log's
+/// segment holds its segments without a wasted end.
+pub fn segment_size(max: usize) -> usize {
+    const ENTRY: usize = 4;
+    if max < SEGMENT_MAX {
+        return max / 8 * 8;
+    }
+    if max > 1 << 40 {
+        return SEGMENT_MAX;
+    }
+    let k = (max + ENTRY).div_ceil(SEGMENT_MAX);
+    ((max + ENTRY) / k - ENTRY) / 8 * 8
+}
+
 /// One item's shape.
 #[derive(Debug, Clone, Copy)]
 struct Shape {
@@ -119,6 +136,8 @@ pub struct Segcache {
     /// Expiry times set after the item was written (it has no field for one).
     late_expiry: HashMap<Loc, u32>,
     rng: Rng,
+    /// The latest time the store gave (an insert's, an eviction's, an expiry pass's).
+    clock: u64,
 }
 
 fn addr(segs: &Segments, loc: Loc) -> NonNull<u8> {
@@ -170,7 +189,7 @@ impl Segcache {
         size: usize,
     ) -> Result<Loc, AllocError> {
         if self.seg_size == 0 {
-            self.seg_size = (a.max_contiguous().min(SEGMENT_MAX)) / 8 * 8;
+            self.seg_size = segment_size(a.max_contiguous());
         }
         if size > self.seg_size {
             return Err(AllocError::TooLarge {
@@ -181,6 +200,11 @@ impl Segcache {
         let room = |s: &Segcache, id: u32| s.segs.get(id).cursor + size <= s.seg_size;
         let id = match self.segs.chains[bucket].last {
             Some(id) if room(self, id) => id,
+            // A newest segment whose items are all gone is written again from its start.
+            Some(id) if self.segs.get(id).live == 0 && !self.merging.contains(&id) => {
+                self.segs.reset(id);
+                id
+            }
             _ => {
                 let block = a.alloc(self.seg_size)?;
                 self.segs.push(block.ptr, bucket)
@@ -297,6 +321,7 @@ impl Layout for Segcache {
             retained: Vec::new(),
             late_expiry: HashMap::new(),
             rng: Rng::new(0x5E6C_AC4E),
+            clock: 0,
         }
     }
 
@@ -322,6 +347,7 @@ impl Layout for Segcache {
             u64::from(it.exptime).saturating_sub(it.now).max(1)
         };
         let bucket = ttl_bucket(ttl);
+        self.clock = self.clock.max(it.now);
         let loc = self.write(a, it.key, it.value, it.flags, it.exptime, bucket)?;
         let segs = &self.segs;
         self.table
@@ -338,8 +364,15 @@ impl Layout for Segcache {
     ) -> Result<Loc, AllocError> {
         let key = key_of(&self.segs, h).to_vec();
         let exptime = self.exptime(a, h);
-        // An update keeps its TTL, and so its TTL bucket.
-        let bucket = usize::from(self.segs.get(h.seg).bucket);
+        // An update keeps its TTL bucket, but for a key that gains or loses a TTL (the store
+        // sets the new expiry first): it goes to the no-TTL bucket, or to the bucket of the TTL
+        // left at the last time the layout saw.
+        let old = usize::from(self.segs.get(h.seg).bucket);
+        let bucket = match (exptime, old == segments::TTL_BUCKETS - 1) {
+            (0, _) => segments::TTL_BUCKETS - 1,
+            (e, true) => ttl_bucket(u64::from(e).saturating_sub(self.clock).max(1)),
+            _ => old,
+        };
         let p = self.slot(h);
         let loc = self.write(a, &key, value, flags, exptime, bucket)?;
         // The new item carries the expiry in its own field.
@@ -489,6 +522,7 @@ impl Layout for Segcache {
     }
 
     fn expired_segments<A: Allocator>(&mut self, _a: &A, now: u64) -> Vec<Loc> {
+        self.clock = self.clock.max(now);
         let mut out = Vec::new();
         for b in 0..self.segs.chains.len() {
             let mut cur = self.segs.chains[b].first;

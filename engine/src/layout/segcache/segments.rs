@@ -157,6 +157,16 @@ impl Segments {
         s.base
     }
 
+    /// Empties segment `id` (nothing in it lives) to be written again from its start.
+    pub fn reset(&mut self, id: u32) {
+        let s = self.get_mut(id);
+        debug_assert_eq!(s.live, 0);
+        s.cursor = 0;
+        s.live_bytes = 0;
+        s.expires = 0;
+        s.persistent = false;
+    }
+
     /// Notes that an item of segment `id` expires at `exptime` (0: never).
     pub fn note_expiry(&mut self, id: u32, exptime: u32) {
         let s = self.get_mut(id);

@@ -28,6 +28,10 @@ fn tag(hash: u64) -> u64 {
 
 #[inline]
 fn pack(tag: u64, freq: u8, loc: Loc) -> u64 {
+    debug_assert!(
+        loc.seg < 1 << 24 && loc.off < 1 << 20,
+        "{loc:?} does not fit a slot"
+    );
     tag << 52 | u64::from(freq) << 44 | u64::from(loc.seg) << 20 | u64::from(loc.off)
 }
 
@@ -184,7 +188,7 @@ impl Table {
         }
         let n = self.buckets.len();
         (0..n).find_map(|i| {
-            let b = &self.buckets[(pick + i) % n];
+            let b = &self.buckets[(pick % n + i) % n];
             let full: Vec<u64> = b[1..].iter().copied().filter(|&v| v != 0).collect();
             (!full.is_empty()).then(|| loc_of(full[(pick / n) % full.len()]))
         })
@@ -194,6 +198,19 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_fill_the_allocators_largest_block() {
+        use super::super::segment_size;
+        // The log's 8 MiB segment (less its entry header) holds eight, its 1 MiB one one.
+        assert_eq!(segment_size((8 << 20) - 4), (1 << 20) - 8);
+        assert_eq!(segment_size((1 << 20) - 4), (1 << 20) - 8);
+        assert_eq!(segment_size((2 << 20) - 4), (1 << 20) - 8);
+        assert!(8 * (segment_size((8 << 20) - 4) + 4) <= 8 << 20);
+        // Without a largest block, Segcache's 1 MiB; the slab's 512 KiB chunks, 512 KiB.
+        assert_eq!(segment_size(usize::MAX), 1 << 20);
+        assert_eq!(segment_size(512 << 10), 512 << 10);
+    }
 
     #[test]
     fn slots_pack_tag_frequency_segment_and_offset() {
