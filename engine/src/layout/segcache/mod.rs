@@ -138,6 +138,8 @@ pub struct Segcache {
     rng: Rng,
     /// The latest time the store gave (an insert's, an eviction's, an expiry pass's).
     clock: u64,
+    /// The slot `find` last returned (checked before use: the table may have changed since).
+    last: std::cell::Cell<Option<table::Pos>>,
 }
 
 fn addr(segs: &Segments, loc: Loc) -> NonNull<u8> {
@@ -164,7 +166,12 @@ impl Segcache {
         unsafe { shape(self.item(h)) }
     }
 
+    /// The slot of a live item: the one `find` last returned when it still holds the item (a
+    /// read's access update needs no second lookup), else found by the key's hash.
     fn slot(&self, h: Loc) -> table::Pos {
+        if let Some(p) = self.last.get().filter(|&p| self.table.holds(p, h)) {
+            return p;
+        }
         let hash = hash_key(key_of(&self.segs, h));
         self.table
             .find_loc(hash, h)
@@ -322,6 +329,7 @@ impl Layout for Segcache {
             late_expiry: HashMap::new(),
             rng: Rng::new(0x5E6C_AC4E),
             clock: 0,
+            last: std::cell::Cell::new(None),
         }
     }
 
@@ -337,6 +345,7 @@ impl Layout for Segcache {
     fn find<A: Allocator>(&mut self, _a: &mut A, key: &[u8], hash: u64) -> Option<Loc> {
         let segs = &self.segs;
         let p = self.table.find(hash, |l| key_of(segs, l) == key)?;
+        self.last.set(Some(p));
         Some(self.table.loc(p))
     }
 

@@ -105,6 +105,13 @@ impl Table {
         self.find(hash, |l| l == loc)
     }
 
+    /// Whether slot `p` exists and holds `loc`.
+    pub fn holds(&self, p: Pos, loc: Loc) -> bool {
+        self.buckets
+            .get(p.0)
+            .is_some_and(|b| p.1 > 0 && p.1 < 8 && b[p.1] != 0 && loc_of(b[p.1]) == loc)
+    }
+
     /// The location in a slot.
     pub fn loc(&self, p: Pos) -> Loc {
         loc_of(self.buckets[p.0][p.1])
