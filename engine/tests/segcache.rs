@@ -14,21 +14,8 @@ use fraglab_engine::{
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Xs(u64);
-impl Xs {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-fn value(k: u64, version: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (k.wrapping_mul(7) ^ version.wrapping_mul(13)).wrapping_add(i as u64) as u8)
-        .collect()
-}
+mod support;
+use support::{value, Xs};
 
 fn key(k: u64) -> Vec<u8> {
     format!("key:{k:08}").into_bytes()

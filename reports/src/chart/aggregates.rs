@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use crate::set::{Cell, ResultSet};
 
 use super::common::{bar_span, baseline, incomplete_note, series_swatch, Spec};
-use super::figure::{alt_of, color_of, Axis, Figure, Panel, Shape, Ticks, HEIGHT};
+use super::figure::{alt_of, color_of, Axis, Figure, Shape, Ticks};
 use super::labels::{fin, workload_label, Names};
 
 /// One category per type and encoding (`hash listpack`), one bar per configuration: the
@@ -80,17 +80,12 @@ pub(super) fn bytes_per_element(
     Some(Spec {
         id: format!("bytes-per-element-{slug}"),
         caption,
-        figure: Figure {
-            title: format!("Bytes per element: {}", workload_label(w)),
-            panels: vec![Panel {
-                caption: None,
-                x: Axis::categories("type and encoding", labels),
-                y: Axis::linear("allocated bytes per element", max, Ticks::Number, 1.08),
-                shapes,
-            }],
-            grid: (1, 1),
-            legend: series.iter().map(|&s| series_swatch(names, s)).collect(),
-            height: HEIGHT,
-        },
+        figure: Figure::one_panel(
+            format!("Bytes per element: {}", workload_label(w)),
+            Axis::categories("type and encoding", labels),
+            Axis::linear("allocated bytes per element", max, Ticks::Number, 1.08),
+            shapes,
+            series.iter().map(|&s| series_swatch(names, s)).collect(),
+        ),
     })
 }

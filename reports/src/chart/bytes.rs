@@ -7,7 +7,7 @@ use crate::schema::RunResult;
 use crate::set::{byte_unit, human_bytes, ResultSet};
 
 use super::common::{baseline, incomplete_note, Spec};
-use super::figure::{fit_text, text_width, Axis, Entry, Figure, Key, Panel, Shape, Ticks, HEIGHT};
+use super::figure::{fit_text, text_width, Axis, Entry, Figure, Key, Shape, Ticks};
 use super::labels::{fin, workload_label, Names};
 
 /// The parts a byte of footprint + index is spent on, in stacking order.
@@ -151,17 +151,12 @@ pub(super) fn bytes_chart(set: &ResultSet, names: &Names, w: &str, slug: &str) -
     Some(Spec {
         id: format!("bytes-{slug}"),
         caption,
-        figure: Figure {
-            title: format!("Where the bytes go: {}", workload_label(w)),
-            panels: vec![Panel {
-                caption: None,
-                x,
-                y,
-                shapes,
-            }],
-            grid: (1, 1),
+        figure: Figure::one_panel(
+            format!("Where the bytes go: {}", workload_label(w)),
+            x,
+            y,
+            shapes,
             legend,
-            height: HEIGHT,
-        },
+        ),
     })
 }

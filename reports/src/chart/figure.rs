@@ -269,6 +269,28 @@ pub(super) struct Laid {
 pub(super) const KEY_W: i32 = 26;
 
 impl Figure {
+    /// A figure of one panel without a caption, of the default height.
+    pub(super) fn one_panel(
+        title: String,
+        x: Axis,
+        y: Axis,
+        shapes: Vec<Shape>,
+        legend: Vec<Entry>,
+    ) -> Figure {
+        Figure {
+            title,
+            panels: vec![Panel {
+                caption: None,
+                x,
+                y,
+                shapes,
+            }],
+            grid: (1, 1),
+            legend,
+            height: HEIGHT,
+        }
+    }
+
     pub(super) fn layout(&self) -> Laid {
         let avail = WIDTH as i32 - 40;
         let mut rows: Vec<(Vec<(usize, i32)>, i32)> = Vec::new();

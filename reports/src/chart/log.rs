@@ -9,9 +9,7 @@ use crate::ramcloud::{
 use crate::set::{human_bytes, Cell, ResultSet};
 
 use super::common::{incomplete_note, Spec};
-use super::figure::{
-    color_of, text_width, Axis, Entry, Figure, Key, Panel, Shape, Ticks, HEIGHT, MARKERS,
-};
+use super::figure::{color_of, text_width, Axis, Entry, Figure, Key, Shape, Ticks, MARKERS};
 use super::labels::{fmt_num, workload_label, Names};
 
 /// The paper's operating range, shaded.
@@ -287,17 +285,12 @@ pub(super) fn write_amplification(set: &ResultSet, names: &Names) -> Option<Spec
     Some(Spec {
         id: "log-write-amplification".into(),
         caption,
-        figure: Figure {
-            title: "The log's write amplification against its utilization".into(),
-            panels: vec![Panel {
-                caption: None,
-                x,
-                y,
-                shapes,
-            }],
-            grid: (1, 1),
+        figure: Figure::one_panel(
+            "The log's write amplification against its utilization".into(),
+            x,
+            y,
+            shapes,
             legend,
-            height: HEIGHT,
-        },
+        ),
     })
 }

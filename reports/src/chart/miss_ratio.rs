@@ -6,7 +6,7 @@ use crate::schema::RunResult;
 use crate::set::{human_bytes, Cell, ResultSet};
 
 use super::common::{cells_in, incomplete_note, median_of, series_line, Spec};
-use super::figure::{alt_of, color_of, Axis, Figure, Panel, Shape, Ticks, HEIGHT, MARKERS};
+use super::figure::{alt_of, color_of, Axis, Figure, Shape, Ticks, MARKERS};
 use super::labels::{workload_label, Names};
 
 /// A note when a cell ended over its memory limit, as its allocator counts the limit: slab
@@ -143,18 +143,13 @@ pub(super) fn miss_ratio(set: &ResultSet, names: &Names, w: &str, slug: &str) ->
     Some(Spec {
         id: format!("miss-ratio-{slug}"),
         caption,
-        figure: Figure {
-            title: format!("Miss ratio by memory limit: {}", workload_label(w)),
-            panels: vec![Panel {
-                caption: None,
-                x: Axis::categories("memory limit", labels),
-                y: Axis::linear("miss ratio (%)", max, Ticks::Number, 1.1),
-                shapes,
-            }],
-            grid: (1, 1),
+        figure: Figure::one_panel(
+            format!("Miss ratio by memory limit: {}", workload_label(w)),
+            Axis::categories("memory limit", labels),
+            Axis::linear("miss ratio (%)", max, Ticks::Number, 1.1),
+            shapes,
             legend,
-            height: HEIGHT,
-        },
+        ),
     })
 }
 

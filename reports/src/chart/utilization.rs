@@ -8,9 +8,7 @@ use crate::ramcloud::{is_ramcloud, log_figures, utilization_of, PAPER, PAPER_UTI
 use crate::set::{Cell, ResultSet};
 
 use super::common::{baseline, incomplete_note, series_line, Phases, Spec};
-use super::figure::{
-    alt_of, color_of, Axis, Entry, Figure, Key, Panel, Shape, Ticks, GREY, HEIGHT, MARKERS,
-};
+use super::figure::{alt_of, color_of, Axis, Entry, Figure, Key, Shape, Ticks, GREY, MARKERS};
 use super::labels::{fmt_count, fmt_num, workload_label, Names};
 
 /// The paper's operating range, shaded (as on the write-amplification chart).
@@ -182,17 +180,12 @@ pub(super) fn utilization(set: &ResultSet, names: &Names, w: &str, slug: &str) -
     Some(Spec {
         id: format!("utilization-{slug}"),
         caption,
-        figure: Figure {
-            title: format!("Memory utilization over the run: {}", workload_label(w)),
-            panels: vec![Panel {
-                caption: None,
-                x,
-                y,
-                shapes,
-            }],
-            grid: (1, 1),
+        figure: Figure::one_panel(
+            format!("Memory utilization over the run: {}", workload_label(w)),
+            x,
+            y,
+            shapes,
             legend,
-            height: HEIGHT,
-        },
+        ),
     })
 }
