@@ -104,9 +104,7 @@ impl Allocator for Bump {
             std::ptr::copy_nonoverlapping(ptr.as_ptr(), block.ptr.as_ptr(), old_size.min(new_size))
         };
         self.tally.on_free(old_size, Self::cost(old_size));
-        self.tally.counters.allocs -= 1;
-        self.tally.counters.frees -= 1;
-        self.tally.counters.reallocs += 1;
+        self.tally.count_as_realloc();
         Ok(block)
     }
 

@@ -286,6 +286,15 @@ impl Tally {
         self.counters.reallocs += 1;
     }
 
+    /// Books an alloc and a free that together made a realloc (a moving realloc built of the
+    /// two calls) as the one realloc.
+    #[inline]
+    pub fn count_as_realloc(&mut self) {
+        self.counters.allocs -= 1;
+        self.counters.frees -= 1;
+        self.counters.reallocs += 1;
+    }
+
     #[inline]
     pub fn on_failure(&mut self) {
         self.counters.failed += 1;

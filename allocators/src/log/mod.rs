@@ -487,9 +487,7 @@ impl Allocator for Log {
             std::ptr::copy_nonoverlapping(ptr.as_ptr(), block.ptr.as_ptr(), old_size.min(new_size));
             self.free(ptr, old_size);
         }
-        self.tally.counters.allocs -= 1;
-        self.tally.counters.frees -= 1;
-        self.tally.counters.reallocs += 1;
+        self.tally.count_as_realloc();
         Ok(block)
     }
 
