@@ -139,6 +139,43 @@ pub trait Relocate {
     }
 }
 
+/// Page moves between size classes: memcached's slab rebalancer and automover, for an
+/// allocator that has classes of pages ([`slab`](slab::Slab)). The owner of the items drives a
+/// move (it alone can drop or re-point an item): [`start`](PageMover::start), then for every
+/// live chunk either drop its item or [`rescue`](PageMover::rescue) it, then
+/// [`finish`](PageMover::finish). See [`slab`]'s `mover` module.
+pub trait PageMover {
+    /// `slab_automove`: 0, 1 or 2.
+    fn automove_mode(&self) -> u8;
+
+    /// Ops per maintainer tick when the workload has no time.
+    fn tick_ops(&self) -> u64;
+
+    /// Number of classes (class ids are 1..=this).
+    fn class_count(&self) -> usize;
+
+    /// One automover tick (mode 1): `(src, dst)` to move, `dst` 0 for the global pool.
+    fn automove_run(&mut self, items: &[slab::ClassActivity]) -> Option<(u32, u32)>;
+
+    /// The source for a page request to `dst` (mode 2's `slabs_reassign(-1, dst)`).
+    fn pick_any(&mut self, dst: u32) -> Option<u32>;
+
+    /// Starts moving the first page of `src` to `dst` (0: the pool); returns its live chunks.
+    fn start(&mut self, src: u32, dst: u32) -> Result<Vec<slab::LiveChunk>, slab::MoveError>;
+
+    /// The live block a chunk of the moving page belongs to, or `None` once it is cleared.
+    fn block(&self, chunk: &slab::LiveChunk) -> Option<NonNull<u8>>;
+
+    /// Copies a chunk out of the moving page: `Some((old, new))` when its block moved.
+    fn rescue(
+        &mut self,
+        chunk: &slab::LiveChunk,
+    ) -> Result<Option<(NonNull<u8>, NonNull<u8>)>, slab::MoveError>;
+
+    /// Finishes the move once every chunk is cleared.
+    fn finish(&mut self) -> Result<NonNull<u8>, slab::MoveError>;
+}
+
 /// The allocator contract the engine is generic over.
 ///
 /// Sizes passed to [`free`](Allocator::free) and [`realloc`](Allocator::realloc) are the sizes
@@ -263,6 +300,17 @@ pub trait Allocator {
     /// cleaning threshold is crossed). The engine asks before each allocating step.
     fn wants_compaction(&self) -> bool {
         false
+    }
+
+    /// The page mover, for an allocator whose pages can change class (the slab allocator).
+    fn page_mover(&mut self) -> Option<&mut dyn PageMover> {
+        None
+    }
+
+    /// The slab automover's mode (`slab_automove`: 0 off, 1, 2), for an allocator that has
+    /// one; 0 otherwise.
+    fn automove_mode(&self) -> u8 {
+        0
     }
 
     /// The version of the underlying library, where there is one (`5.3.0-...` for jemalloc).

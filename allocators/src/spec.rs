@@ -3,7 +3,7 @@
 //!
 //! | spec | keys (defaults) |
 //! |---|---|
-//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`) |
+//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`), `automove` (0; or 1, 2), `automove_ratio` (0.8), `automove_window` (30), `tick_ops` (100000: maintainer ticks of an untimed workload) |
 //! | `zmalloc` | `backend` (`glibc`; or `jemalloc`, `mimalloc`), `prefix` (`8`: size header; `0`: usable size) |
 //! | `glibc`, `jemalloc`, `mimalloc` | none |
 //! | `bump` | `capacity` (0: bumpalo's default first chunk) |
@@ -29,7 +29,7 @@ use crate::glibc::Glibc;
 use crate::jemalloc::Jemalloc;
 use crate::log::{Log, LogConfig};
 use crate::mimalloc::Mimalloc;
-use crate::slab::{Slab, SlabConfig};
+use crate::slab::{AutomoveConfig, Slab, SlabConfig};
 use crate::zmalloc::Zmalloc;
 use crate::Allocator;
 
@@ -202,8 +202,21 @@ impl FromStr for AllocSpec {
             };
         match name {
             "slab" => {
-                const KEYS: &[&str] = &["factor", "min", "chunk_max", "item_max", "sizes"];
+                const KEYS: &[&str] = &[
+                    "factor",
+                    "min",
+                    "chunk_max",
+                    "item_max",
+                    "sizes",
+                    "automove",
+                    "automove_ratio",
+                    "automove_window",
+                    "tick_ops",
+                ];
                 let mut c = SlabConfig::default();
+                let mut mode = None;
+                let mut am = AutomoveConfig::default();
+                let mut am_keys = Vec::new();
                 for pair in pairs("slab", rest) {
                     let (k, v) = pair?;
                     match k {
@@ -225,7 +238,39 @@ impl FromStr for AllocSpec {
                                 .collect::<Result<Vec<_>, _>>()?;
                             c.sizes = Some(sizes);
                         }
+                        "automove" => mode = Some(parse_usize("slab", "automove", v)?),
+                        "automove_ratio" => {
+                            am.ratio = v.parse().map_err(|_| AllocSpecError::BadValue {
+                                alloc: "slab",
+                                key: "automove_ratio",
+                                value: v.to_string(),
+                                reason: "expected a number in (0, 1], such as 0.8".into(),
+                            })?;
+                            am_keys.push(k);
+                        }
+                        "automove_window" => {
+                            am.window = u32::try_from(parse_usize("slab", "automove_window", v)?)
+                                .unwrap_or(u32::MAX);
+                            am_keys.push(k);
+                        }
+                        "tick_ops" => {
+                            am.tick_ops = parse_usize("slab", "tick_ops", v)? as u64;
+                            am_keys.push(k);
+                        }
                         _ => return Err(unknown("slab", k, KEYS)),
+                    }
+                }
+                match mode.unwrap_or(0) {
+                    0 if !am_keys.is_empty() => {
+                        return Err(AllocSpecError::Invalid(format!(
+                            "slab: `{}` needs automove=1 or automove=2",
+                            am_keys[0]
+                        )))
+                    }
+                    0 => {}
+                    m => {
+                        am.mode = u8::try_from(m).unwrap_or(u8::MAX);
+                        c.automove = Some(am);
                     }
                 }
                 c.validate()
@@ -347,6 +392,13 @@ impl fmt::Display for AllocSpec {
                 if let Some(sizes) = &c.sizes {
                     let s: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
                     write!(f, ",sizes={}", s.join("-"))?;
+                }
+                if let Some(a) = &c.automove {
+                    write!(
+                        f,
+                        ",automove={},automove_ratio={},automove_window={},tick_ops={}",
+                        a.mode, a.ratio, a.window, a.tick_ops
+                    )?;
                 }
                 Ok(())
             }
@@ -522,7 +574,7 @@ mod tests {
         );
         assert_eq!(
             err("slab:growth=2"),
-            "slab: unknown key `growth`; valid keys: factor, min, chunk_max, item_max, sizes"
+            "slab: unknown key `growth`; valid keys: factor, min, chunk_max, item_max, sizes, automove, automove_ratio, automove_window, tick_ops"
         );
         assert_eq!(
             err("slab:factor=big"),

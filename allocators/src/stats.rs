@@ -123,6 +123,10 @@ pub struct SlabDetail {
     pub page_source: String,
     /// Every class of the table, in order.
     pub classes: Vec<SlabClassStats>,
+    /// `slab_automove` (0: off).
+    pub automove: u8,
+    /// The page mover's counters (`slabs_moved`, `slab_reassign_*`).
+    pub moves: crate::slab::MoveStats,
 }
 
 /// zmalloc's figures.

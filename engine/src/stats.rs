@@ -17,7 +17,8 @@ pub struct StoreCounters {
     pub deletes: u64,
     /// Keys evicted to make room for a write (the policy's doing).
     pub evictions: u64,
-    /// Keys evicted to empty a slab page (`evict_range`).
+    /// Keys evicted to empty a slab page: by `evict_range`, or by the page mover when the
+    /// class had no free chunk to rescue them into (`slab_reassign_evictions_nomem`).
     pub evictions_page: u64,
     /// Expired keys found and removed by an access (lazy expiry).
     pub expired_lazy: u64,

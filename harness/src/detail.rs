@@ -3,7 +3,7 @@
 //! its own).
 
 use fraglab_allocators::Detail;
-use fraglab_reports::{AllocatorDetail, LogDetail, SlabClassDetail, SlabDetail};
+use fraglab_reports::{AllocatorDetail, LogDetail, SlabClassDetail, SlabDetail, SlabMoves};
 
 /// The detail of `detail` as the results schema holds it: slab typed, with the classes that
 /// hold pages; the log typed; the others as their own JSON.
@@ -29,6 +29,13 @@ pub fn allocator_detail(detail: &Detail) -> AllocatorDetail {
                     evicted: None,
                 })
                 .collect(),
+            moves: (s.automove != 0 || s.moves.slabs_moved > 0).then_some(SlabMoves {
+                slab_automove: s.automove,
+                slabs_moved: s.moves.slabs_moved,
+                slab_reassign_rescues: s.moves.rescues,
+                slab_reassign_chunk_rescues: s.moves.chunk_rescues,
+                slab_reassign_evictions_nomem: s.moves.evictions_nomem,
+            }),
         }
         .into(),
         Detail::Log(l) => LogDetail {

@@ -12,6 +12,12 @@
 //! drops every segment whose items have all expired, once per second of logical time; the
 //! memcached and compact layouts reclaim expired items when an access or an eviction finds
 //! them (memcached's LRU crawler is not modeled).
+//!
+//! With the slab automover on (`slab:automove=1|2`), the store's maintainer runs before every
+//! op ([`Store::maintain`]): a page an eviction asked for moves at once (mode 2), and the
+//! automover ticks once per second of the op's time (mode 1). A workload without time (every op
+//! at time 0 so far) is given a clock for it: one second every `tick_ops` ops (the slab spec's
+//! key, 100,000 by default), which its TTLs then count in too.
 
 use fraglab_allocators::Allocator;
 use fraglab_engine::{ActiveExpire, CmdError, Layout, LayoutKind, SetOptions, Store};
@@ -63,6 +69,13 @@ pub struct EngineTarget<A: Allocator, L: Layout> {
     expire: (ActiveExpire, u64),
     /// The allocator's name, for `library_versions`.
     alloc_name: String,
+    /// With the slab automover on: ops per second of the clock given to an untimed workload.
+    tick_ops: Option<u64>,
+    /// Ops seen, and whether any had a time (then the ops' own time is the clock).
+    ops_seen: u64,
+    timed: bool,
+    /// With the automover on, the current op's time in seconds (set by `tick`).
+    clock: u64,
 }
 
 impl<A: Allocator, L: Layout> std::fmt::Debug for EngineTarget<A, L> {
@@ -82,7 +95,18 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
         values: ValueBytes,
         alloc_name: &str,
     ) -> Self {
+        let mut store = store;
+        let tick_ops = (store.allocator().automove_mode() != 0).then(|| {
+            store
+                .allocator_mut()
+                .page_mover()
+                .map_or(100_000, |pm| pm.tick_ops())
+        });
         EngineTarget {
+            tick_ops,
+            ops_seen: 0,
+            timed: false,
+            clock: 0,
             alloc_name: alloc_name.to_string(),
             store,
             key: Vec::with_capacity(256),
@@ -121,6 +145,16 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
 
     #[inline]
     fn tick(&mut self, op: &Op) {
+        if let Some(per) = self.tick_ops {
+            self.timed |= op.time_us > 0;
+            self.clock = if self.timed {
+                op.time_us / 1_000_000
+            } else {
+                self.ops_seen / per
+            };
+            self.store.maintain(self.clock);
+            self.ops_seen += 1;
+        }
         if let Some(next) = self.next_expire_us {
             if op.time_us >= next {
                 let (mode, period) = self.expire;
@@ -132,9 +166,13 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
 
     #[inline]
     fn apply(&mut self, op: &Op) -> Result<(), TargetFailure> {
+        let now = if self.tick_ops.is_some() {
+            self.clock
+        } else {
+            op.time_us / 1_000_000
+        };
         let store = &mut self.store;
         let errors = &mut self.errors;
-        let now = op.time_us / 1_000_000;
         let key = &mut self.key;
         key.clear();
         op.key.write_to(key);

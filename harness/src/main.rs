@@ -131,6 +131,7 @@ fn slab_classes(
         sizes: slab_sizes
             .map(|s| s.iter().map(|v| size_arg("slab-sizes", v)).collect())
             .transpose()?,
+        automove: None,
     };
     let classes = config.classes().map_err(|e| e.to_string())?;
     Ok(match format {

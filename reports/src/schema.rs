@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod detail;
-pub use detail::{AllocatorDetail, LogDetail, RedisDetail, SlabClassDetail, SlabDetail};
+pub use detail::{AllocatorDetail, LogDetail, RedisDetail, SlabClassDetail, SlabDetail, SlabMoves};
 
 /// The schema version this crate writes and reads.
 pub const SCHEMA: u32 = 1;

@@ -17,7 +17,12 @@ pub(super) struct ChunkLink {
     pub(super) len: u32,
     /// Class index (0-based) of this chunk.
     pub(super) class: u32,
-    _rest: [u8; CHUNK_HEADER - 16],
+    /// The chunk before this one in the chain (null for the header chunk): the page mover
+    /// relinks a data chunk it copies, as memcached's `item_chunk.prev` lets it.
+    pub(super) prev: *mut u8,
+    /// The chain's header chunk (itself for the header chunk; memcached's `item_chunk.head`).
+    pub(super) head: *mut u8,
+    _rest: [u8; CHUNK_HEADER - 32],
 }
 
 const _: () = assert!(std::mem::size_of::<ChunkLink>() == CHUNK_HEADER);
@@ -52,9 +57,12 @@ impl<P: PageSource> Slab<P> {
                 next: ptr::null_mut(),
                 len: head as u32,
                 class: hdr_id as u32,
-                _rest: [0; CHUNK_HEADER - 16],
+                prev: ptr::null_mut(),
+                head: hdr.as_ptr(),
+                _rest: [0; CHUNK_HEADER - 32],
             })
         };
+        self.chunked.insert(hdr.as_ptr() as usize);
         let mut last = hdr;
         let mut allocated = self.classes[hdr_id].size as usize;
         let mut remain = size - head;
@@ -83,10 +91,13 @@ impl<P: PageSource> Slab<P> {
                     next: ptr::null_mut(),
                     len: len as u32,
                     class: id as u32,
-                    _rest: [0; CHUNK_HEADER - 16],
+                    prev: last.as_ptr(),
+                    head: hdr.as_ptr(),
+                    _rest: [0; CHUNK_HEADER - 32],
                 });
                 (*last.cast::<ChunkLink>().as_ptr()).next = chunk.as_ptr();
             }
+            self.chunked.insert(chunk.as_ptr() as usize);
             last = chunk;
             allocated += self.classes[id].size as usize;
             remain -= len;
@@ -113,6 +124,7 @@ impl<P: PageSource> Slab<P> {
             let link = unsafe { chunk.cast::<ChunkLink>().as_ptr().read() };
             let id = link.class as usize;
             freed += self.classes[id].size as usize;
+            self.chunked.remove(&(chunk.as_ptr() as usize));
             self.put_chunk(id, chunk, 0);
             cur = link.next;
         }

@@ -22,6 +22,39 @@ pub struct SlabConfig {
     /// Explicit chunk sizes (`-o slab_sizes=a-b-c`), replacing the computed ones.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub sizes: Option<Vec<usize>>,
+    /// The slab automover (`-o slab_automove=1|2`); `None` is `slab_automove=0`. memcached
+    /// 1.6.18 starts with mode 1; fraglab's `slab` starts with the automover off, so that a run
+    /// measures the allocator alone unless the spec asks for it (`slab:automove=1`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub automove: Option<AutomoveConfig>,
+}
+
+/// The slab automover's settings (memcached 1.6.18's `slab_automove*` options).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AutomoveConfig {
+    /// `slab_automove`: 1 moves pages by the window of tail ages (`slab_automove.c`), once a
+    /// second; 2 asks for a page on every eviction (`items.c`, `lru_pull_tail`).
+    pub mode: u8,
+    /// `slab_automove_ratio` (0.8): the youngest class's age must be under this share of the
+    /// oldest's.
+    pub ratio: f64,
+    /// `slab_automove_window` (30): seconds of history the automover averages.
+    pub window: u32,
+    /// How often the maintainer runs when the workload has no time (every op at time 0): once
+    /// every this many ops, each counting as one second. A workload with timestamps ticks once
+    /// per second of its own time instead.
+    pub tick_ops: u64,
+}
+
+impl Default for AutomoveConfig {
+    fn default() -> Self {
+        AutomoveConfig {
+            mode: 1,
+            ratio: 0.8,
+            window: 30,
+            tick_ops: 100_000,
+        }
+    }
 }
 
 impl Default for SlabConfig {
@@ -32,6 +65,7 @@ impl Default for SlabConfig {
             chunk_max: PAGE_SIZE / 2,
             item_max: PAGE_SIZE,
             sizes: None,
+            automove: None,
         }
     }
 }
@@ -118,6 +152,25 @@ impl SlabConfig {
                 "chunk_max ({}) must divide evenly into item_max ({})",
                 self.chunk_max, self.item_max
             ));
+        }
+        if let Some(a) = &self.automove {
+            if !(1..=2).contains(&a.mode) {
+                return err(format!("automove must be 0, 1 or 2 (got {})", a.mode));
+            }
+            // memcached's option parser: "slab_automove_ratio must be > 0 and < 1" (it
+            // accepts 1).
+            if a.ratio.is_nan() || a.ratio <= 0.0 || a.ratio > 1.0 {
+                return err(format!(
+                    "automove_ratio must be > 0 and at most 1 (got {})",
+                    a.ratio
+                ));
+            }
+            if a.window < 3 {
+                return err(format!("automove_window must be > 2 (got {})", a.window));
+            }
+            if a.tick_ops == 0 {
+                return err("tick_ops must be at least 1".into());
+            }
         }
         if let Some(sizes) = &self.sizes {
             if sizes.is_empty() {

@@ -51,22 +51,26 @@
 //!            ^ Block::ptr
 //! ```
 
+mod automove;
 mod chunked;
 mod classes;
+mod mover;
 mod rebalance;
 mod stats;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ptr::{self, NonNull};
 
 use crate::page::{MmapPages, PageSource};
 use crate::stats::{Detail, MemStats, Tally};
 pub use crate::stats::{SlabClassStats, SlabDetail};
-use crate::{AllocError, Allocator, Block, LimitKind};
+use crate::{AllocError, Allocator, Block, LimitKind, PageMover};
 
+pub use automove::ClassActivity;
 use chunked::ChunkLink;
-pub use classes::{ClassInfo, ConfigError, SlabConfig};
+pub use classes::{AutomoveConfig, ClassInfo, ConfigError, SlabConfig};
+pub use mover::{LiveChunk, MoveStats};
 pub use rebalance::{MoveError, PageInfo};
 
 /// memcached's slab page size (`slab_page_size`): 1 MiB, fixed.
@@ -87,6 +91,9 @@ struct Class {
     free: *mut u8,
     free_count: u64,
     pages: u32,
+    /// The class's pages in the order it got them (memcached's `slab_list`): the page mover
+    /// takes the first.
+    page_list: Vec<NonNull<u8>>,
     requested: u64,
 }
 
@@ -110,6 +117,17 @@ pub struct Slab<P: PageSource = MmapPages> {
     /// Set by `on_no_victim` when nothing in the tail's class could be evicted: the next
     /// chunked allocation's tail may take a full-size chunk instead.
     tail_fallback: bool,
+    /// Every chunk that belongs to a chunked item (header and data chunks): the page mover
+    /// tells them from plain items, as memcached reads `ITEM_CHUNKED`/`ITEM_CHUNK` flags.
+    chunked: HashSet<usize>,
+    /// The page move under way, if any.
+    reassign: Option<mover::Reassign>,
+    /// The page mover's counters.
+    moves: MoveStats,
+    /// The automover's window, with `automove=1`.
+    automover: Option<automove::Automover>,
+    /// `slabs_reassign_pick_any`'s round-robin position (a class index).
+    pick_cur: usize,
 }
 
 // SAFETY: the raw pointers in a `Slab` point only into pages the slab owns exclusively; nothing
@@ -147,9 +165,15 @@ impl<P: PageSource> Slab<P> {
                 free: ptr::null_mut(),
                 free_count: 0,
                 pages: 0,
+                page_list: Vec::new(),
                 requested: 0,
             })
             .collect();
+        let automover = config
+            .automove
+            .filter(|a| a.mode == 1)
+            .map(|a| automove::Automover::new(classes.len(), a.window, a.ratio));
+        let pick_cur = classes.len() - 1;
         let mut lookup = vec![0u8; config.chunk_max / CHUNK_ALIGN + 1];
         let mut id = 0usize;
         for (slot, entry) in lookup.iter_mut().enumerate() {
@@ -171,6 +195,11 @@ impl<P: PageSource> Slab<P> {
             tally: Tally::default(),
             tail_waiting: None,
             tail_fallback: false,
+            chunked: HashSet::new(),
+            reassign: None,
+            moves: MoveStats::default(),
+            automover,
+            pick_cur,
         })
     }
 
@@ -224,6 +253,13 @@ impl<P: PageSource> Slab<P> {
     fn put_chunk(&mut self, id: usize, chunk: NonNull<u8>, requested: usize) {
         let class = &mut self.classes[id];
         class.requested -= requested as u64;
+        if let Some(m) = &mut self.reassign {
+            // A chunk of the page being moved stays off the free list (memcached marks it
+            // `ITEM_SLABBED|ITEM_FETCHED`: cleared for the move).
+            if m.absorb(chunk.as_ptr()) {
+                return;
+            }
+        }
         Self::push_free(class, chunk.as_ptr());
     }
 
@@ -267,6 +303,7 @@ impl<P: PageSource> Slab<P> {
         self.pages.insert(page.as_ptr() as usize, Some(id as u8));
         let class = &mut self.classes[id];
         class.pages += 1;
+        class.page_list.push(page);
         let size = class.size as usize;
         for i in 0..class.chunks_per_page as usize {
             // SAFETY: `i * size < chunks_per_page * size <= PAGE_SIZE`, so the chunk is in the
@@ -502,5 +539,13 @@ impl<P: PageSource> Allocator for Slab<P> {
 
     fn library_version(&self) -> Option<String> {
         Some("memcached 1.6.18 model".to_string())
+    }
+
+    fn page_mover(&mut self) -> Option<&mut dyn PageMover> {
+        Some(self)
+    }
+
+    fn automove_mode(&self) -> u8 {
+        PageMover::automove_mode(self)
     }
 }

@@ -19,6 +19,21 @@ pub enum MoveError {
     /// Source and destination are the same class.
     #[error("cannot move a page from class {0} to itself")]
     SameClass(u32),
+    /// The source class has fewer than 2 pages (memcached's `NOSPARE`).
+    #[error("class {0} has no spare page to move (it needs at least 2)")]
+    NoSpare(u32),
+    /// A page move is already under way (memcached's `RUNNING`).
+    #[error("a page move is already under way")]
+    Running,
+    /// No page move is under way.
+    #[error("no page move is under way")]
+    NotStarted,
+    /// The class has no free chunk outside the moving page to rescue an item into.
+    #[error("class {0} has no free chunk to rescue an item into")]
+    NoMemory(u32),
+    /// Chunks of the moving page still hold live items.
+    #[error("{0} chunks of the moving page still hold live items")]
+    LiveChunks(usize),
 }
 
 /// A page as the rebalancer sees it.
@@ -66,7 +81,7 @@ impl<P: PageSource> Slab<P> {
             .collect())
     }
 
-    fn check_class(&self, class: u32) -> Result<usize, MoveError> {
+    pub(super) fn check_class(&self, class: u32) -> Result<usize, MoveError> {
         if class == 0 || class as usize > self.classes.len() {
             return Err(MoveError::NoSuchClass(class));
         }
@@ -112,6 +127,7 @@ impl<P: PageSource> Slab<P> {
             Self::push_free(class, chunk);
         }
         class.pages -= 1;
+        class.page_list.retain(|&p| p != page);
         match dst {
             Some(dst) => {
                 // SAFETY: the page is ours and no chunk of it is in use or on a free list; zero

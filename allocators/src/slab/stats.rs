@@ -35,6 +35,8 @@ impl<P: PageSource> Slab<P> {
             pages_past_limit: self.pages_past_limit,
             page_source: self.source.name().to_string(),
             classes: self.class_stats(),
+            automove: self.config.automove.map_or(0, |a| a.mode),
+            moves: self.moves,
         }
     }
 }

@@ -139,6 +139,7 @@ impl Layout for Compact {
     const KIND: LayoutKind = LayoutKind::Compact;
     type Handle = NonNull<u8>;
     const FOLLOWS_MOVES: bool = true;
+    const BLOCK_HANDLES: bool = true;
 
     fn new(opts: LayoutOptions) -> Self {
         Compact {
@@ -327,6 +328,10 @@ impl Layout for Compact {
 
     fn handles(&self) -> Vec<NonNull<u8>> {
         self.table.entries().collect()
+    }
+
+    fn handle_at_block(&self, block: NonNull<u8>) -> NonNull<u8> {
+        block
     }
 
     fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>) -> (NonNull<u8>, NonNull<u8>) {

@@ -255,6 +255,7 @@ impl Layout for Memcached {
     const KIND: LayoutKind = LayoutKind::Memcached;
     type Handle = NonNull<u8>;
     const FOLLOWS_MOVES: bool = true;
+    const BLOCK_HANDLES: bool = true;
 
     fn new(_opts: LayoutOptions) -> Self {
         Memcached {
@@ -457,6 +458,10 @@ impl Layout for Memcached {
             }
         }
         out
+    }
+
+    fn handle_at_block(&self, block: NonNull<u8>) -> NonNull<u8> {
+        block
     }
 
     fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>) -> (NonNull<u8>, NonNull<u8>) {

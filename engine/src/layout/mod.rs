@@ -224,6 +224,10 @@ pub trait Layout: Sized {
     /// Whether the layout evicts by itself, segments at a time (Segcache's merge), instead of
     /// the store's policy picking keys ([`evict_begin`](Layout::evict_begin)).
     const EVICTS_SEGMENTS: bool = false;
+    /// Whether a key's handle is the block the allocator returned for it
+    /// ([`handle_at_block`](Layout::handle_at_block)), so that a page mover that finds a live
+    /// block in a page can drop or re-point the key (the memcached and compact layouts).
+    const BLOCK_HANDLES: bool = false;
 
     /// An empty layout.
     fn new(opts: LayoutOptions) -> Self;
@@ -367,6 +371,13 @@ pub trait Layout: Sized {
         unreachable!(
             "the store never runs a moving allocator under a layout that does not follow moves"
         )
+    }
+
+    /// The key whose item is the block at `block` (as the allocator returned it). Called only
+    /// for layouts with [`BLOCK_HANDLES`](Layout::BLOCK_HANDLES), on live blocks.
+    fn handle_at_block(&self, block: NonNull<u8>) -> Self::Handle {
+        let _ = block;
+        unreachable!("the store never moves pages under a layout without block handles")
     }
 
     /// The aggregate type a key holds, `None` for a string. By default (the blob layouts),

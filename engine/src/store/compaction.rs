@@ -11,11 +11,22 @@ use crate::layout::Layout;
 use crate::list::Lists;
 
 /// The store's answer to a move: the layout's index and the lists follow the block.
-struct Mover<'a, L: Layout> {
+pub(super) struct Mover<'a, L: Layout> {
     layout: &'a mut L,
     lists: Option<&'a mut Lists>,
     /// The blocks of the key a write holds (start, length): they must not move.
     pinned: Vec<(usize, usize)>,
+}
+
+impl<'a, L: Layout> Mover<'a, L> {
+    /// A mover that pins nothing (the slab's page mover runs between commands).
+    pub(super) fn new(layout: &'a mut L, lists: Option<&'a mut Lists>) -> Self {
+        Mover {
+            layout,
+            lists,
+            pinned: Vec::new(),
+        }
+    }
 }
 
 impl<L: Layout> Relocate for Mover<'_, L> {

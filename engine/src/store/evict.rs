@@ -69,6 +69,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                         if self.alloc.on_no_victim(size) {
                             continue;
                         }
+                        self.note_class_oom(size);
                         self.counters.oom_errors += 1;
                         return Err(CmdError::OutOfMemory);
                     }
@@ -165,6 +166,12 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         };
         match victim {
             Some(h) => {
+                if self.maintainer.is_some() {
+                    let class = self
+                        .alloc
+                        .size_class(self.layout.alloc_size(&self.alloc, h));
+                    self.note_class_eviction(class);
+                }
                 self.remove(h);
                 self.counters.evictions += 1;
                 true

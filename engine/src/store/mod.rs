@@ -10,6 +10,7 @@ mod commands;
 mod compaction;
 mod evict;
 mod expire;
+mod pages;
 
 use fraglab_allocators::{AllocError, Allocator, LimitKind, MemStats};
 
@@ -22,6 +23,7 @@ use crate::util::Rng;
 
 pub use aggregate::{AggBook, AggCount};
 use evict::Candidate;
+pub use pages::ReassignError;
 
 /// memcached's `KEY_MAX_LENGTH`, applied by the memcached and compact layouts.
 pub const KEY_MAX: usize = 250;
@@ -157,6 +159,8 @@ pub struct Store<A: Allocator, L: Layout> {
     item_max: usize,
     agg_config: AggConfig,
     aggs: AggBook,
+    /// The slab automover's counters and clock, when the allocator has an automover.
+    maintainer: Option<pages::Maintainer>,
 }
 
 /// A combination the store cannot run.
@@ -170,6 +174,9 @@ pub enum Unsupported {
         /// The layout.
         layout: LayoutKind,
     },
+    /// The slab automover under a layout or policy it cannot work with.
+    #[error("{0}")]
+    Automove(&'static str),
     /// An allocator that moves blocks under a layout whose keys are several blocks pointing at
     /// each other.
     #[error("the {alloc} allocator moves live blocks (its cleaner), and the {layout} layout cannot follow a move (a key is several blocks that point at each other); use the compact or memcached layout")]
@@ -206,6 +213,15 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         let lists = policy.needs_links().then(|| Lists::new(0));
         let lists_per_class = policy == Policy::SlabLru
             || (alloc.limit().is_some() && alloc.limit_kind() == LimitKind::Pages);
+        pages::check_automove::<A, L>(&alloc, lists_per_class && policy.needs_links())
+            .map_err(Unsupported::Automove)?;
+        let mut alloc = alloc;
+        let maintainer = match alloc.automove_mode() {
+            0 => None,
+            mode => alloc
+                .page_mover()
+                .map(|pm| pages::Maintainer::new(mode, pm.class_count())),
+        };
         Ok(Store {
             alloc,
             layout,
@@ -219,6 +235,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             item_max: config.item_max,
             agg_config: config.agg,
             aggs: AggBook::default(),
+            maintainer,
         })
     }
 

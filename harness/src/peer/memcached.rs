@@ -6,7 +6,9 @@ use std::io;
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::Policy;
-use fraglab_reports::{AllocatorDetail, Memory, ServerInfo, SlabClassDetail, SlabDetail};
+use fraglab_reports::{
+    AllocatorDetail, Memory, ServerInfo, SlabClassDetail, SlabDetail, SlabMoves,
+};
 use fraglab_workloads::Op;
 
 use super::conn::Conn;
@@ -278,6 +280,7 @@ impl Peer for MemcachedPeer {
                 .filter(|(_, c)| c.total_pages > 0)
                 .map(|(id, c)| SlabClassDetail { class: id, ..c })
                 .collect(),
+            moves: self.moves(),
         }
         .into()
     }
@@ -293,6 +296,27 @@ impl Peer for MemcachedPeer {
             args: self.server.command.clone(),
             config: self.settings.clone(),
         }
+    }
+}
+
+impl MemcachedPeer {
+    /// The page mover's counters from `stats`, when the automover is on or a page moved (the
+    /// engine's model writes them on the same condition).
+    fn moves(&self) -> Option<SlabMoves> {
+        let s = &self.last.stats;
+        let automove = self
+            .settings
+            .get("slab_automove")
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(0);
+        let moved = num(s, "slabs_moved");
+        (automove != 0 || moved > 0).then(|| SlabMoves {
+            slab_automove: automove,
+            slabs_moved: moved,
+            slab_reassign_rescues: num(s, "slab_reassign_rescues"),
+            slab_reassign_chunk_rescues: num(s, "slab_reassign_chunk_rescues"),
+            slab_reassign_evictions_nomem: num(s, "slab_reassign_evictions_nomem"),
+        })
     }
 }
 

@@ -43,6 +43,25 @@ pub struct SlabDetail {
     pub pages_past_limit: Option<u64>,
     /// Every class that holds pages, in class order.
     pub classes: Vec<SlabClassDetail>,
+    /// Page moves between classes (the automover, `slabs reassign`); absent when the
+    /// automover is off and no page moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moves: Option<SlabMoves>,
+}
+
+/// The slab page mover's figures, in memcached's `stats` names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlabMoves {
+    /// `slab_automove`: 0 off, 1 by the window of tail ages, 2 on every eviction.
+    pub slab_automove: u8,
+    /// `slabs_moved`: pages moved.
+    pub slabs_moved: u64,
+    /// `slab_reassign_rescues`: items copied out of a moving page.
+    pub slab_reassign_rescues: u64,
+    /// `slab_reassign_chunk_rescues`: chunks of large items copied out of a moving page.
+    pub slab_reassign_chunk_rescues: u64,
+    /// `slab_reassign_evictions_nomem`: items evicted because their class had no free chunk.
+    pub slab_reassign_evictions_nomem: u64,
 }
 
 /// One slab class, in memcached's `stats slabs` and `stats items` names.
