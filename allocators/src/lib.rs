@@ -166,11 +166,9 @@ pub trait PageMover {
     /// The live block a chunk of the moving page belongs to, or `None` once it is cleared.
     fn block(&self, chunk: &slab::LiveChunk) -> Option<NonNull<u8>>;
 
-    /// Copies a chunk out of the moving page: `Some((old, new))` when its block moved.
-    fn rescue(
-        &mut self,
-        chunk: &slab::LiveChunk,
-    ) -> Result<Option<(NonNull<u8>, NonNull<u8>)>, slab::MoveError>;
+    /// Copies a chunk out of the moving page: `Some` when its block moved.
+    fn rescue(&mut self, chunk: &slab::LiveChunk)
+        -> Result<Option<slab::Rescued>, slab::MoveError>;
 
     /// Finishes the move once every chunk is cleared.
     fn finish(&mut self) -> Result<NonNull<u8>, slab::MoveError>;

@@ -70,7 +70,7 @@ use crate::{AllocError, Allocator, Block, LimitKind, PageMover};
 pub use automove::ClassActivity;
 use chunked::ChunkLink;
 pub use classes::{AutomoveConfig, ClassInfo, ConfigError, SlabConfig};
-pub use mover::{LiveChunk, MoveStats};
+pub use mover::{LiveChunk, MoveStats, Rescued};
 pub use rebalance::{MoveError, PageInfo};
 
 /// memcached's slab page size (`slab_page_size`): 1 MiB, fixed.

@@ -43,6 +43,15 @@ pub struct MoveStats {
     pub evictions_nomem: u64,
 }
 
+/// An item's block that the page mover copied: the owner points its references at `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rescued {
+    /// Where the block was (no longer to be read).
+    pub from: NonNull<u8>,
+    /// Where it is now, with the same bytes.
+    pub to: NonNull<u8>,
+}
+
 /// A chunk of the moving page that held live data when the move started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LiveChunk {
@@ -157,14 +166,11 @@ impl<P: PageSource> Slab<P> {
     }
 
     /// Copies a live chunk of the moving page into a free chunk of its class outside the page
-    /// (never a new page). Returns `Ok(Some((old, new)))` when the item's block moved (a plain
+    /// (never a new page). Returns `Ok(Some(Rescued { from, to }))` when the item's block moved (a plain
     /// item or a chunked item's header chunk: the caller points its references at `new`),
     /// `Ok(None)` when a data chunk of a chunked item moved (its block is where it was), and
     /// `Err(MoveError::NoMemory)` when the class has no free chunk: the caller evicts the item.
-    pub fn reassign_rescue(
-        &mut self,
-        chunk: &LiveChunk,
-    ) -> Result<Option<(NonNull<u8>, NonNull<u8>)>, MoveError> {
+    pub fn reassign_rescue(&mut self, chunk: &LiveChunk) -> Result<Option<Rescued>, MoveError> {
         let Some(block) = self.reassign_block(chunk) else {
             return Ok(None);
         };
@@ -235,7 +241,10 @@ impl<P: PageSource> Slab<P> {
         // SAFETY: the block starts `offset` bytes into its chunk (0, or the 48-byte link of a
         // header chunk), and the new chunk has the same layout.
         let new_block = unsafe { NonNull::new_unchecked(new.add(offset)) };
-        Ok(Some((block, new_block)))
+        Ok(Some(Rescued {
+            from: block,
+            to: new_block,
+        }))
     }
 
     /// Finishes the move once every chunk of the page is cleared; returns the page.
@@ -337,10 +346,7 @@ impl<P: PageSource> PageMover for Slab<P> {
         self.reassign_block(chunk)
     }
 
-    fn rescue(
-        &mut self,
-        chunk: &LiveChunk,
-    ) -> Result<Option<(NonNull<u8>, NonNull<u8>)>, MoveError> {
+    fn rescue(&mut self, chunk: &LiveChunk) -> Result<Option<Rescued>, MoveError> {
         self.reassign_rescue(chunk)
     }
 

@@ -188,9 +188,9 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                 break;
             };
             match pm.rescue(chunk) {
-                Ok(Some((from, to))) => {
+                Ok(Some(r)) => {
                     let mut mover = Mover::new(&mut self.layout, self.lists.as_mut());
-                    mover.relocated(from, to, 0);
+                    mover.relocated(r.from, r.to, 0);
                 }
                 Ok(None) => {}
                 Err(_) => {
