@@ -8,6 +8,7 @@ mod access;
 mod aggregate;
 mod commands;
 mod compaction;
+mod defrag;
 mod evict;
 mod expire;
 
@@ -157,6 +158,8 @@ pub struct Store<A: Allocator, L: Layout> {
     item_max: usize,
     agg_config: AggConfig,
     aggs: AggBook,
+    /// Active defrag's scan state (`store/defrag.rs`).
+    defrag: defrag::DefragState,
 }
 
 /// A combination the store cannot run.
@@ -219,6 +222,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             item_max: config.item_max,
             agg_config: config.agg,
             aggs: AggBook::default(),
+            defrag: defrag::DefragState::default(),
         })
     }
 
