@@ -189,6 +189,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn defrag_is_refused_without_jemalloc_s_hint() {
+        for alloc in ["slab", "glibc", "mimalloc", "zmalloc:backend=glibc"] {
+            let spec: AllocSpec = alloc.parse().unwrap();
+            let e = check_defrag(&spec, LayoutKind::Redis, TargetKind::Engine).unwrap_err();
+            assert!(
+                e.contains("--defrag needs jemalloc or zmalloc:backend=jemalloc"),
+                "{e}"
+            );
+            assert!(e.contains("utilization hint"), "{e}");
+        }
+        for alloc in ["jemalloc", "zmalloc:backend=jemalloc,prefix=0"] {
+            let spec: AllocSpec = alloc.parse().unwrap();
+            check_defrag(&spec, LayoutKind::Redis, TargetKind::Engine).unwrap();
+        }
+    }
+
+    #[test]
+    fn defrag_settings_parse_with_redis_defaults() {
+        assert_eq!(parse_defrag("on").unwrap(), DefragConfig::default());
+        let c = parse_defrag("ignore-bytes=2m,threshold-lower=5,cycle-max=75").unwrap();
+        assert_eq!(
+            (c.ignore_bytes, c.threshold_lower, c.cycle_max),
+            (2 << 20, 5, 75)
+        );
+        assert_eq!(
+            (c.threshold_upper, c.cycle_min, c.max_scan_fields),
+            (100, 1, 1000)
+        );
+        for (bad, key) in [
+            ("cycle-min=101", "cycle-min"),
+            ("ignore-bytes=lots", "ignore-bytes"),
+            ("threshold-lower=100", "threshold-lower"),
+            ("speed=3", "speed"),
+            ("max-scan-fields=0", "max-scan-fields"),
+        ] {
+            let e = parse_defrag(bad).unwrap_err();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn targets_parse_and_print() {
         for t in TargetKind::ALL {
             assert_eq!(t.to_string().parse::<TargetKind>().unwrap(), t);

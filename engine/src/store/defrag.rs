@@ -7,9 +7,11 @@
 //!   `cycle-max` ([`DefragConfig::cpu_pct`]); during a scan the share may rise, never fall;
 //! - every tick of a running scan gets `cpu_pct` percent of the tick's 100 ms, which the model
 //!   spends as [`KEYS_PER_CPU_MS`] keys per millisecond, scanning from a persistent cursor;
-//! - when the scan completes, `computeDefragCycles` runs again at once, and a new scan starts
-//!   in the same tick if it finds the fragmentation still above the thresholds and budget is
-//!   left (Redis: "if another scan is needed, start it right away").
+//! - when the scan completes the tick ends, and the next tick runs `computeDefragCycles`
+//!   (whatever the one-second period) to decide whether another scan starts. Redis 7.0 decides
+//!   at once and may start the next scan in the same tick while its time limit lasts; the
+//!   model waits for the next tick so that a scan of a tiny or empty keyspace, which costs no
+//!   keys, cannot be restarted without end within one tick's budget.
 //!
 //! The redis layout moves its own blocks ([`Layout::defrag_step`]); a layout of one block per
 //! key that follows moves (compact) gives keys ([`Layout::scan_keys`]) and the store moves each
@@ -34,6 +36,8 @@ pub(super) struct DefragState {
     cursor: u64,
     /// Cron ticks seen (`cronloops`).
     ticks: u64,
+    /// A scan completed: the next tick decides whether another starts.
+    decide_next: bool,
 }
 
 impl<A: Allocator, L: Layout> Store<A, L> {
@@ -70,7 +74,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     pub fn defrag_cycle(&mut self, cfg: &DefragConfig) -> u64 {
         let tick = self.defrag.ticks;
         self.defrag.ticks += 1;
-        if tick.is_multiple_of(HZ) {
+        if tick % HZ == 0 || std::mem::take(&mut self.defrag.decide_next) {
             self.compute_defrag_cycles(cfg);
         }
         if self.defrag.running == 0 {
@@ -92,10 +96,8 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             if next == 0 {
                 self.counters.defrag.scans_completed += 1;
                 self.defrag.running = 0;
-                self.compute_defrag_cycles(cfg);
-                if self.defrag.running == 0 {
-                    break;
-                }
+                self.defrag.decide_next = true;
+                break;
             }
         }
         visited
