@@ -9,6 +9,7 @@
 
 use std::ptr::NonNull;
 
+use crate::defrag::DefragInfo;
 use crate::stats::{Detail, MemStats, Tally};
 use crate::{AllocError, Allocator, Block, LimitKind};
 
@@ -56,6 +57,19 @@ pub trait RawHeap {
     fn detail(&self) -> Detail;
     /// The library's version.
     fn version(&self) -> Option<String>;
+    /// Active defrag's figures, refreshing what the hint reads (`crate::defrag`); `None` for a
+    /// library without the defrag hint.
+    fn defrag_refresh(&mut self) -> Option<DefragInfo> {
+        None
+    }
+    /// The defrag hint for a live block.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this heap.
+    unsafe fn defrag_hint(&mut self, ptr: NonNull<u8>) -> bool {
+        let _ = ptr;
+        false
+    }
 }
 
 /// A [`RawHeap`] under fraglab's accounting. See the [module docs](self).
@@ -193,5 +207,14 @@ impl<H: RawHeap> Allocator for MallocHeap<H> {
 
     fn library_version(&self) -> Option<String> {
         self.raw.version()
+    }
+
+    fn defrag_info(&mut self) -> Option<DefragInfo> {
+        self.raw.defrag_refresh()
+    }
+
+    unsafe fn defrag_hint(&mut self, ptr: NonNull<u8>, _size: usize) -> bool {
+        // SAFETY: the caller's promise is passed on.
+        unsafe { self.raw.defrag_hint(ptr) }
     }
 }

@@ -13,6 +13,7 @@ use std::ptr::NonNull;
 use tikv_jemalloc_ctl::raw;
 use tikv_jemalloc_sys as sys;
 
+use crate::defrag::{hint_rule, DefragInfo, SlabUtil};
 use crate::heap::{MallocHeap, RawHeap};
 use crate::stats::Detail;
 pub use crate::stats::JemallocDetail;
@@ -31,6 +32,33 @@ pub struct JemallocRaw {
     arena: u32,
     flags: i32,
     page_size: u64,
+    /// The defrag hint's tables, built on the first [`RawHeap::defrag_refresh`].
+    defrag: Option<BinTables>,
+}
+
+/// What the defrag hint needs besides the per-pointer query: the mib of
+/// `experimental.utilization.query`, each small bin's region size, and each bin's
+/// `nonfull_slabs` as of the last refresh (`crate::defrag`).
+#[derive(Debug)]
+struct BinTables {
+    query_mib: [usize; 3],
+    /// Region size per bin index (`arenas.bin.<j>.size`), ascending.
+    reg_size: Vec<u64>,
+    /// `stats.arenas.<arena>.bins.<j>.nonfull_slabs` at the last refresh.
+    nonfull: Vec<u64>,
+}
+
+/// `inspect_extent_util_stats_verbose_t` (jemalloc 5.3's `include/jemalloc/internal/
+/// inspect.h`), the output of `experimental.utilization.query`.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+struct UtilQuery {
+    slabcur_addr: usize,
+    nfree: usize,
+    nregs: usize,
+    size: usize,
+    bin_nfree: usize,
+    bin_nregs: usize,
 }
 
 /// Reads a `size_t` statistic (every `stats.arenas.<i>.*` figure used here is one).
@@ -64,6 +92,7 @@ impl Jemalloc {
             arena,
             flags: sys::MALLOCX_ARENA(arena as usize) | sys::MALLOCX_TCACHE_NONE,
             page_size,
+            defrag: None,
         }))
     }
 }
@@ -81,6 +110,44 @@ impl JemallocRaw {
 
     fn arena_stat(&self, name: &str) -> u64 {
         read_size_stat(&format!("stats.arenas.{}.{name}", self.arena))
+    }
+
+    /// The bin tables, built once: `None` when this jemalloc lacks the query.
+    fn bin_tables() -> Option<BinTables> {
+        let mut query_mib = [0usize; 3];
+        raw::name_to_mib(b"experimental.utilization.query\0", &mut query_mib).ok()?;
+        // SAFETY: `arenas.nbins` is an `unsigned`.
+        let nbins: u32 = unsafe { raw::read(b"arenas.nbins\0") }.ok()?;
+        let reg_size = (0..nbins)
+            .map(|j| read_size_stat(&format!("arenas.bin.{j}.size")))
+            .collect();
+        Some(BinTables {
+            query_mib,
+            reg_size,
+            nonfull: vec![0; nbins as usize],
+        })
+    }
+
+    /// `experimental.utilization.query` for `ptr`.
+    fn query(mib: &[usize; 3], ptr: *const u8) -> UtilQuery {
+        let mut out = UtilQuery::default();
+        let mut out_len = std::mem::size_of::<UtilQuery>();
+        let mut input = ptr;
+        // SAFETY: the mallctl writes one `inspect_extent_util_stats_verbose_t` (whose layout
+        // `UtilQuery` repeats, and whose size it checks against `out_len`) and reads one
+        // pointer from `input`; it only looks the pointer up in jemalloc's extent map, which
+        // is sound for any address of a live extent.
+        unsafe {
+            sys::mallctlbymib(
+                mib.as_ptr(),
+                mib.len(),
+                (&mut out as *mut UtilQuery).cast(),
+                &mut out_len,
+                (&mut input as *mut *const u8).cast(),
+                std::mem::size_of::<*const u8>(),
+            );
+        }
+        out
     }
 }
 
@@ -159,5 +226,54 @@ impl RawHeap for JemallocRaw {
 
     fn version(&self) -> Option<String> {
         Some(format!("jemalloc {}", version()))
+    }
+
+    fn defrag_refresh(&mut self) -> Option<DefragInfo> {
+        if self.defrag.is_none() {
+            self.defrag = Some(Self::bin_tables()?);
+        }
+        Self::refresh();
+        let arena = self.arena;
+        let tables = self.defrag.as_mut()?;
+        for (j, n) in tables.nonfull.iter_mut().enumerate() {
+            *n = read_size_stat(&format!("stats.arenas.{arena}.bins.{j}.nonfull_slabs"));
+        }
+        Some(DefragInfo {
+            active: self.arena_stat("pactive") * self.page_size,
+            allocated: self.arena_stat("small.allocated") + self.arena_stat("large.allocated"),
+        })
+    }
+
+    unsafe fn defrag_hint(&mut self, ptr: NonNull<u8>) -> bool {
+        let Some(tables) = &self.defrag else {
+            return false;
+        };
+        let q = Self::query(&tables.query_mib, ptr.as_ptr());
+        if q.nregs <= 1 || q.bin_nregs == 0 {
+            return false;
+        }
+        let reg = (q.size / q.nregs) as u64;
+        let Ok(bin) = tables.reg_size.binary_search(&reg) else {
+            return false;
+        };
+        let addr = ptr.as_ptr() as usize;
+        let has_slabcur = q.slabcur_addr != 0;
+        let in_slabcur = has_slabcur && addr >= q.slabcur_addr && addr < q.slabcur_addr + q.size;
+        let slabcur_nfree = if has_slabcur {
+            Self::query(&tables.query_mib, q.slabcur_addr as *const u8).nfree as u64
+        } else {
+            0
+        };
+        hint_rule(&SlabUtil {
+            nfree: q.nfree as u64,
+            nregs: q.nregs as u64,
+            size: q.size as u64,
+            bin_nfree: q.bin_nfree as u64,
+            bin_nregs: q.bin_nregs as u64,
+            in_slabcur,
+            has_slabcur,
+            slabcur_nfree,
+            nonfull_slabs: tables.nonfull[bin],
+        })
     }
 }

@@ -40,6 +40,7 @@
 use std::ptr::NonNull;
 
 pub mod bump;
+pub mod defrag;
 pub mod glibc;
 pub mod heap;
 pub mod jemalloc;
@@ -51,6 +52,7 @@ pub mod spec;
 mod stats;
 pub mod zmalloc;
 
+pub use defrag::DefragInfo;
 pub use spec::{AllocSpec, AllocSpecError, WithAllocator};
 pub use stats::{AllocCounters, Detail, MemStats};
 
@@ -324,6 +326,43 @@ pub trait Allocator {
     fn on_no_victim(&mut self, size: usize) -> bool {
         let _ = size;
         false
+    }
+
+    /// Redis's active defrag: the allocator's active and allocated bytes, refreshing what
+    /// [`defrag_hint`](Allocator::defrag_hint) reads ([`defrag`]). `None` (the default): the
+    /// allocator gives no per-pointer hint, so active defrag cannot run over it. jemalloc and
+    /// zmalloc over jemalloc answer.
+    fn defrag_info(&mut self) -> Option<DefragInfo> {
+        None
+    }
+
+    /// Whether the live block at `ptr` should move to defragment (Redis's
+    /// `je_get_defrag_hint`, [`defrag`]). The default: never.
+    ///
+    /// # Safety
+    /// `ptr` must be a live block of this allocator requested with `size` bytes.
+    unsafe fn defrag_hint(&mut self, ptr: NonNull<u8>, size: usize) -> bool {
+        let _ = (ptr, size);
+        false
+    }
+
+    /// Moves a live block as Redis's `activeDefragAlloc` does: allocates the same size
+    /// (bypassing the thread cache: fraglab's jemalloc arena has none), copies the bytes,
+    /// frees the old block. Returns the new block, or `None` (the old block untouched) when
+    /// the allocation is refused. The caller fixes every reference to the block.
+    ///
+    /// # Safety
+    /// `ptr` must be a live contiguous block of this allocator requested with `size` bytes;
+    /// on `Some` it must not be used again.
+    unsafe fn defrag_move(&mut self, ptr: NonNull<u8>, size: usize) -> Option<NonNull<u8>> {
+        let new = self.alloc(size).ok()?.ptr;
+        // SAFETY: both blocks hold at least `size` bytes and are distinct live blocks; the
+        // old one is freed once, with its requested size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), size);
+            self.free(ptr, size);
+        }
+        Some(new)
     }
 }
 

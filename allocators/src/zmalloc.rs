@@ -24,6 +24,7 @@
 
 use std::ptr::NonNull;
 
+use crate::defrag::DefragInfo;
 use crate::heap::MallocBackend;
 pub use crate::stats::ZmallocDetail;
 use crate::stats::{AllocCounters, Detail, MemStats};
@@ -289,6 +290,25 @@ impl<B: MallocBackend> Allocator for Zmalloc<B> {
 
     fn library_version(&self) -> Option<String> {
         self.backend.library_version()
+    }
+
+    fn defrag_info(&mut self) -> Option<DefragInfo> {
+        // The backend's own figures: Redis's frag% is jemalloc's active / allocated, not
+        // `used_memory`.
+        self.backend.defrag_info()
+    }
+
+    unsafe fn defrag_hint(&mut self, ptr: NonNull<u8>, size: usize) -> bool {
+        // SAFETY: the caller promises `ptr` is live with `size` bytes; the backend block
+        // starts 8 bytes earlier in prefix mode, and jemalloc is asked about its start.
+        unsafe {
+            if self.prefix {
+                self.backend
+                    .defrag_hint(ptr.sub(PREFIX_SIZE), size + PREFIX_SIZE)
+            } else {
+                self.backend.defrag_hint(ptr, size)
+            }
+        }
     }
 }
 

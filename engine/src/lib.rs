@@ -43,6 +43,7 @@
 //! ```
 
 pub mod agg;
+pub mod defrag;
 pub mod layout;
 mod list;
 mod policy;

@@ -29,6 +29,8 @@ pub struct StoreCounters {
     pub oom_errors: u64,
     /// FLUSH calls.
     pub flushes: u64,
+    /// Active defrag's counters (Redis's `active_defrag_*`; `crate::defrag`).
+    pub defrag: crate::defrag::DefragCounters,
 }
 
 /// A snapshot of the store.

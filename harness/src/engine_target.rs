@@ -76,6 +76,9 @@ pub struct EngineTarget<A: Allocator, L: Layout> {
     timed: bool,
     /// With the automover on, the current op's time in seconds (set by `tick`).
     clock: u64,
+    /// Active defrag (`--defrag`): its settings and the next 100 ms boundary of logical time
+    /// at which Redis's cron runs its cycle (`hz 10`).
+    defrag: Option<(fraglab_engine::defrag::DefragConfig, u64)>,
 }
 
 impl<A: Allocator, L: Layout> std::fmt::Debug for EngineTarget<A, L> {
@@ -124,7 +127,31 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
             } else {
                 (ActiveExpire::Sample, 100_000)
             },
+            defrag: None,
         }
+    }
+
+    /// Runs Redis's active defrag cycle every 100 ms of logical time, with `cfg`
+    /// (`Store::defrag_cycle`).
+    pub fn with_defrag(mut self, cfg: Option<fraglab_engine::defrag::DefragConfig>) -> Self {
+        self.defrag = cfg.map(|c| (c, 100_000));
+        self
+    }
+
+    /// The `defrag` section of the result: the store's counters.
+    fn defrag_stats(&self) -> Option<fraglab_reports::DefragStats> {
+        self.defrag.as_ref()?;
+        let d = self.store.stats().counters.defrag;
+        Some(fraglab_reports::DefragStats {
+            active_defrag_hits: d.active_defrag_hits,
+            active_defrag_misses: d.active_defrag_misses,
+            active_defrag_key_hits: d.active_defrag_key_hits,
+            active_defrag_key_misses: d.active_defrag_key_misses,
+            bytes_moved: d.bytes_moved,
+            defrag_cycles: d.defrag_cycles,
+            scans_completed: d.scans_completed,
+            skipped_blocks: d.skipped_blocks,
+        })
     }
 
     #[inline]
@@ -160,6 +187,13 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
                 let (mode, period) = self.expire;
                 self.store.active_expire(op.time_us / 1_000_000, mode);
                 self.next_expire_us = Some((op.time_us / period + 1) * period);
+            }
+        }
+        if let Some((cfg, next)) = &mut self.defrag {
+            if op.time_us >= *next {
+                *next = (op.time_us / 100_000 + 1) * 100_000;
+                let cfg = *cfg;
+                self.store.defrag_cycle(&cfg);
             }
         }
     }
@@ -292,6 +326,7 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
                 .collect(),
             allocator_detail: crate::detail::allocator_detail(&mem.detail),
             aggregates: aggregates(&self.store),
+            defrag: self.defrag_stats(),
             ..TargetEnd::default()
         };
         if let Some(v) = self.store.allocator().library_version() {

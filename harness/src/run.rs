@@ -21,13 +21,15 @@ struct EngineReplay<'a> {
     layout: LayoutKind,
     values: ValueBytes,
     alloc_name: &'a str,
+    defrag: Option<fraglab_engine::defrag::DefragConfig>,
 }
 
 impl WithStore for EngineReplay<'_> {
     type Output = Replayed;
 
     fn run<A: Allocator, L: Layout>(self, store: Store<A, L>) -> Replayed {
-        let target = EngineTarget::new(store, self.layout, self.values, self.alloc_name);
+        let target = EngineTarget::new(store, self.layout, self.values, self.alloc_name)
+            .with_defrag(self.defrag);
         drive(target, self.stream, self.opts)
     }
 }
@@ -65,6 +67,7 @@ pub fn run(
                 layout: spec.layout,
                 values: spec.values,
                 alloc_name: spec.alloc.name(),
+                defrag: spec.defrag,
             };
             with_store(&spec.alloc, spec.layout, spec.memory, config, replay)
                 .map_err(|e| e.to_string())?
@@ -100,6 +103,15 @@ pub fn run(
                 .map(|(bytes_read, size)| TraceInput { bytes_read, size }),
             skipped_records: m.skipped.0,
             skipped_reasons: m.skipped.1,
+            defrag: spec.defrag.map(|c| fraglab_reports::DefragSettings {
+                ignore_bytes: c.ignore_bytes,
+                threshold_lower: c.threshold_lower,
+                threshold_upper: c.threshold_upper,
+                cycle_min: c.cycle_min,
+                cycle_max: c.cycle_max,
+                max_scan_fields: c.max_scan_fields,
+                keys_per_cpu_ms: fraglab_engine::defrag::KEYS_PER_CPU_MS,
+            }),
         },
         env,
         summary,
@@ -109,5 +121,6 @@ pub fn run(
         command_errors: end.command_errors,
         allocator_detail: end.allocator_detail,
         aggregates: end.aggregates,
+        defrag: end.defrag,
     })
 }

@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// started from PATH on a free loopback port and driven with the same op stream.
     #[arg(long, default_value = "engine")]
     pub target: crate::spec::TargetKind,
+    /// Redis 7.0's active defrag (jemalloc and zmalloc over jemalloc only): `on` for Redis's
+    /// defaults, or `ignore-bytes=100m,threshold-lower=10,threshold-upper=100,cycle-min=1,
+    /// cycle-max=25,max-scan-fields=1000` (any subset; the rest default). Off when absent.
+    #[arg(long)]
+    pub defrag: Option<String>,
     #[command(flatten)]
     pub opts: WorkloadOpts,
 }
@@ -116,6 +121,14 @@ impl RunArgs {
         if self.sample_every == Some(0) {
             return Err("--sample-every 0: samples need at least 1 op between them".into());
         }
+        let defrag = match &self.defrag {
+            Some(d) => {
+                let cfg = crate::spec::parse_defrag(d).map_err(|e| format!("--defrag: {e}"))?;
+                crate::spec::check_defrag(&alloc, layout, self.target)?;
+                Some(cfg)
+            }
+            None => None,
+        };
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
             workload_arg: self.workload.clone(),
@@ -130,6 +143,7 @@ impl RunArgs {
             latency_every: self.latency_every,
             command: std::env::args().collect(),
             values: self.values,
+            defrag,
         })
     }
 }

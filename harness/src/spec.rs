@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use fraglab_allocators::AllocSpec;
+use fraglab_engine::defrag::DefragConfig;
 use fraglab_engine::{LayoutKind, Policy};
 use fraglab_workloads::Workload;
 
@@ -37,6 +38,99 @@ pub struct RunSpec {
     pub command: Vec<String>,
     /// What value bytes look like.
     pub values: ValueBytes,
+    /// Active defrag (`--defrag`), off when `None`.
+    pub defrag: Option<DefragConfig>,
+}
+
+/// Parses `--defrag`: `on` (or an empty value) for Redis 7.0's defaults, or
+/// `key=value,...` over [`DefragConfig::KEYS`], each defaulting to Redis 7.0's value;
+/// `ignore-bytes` takes the lab's sizes (`100m`).
+pub fn parse_defrag(s: &str) -> Result<DefragConfig, String> {
+    let mut c = DefragConfig::default();
+    let s = s.trim();
+    if s.is_empty() || s == "on" || s == "yes" {
+        return Ok(c);
+    }
+    let keys = DefragConfig::KEYS.join(", ");
+    for kv in s.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("`{kv}` is not KEY=VALUE (keys: {keys})"))?;
+        let (k, v) = (k.trim(), v.trim());
+        let pct = |max: u32| -> Result<u32, String> {
+            v.parse::<u32>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| format!("{k}={v}: expected a whole percentage 0..={max}"))
+        };
+        match k {
+            "ignore-bytes" => {
+                c.ignore_bytes =
+                    fraglab_units::parse_size(v).map_err(|e| format!("{k}={v}: {e}"))?
+            }
+            "threshold-lower" => c.threshold_lower = pct(1000)?,
+            "threshold-upper" => c.threshold_upper = pct(1000)?,
+            "cycle-min" => c.cycle_min = pct(100)?,
+            "cycle-max" => c.cycle_max = pct(100)?,
+            "max-scan-fields" => {
+                c.max_scan_fields = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| format!("{k}={v}: expected a whole number >= 1"))?
+            }
+            _ => return Err(format!("unknown key `{k}` (keys: {keys})")),
+        }
+    }
+    if c.cycle_min > c.cycle_max {
+        return Err(format!(
+            "cycle-min={} is above cycle-max={}",
+            c.cycle_min, c.cycle_max
+        ));
+    }
+    if c.threshold_lower >= c.threshold_upper {
+        return Err(format!(
+            "threshold-lower={} must be below threshold-upper={}",
+            c.threshold_lower, c.threshold_upper
+        ));
+    }
+    Ok(c)
+}
+
+/// Refuses `--defrag` where it cannot run: Redis's active defrag asks jemalloc, pointer by
+/// pointer, whether a block is worth moving (`je_get_defrag_hint`); only jemalloc and zmalloc
+/// over jemalloc give that hint here. And only the redis and compact layouts scan their keys
+/// for it.
+pub fn check_defrag(
+    alloc: &AllocSpec,
+    layout: LayoutKind,
+    target: TargetKind,
+) -> Result<(), String> {
+    let hint = match alloc {
+        AllocSpec::Jemalloc => true,
+        AllocSpec::Zmalloc(z) => z.backend == fraglab_allocators::spec::Backend::Jemalloc,
+        _ => false,
+    };
+    if !hint {
+        return Err(format!(
+            "--defrag needs jemalloc or zmalloc:backend=jemalloc, not `{alloc}`: Redis's active \
+             defrag moves a block only when jemalloc's per-pointer utilization hint says so \
+             (je_get_defrag_hint, here from experimental.utilization.query), and {} gives no such hint",
+            alloc.name()
+        ));
+    }
+    if !matches!(layout, LayoutKind::Redis | LayoutKind::Compact) {
+        return Err(format!(
+            "--defrag runs with the redis or compact layout, not {layout}: the {layout} layout \
+             does not scan its keys for active defrag"
+        ));
+    }
+    if target != TargetKind::Engine {
+        return Err(format!(
+            "--defrag models active defrag in the engine; for --target {target} configure the server itself"
+        ));
+    }
+    Ok(())
 }
 
 /// The default layout and eviction policy for an allocator: the system it models.
@@ -93,6 +187,47 @@ impl FromStr for TargetKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defrag_is_refused_without_jemalloc_s_hint() {
+        for alloc in ["slab", "glibc", "mimalloc", "zmalloc:backend=glibc"] {
+            let spec: AllocSpec = alloc.parse().unwrap();
+            let e = check_defrag(&spec, LayoutKind::Redis, TargetKind::Engine).unwrap_err();
+            assert!(
+                e.contains("--defrag needs jemalloc or zmalloc:backend=jemalloc"),
+                "{e}"
+            );
+            assert!(e.contains("utilization hint"), "{e}");
+        }
+        for alloc in ["jemalloc", "zmalloc:backend=jemalloc,prefix=0"] {
+            let spec: AllocSpec = alloc.parse().unwrap();
+            check_defrag(&spec, LayoutKind::Redis, TargetKind::Engine).unwrap();
+        }
+    }
+
+    #[test]
+    fn defrag_settings_parse_with_redis_defaults() {
+        assert_eq!(parse_defrag("on").unwrap(), DefragConfig::default());
+        let c = parse_defrag("ignore-bytes=2m,threshold-lower=5,cycle-max=75").unwrap();
+        assert_eq!(
+            (c.ignore_bytes, c.threshold_lower, c.cycle_max),
+            (2 << 20, 5, 75)
+        );
+        assert_eq!(
+            (c.threshold_upper, c.cycle_min, c.max_scan_fields),
+            (100, 1, 1000)
+        );
+        for (bad, key) in [
+            ("cycle-min=101", "cycle-min"),
+            ("ignore-bytes=lots", "ignore-bytes"),
+            ("threshold-lower=100", "threshold-lower"),
+            ("speed=3", "speed"),
+            ("max-scan-fields=0", "max-scan-fields"),
+        ] {
+            let e = parse_defrag(bad).unwrap_err();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn targets_parse_and_print() {

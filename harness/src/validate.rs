@@ -234,6 +234,7 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
         latency_every: 0,
         command: vec!["fraglab".into(), "validate".into()],
         values: case.values,
+        defrag: None,
     })
 }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod defrag;
 mod detail;
+pub use defrag::{DefragSettings, DefragStats};
 pub use detail::{AllocatorDetail, LogDetail, RedisDetail, SlabClassDetail, SlabDetail, SlabMoves};
 
 /// The schema version this crate writes and reads.
@@ -46,6 +48,9 @@ pub struct RunResult {
     /// when the workload ran no aggregate command.
     #[serde(default, skip_serializing_if = "crate::Aggregates::is_empty")]
     pub aggregates: crate::Aggregates,
+    /// What active defrag did, when the run had `--defrag` (absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defrag: Option<DefragStats>,
 }
 
 /// What ran.
@@ -100,6 +105,9 @@ pub struct RunInfo {
     /// record or line number.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_reasons: Vec<String>,
+    /// Active defrag's settings, when the run had `--defrag` (absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defrag: Option<DefragSettings>,
 }
 
 fn is_zero(n: &u64) -> bool {

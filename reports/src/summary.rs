@@ -111,6 +111,31 @@ pub fn run_summary(r: &RunResult) -> String {
             d.write_amplification
         );
     }
+    if let (Some(cfg), Some(d)) = (&r.run.defrag, &r.defrag) {
+        let ratio = if s.allocated_bytes > 0 {
+            s.footprint_bytes as f64 / s.allocated_bytes as f64
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            t,
+            "active defrag (lower {}%, upper {}%, cycle {}-{}%, ignore {}): hits {} | misses {} | key hits {} | key misses {} | moved {} | cycles {} | scans {} | skipped blocks {} | footprint/allocated at end {:.3}",
+            cfg.threshold_lower,
+            cfg.threshold_upper,
+            cfg.cycle_min,
+            cfg.cycle_max,
+            mib(cfg.ignore_bytes),
+            d.active_defrag_hits,
+            d.active_defrag_misses,
+            d.active_defrag_key_hits,
+            d.active_defrag_key_misses,
+            mib(d.bytes_moved),
+            d.defrag_cycles,
+            d.scans_completed,
+            d.skipped_blocks,
+            ratio
+        );
+    }
     if !r.command_errors.is_empty() {
         let _ = writeln!(t, "command errors {:?}", r.command_errors);
     }

@@ -49,6 +49,7 @@ pub const NAMES: &[&str] = &[
     "twitter-14",
     "twitter-37",
     "calcification",
+    "delete-half",
     "size-sweep",
     "ycsb-hash",
     "sessions",
@@ -218,6 +219,7 @@ fn build(name: &str, params: &PresetParams) -> Result<WorkloadSpec, WorkloadSpec
     match name {
         "etc" => Ok(etc()),
         "calcification" => Ok(calcification()),
+        "delete-half" => Ok(delete_half()),
         "size-sweep" => size_sweep(params),
         _ => Err(unknown(name)),
     }
@@ -503,6 +505,30 @@ fn calcification() -> WorkloadSpec {
             popularity: Some(Popularity::Uniform),
             ..PhaseSpec::ops("large", 800_000)
         },
+    ];
+    s
+}
+
+fn delete_half() -> WorkloadSpec {
+    let mut s = base(
+        "delete-half",
+        "Redis's active-defrag test (`tests/unit/memefficiency.tcl`, \"Active defrag big keys\"): \
+         250,000 keys written with 151-byte values (its `setrange $j 150 a`), then half of them \
+         deleted (phase `delete-half`, at random; the test deletes every other key), which leaves \
+         jemalloc's slabs about half full, then 60 s of reads at 10,000 per second (phase `idle`) \
+         in which Redis's cron runs: active expiry, and active defrag with --defrag.",
+        250_000,
+        fixed(151.0),
+    );
+    s.preload = Some(Preload {
+        keys: None,
+        value_size: None,
+    });
+    s.mix = mix(&[("get", 1.0)]);
+    s.arrival = Arrival::Fixed { rate: 10_000.0 };
+    s.phases = vec![
+        PhaseSpec::delete_fraction("delete-half", 0.5),
+        PhaseSpec::ops("idle", 600_000),
     ];
     s
 }

@@ -334,6 +334,11 @@ impl Layout for Compact {
         block
     }
 
+    fn scan_keys(&self, cursor: u64, out: &mut Vec<NonNull<u8>>) -> u64 {
+        // 16 slots a step, about a dict bucket's worth of keys at the table's 7/16..7/8 load.
+        self.table.entries_in(cursor as usize, 16, out) as u64
+    }
+
     fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>) -> (NonNull<u8>, NonNull<u8>) {
         let hash = self.hash_of(to);
         let found = self.table.replace(hash, from, to);

@@ -14,6 +14,7 @@ use fraglab_allocators::{AllocError, Allocator};
 use serde::{Deserialize, Serialize};
 
 use crate::agg::{blob, model::AggData, AggCmd, AggConfig, AggError, AggType, Encoding, Reply};
+use crate::defrag::DefragCounters;
 use crate::util::Rng;
 
 pub mod compact;
@@ -378,6 +379,34 @@ pub trait Layout: Sized {
     fn handle_at_block(&self, block: NonNull<u8>) -> Self::Handle {
         let _ = block;
         unreachable!("the store never moves pages under a layout without block handles")
+    }
+
+    /// One step of active defrag's scan of the keyspace (Redis's `dictScan` from a cursor) for
+    /// a layout whose keys are each one block that only the index points at (those that
+    /// [follow moves](Layout::FOLLOWS_MOVES)): appends the keys of the next slots from `cursor`
+    /// to `out` and returns the next cursor, 0 when the scan is complete. The store asks the
+    /// allocator's hint for each key's block and moves it ([`relocated`](Layout::relocated)).
+    /// By default: no keys, the scan complete.
+    fn scan_keys(&self, cursor: u64, out: &mut Vec<Self::Handle>) -> u64 {
+        let _ = (cursor, out);
+        0
+    }
+
+    /// One step of active defrag for a layout that moves its own blocks (a key of several
+    /// blocks pointing at each other: the redis layout, `engine/src/layout/redis/defrag.rs`):
+    /// scans one step from `cursor`, asks the allocator's hint for every block of every key
+    /// visited, moves those it names fixing every pointer, and counts in `c`. Returns the next
+    /// cursor (0: the scan is complete) and the keys visited, or `None` when the layout leaves
+    /// defrag to the store ([`scan_keys`](Layout::scan_keys)), the default.
+    fn defrag_step<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        cursor: u64,
+        max_scan_fields: u64,
+        c: &mut DefragCounters,
+    ) -> Option<(u64, u64)> {
+        let _ = (a, cursor, max_scan_fields, c);
+        None
     }
 
     /// The aggregate type a key holds, `None` for a string. By default (the blob layouts),

@@ -191,6 +191,22 @@ impl SlotTable {
         }
     }
 
+    /// The entries in slots `[from, from + n)` (a defrag scan's step); the next slot to scan,
+    /// 0 once past the end.
+    pub fn entries_in(&self, from: usize, n: usize, out: &mut Vec<NonNull<u8>>) -> usize {
+        let end = from.saturating_add(n).min(self.slots.len());
+        for &s in self.slots.get(from..end).unwrap_or(&[]) {
+            if s > TOMBSTONE {
+                out.push(ptr_of(s));
+            }
+        }
+        if end >= self.slots.len() {
+            0
+        } else {
+            end
+        }
+    }
+
     /// Every entry.
     pub fn entries(&self) -> impl Iterator<Item = NonNull<u8>> + '_ {
         self.slots

@@ -12,10 +12,10 @@ use crate::list::Lists;
 
 /// The store's answer to a move: the layout's index and the lists follow the block.
 pub(super) struct Mover<'a, L: Layout> {
-    layout: &'a mut L,
-    lists: Option<&'a mut Lists>,
+    pub(super) layout: &'a mut L,
+    pub(super) lists: Option<&'a mut Lists>,
     /// The blocks of the key a write holds (start, length): they must not move.
-    pinned: Vec<(usize, usize)>,
+    pub(super) pinned: Vec<(usize, usize)>,
 }
 
 impl<'a, L: Layout> Mover<'a, L> {

@@ -8,6 +8,7 @@ mod access;
 mod aggregate;
 mod commands;
 mod compaction;
+mod defrag;
 mod evict;
 mod expire;
 mod pages;
@@ -161,6 +162,8 @@ pub struct Store<A: Allocator, L: Layout> {
     aggs: AggBook,
     /// The slab automover's counters and clock, when the allocator has an automover.
     maintainer: Option<pages::Maintainer>,
+    /// Active defrag's scan state (`store/defrag.rs`).
+    defrag: defrag::DefragState,
 }
 
 /// A combination the store cannot run.
@@ -236,6 +239,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             agg_config: config.agg,
             aggs: AggBook::default(),
             maintainer,
+            defrag: defrag::DefragState::default(),
         })
     }
 

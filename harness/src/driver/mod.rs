@@ -68,6 +68,8 @@ pub struct TargetEnd {
     pub server: Option<fraglab_reports::ServerInfo>,
     /// Aggregates held at the end, by type and encoding.
     pub aggregates: fraglab_reports::Aggregates,
+    /// What active defrag did (engine runs with `--defrag`).
+    pub defrag: Option<fraglab_reports::DefragStats>,
 }
 
 /// What a workload is replayed into.

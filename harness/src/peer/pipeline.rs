@@ -323,6 +323,7 @@ impl<P: Peer> Target for PeerTarget<P> {
             } else {
                 fraglab_reports::Aggregates::default()
             },
+            defrag: None,
         }
         // The server stops when `self.peer` drops, here.
     }

@@ -31,7 +31,7 @@ impl Ht {
         NonNull::new(unsafe { read_at::<*mut u8>(self.table.expect("a table"), i * 8) })
     }
 
-    fn set_slot(&self, i: usize, e: Option<NonNull<u8>>) {
+    pub(super) fn set_slot(&self, i: usize, e: Option<NonNull<u8>>) {
         // SAFETY: as for `slot`.
         unsafe { write_at(self.table.expect("a table"), i * 8, to_raw(e)) }
     }

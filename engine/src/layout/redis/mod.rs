@@ -34,6 +34,7 @@
 
 mod aggobj;
 mod aggregate;
+mod defrag;
 mod dict;
 mod hash;
 mod intset;
@@ -553,6 +554,16 @@ impl Layout for Redis {
             }
             dict.rehashidx = None;
         }
+    }
+
+    fn defrag_step<A: Allocator>(
+        &mut self,
+        a: &mut A,
+        cursor: u64,
+        _max_scan_fields: u64,
+        c: &mut crate::defrag::DefragCounters,
+    ) -> Option<(u64, u64)> {
+        Some(self.defrag_scan_step(a, cursor, c))
     }
 
     fn background_step<A: Allocator>(&mut self, a: &mut A) -> bool {
