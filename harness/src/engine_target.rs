@@ -312,6 +312,19 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
             evictions: c.evictions + c.evictions_page,
             expired: c.expired_lazy + c.expired_active,
             oom_errors: c.oom_errors,
+            class_pages: match (&st.mem.detail, self.tick_ops) {
+                (fraglab_allocators::Detail::Slab(d), Some(_)) => Some(
+                    std::iter::once([0, u64::from(d.pool_pages)])
+                        .chain(
+                            d.classes
+                                .iter()
+                                .filter(|c| c.total_pages > 0)
+                                .map(|c| [u64::from(c.class), u64::from(c.total_pages)]),
+                        )
+                        .collect(),
+                ),
+                _ => None,
+            },
         })
     }
 

@@ -321,6 +321,7 @@ impl Sample {
             evictions: 0,
             expired: 0,
             oom_errors: 0,
+            class_pages: None,
         }
     }
 }
@@ -370,6 +371,11 @@ pub struct Sample {
     pub expired: u64,
     /// Writes refused for memory so far.
     pub oom_errors: u64,
+    /// Pages per slab class at this point, `[class, pages]` for every class holding pages, with
+    /// class 0 for the global page pool: written when the slab automover is on (the pages move
+    /// while the workload runs). Not in the CSV timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_pages: Option<Vec<[u64; 2]>>,
 }
 
 /// The CSV timeline's columns, in order.

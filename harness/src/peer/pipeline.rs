@@ -267,6 +267,7 @@ impl<P: Peer> Target for PeerTarget<P> {
             evictions: f.evictions,
             expired: f.expired,
             oom_errors: self.counters.oom,
+            class_pages: None,
         })
     }
 
