@@ -108,6 +108,19 @@ pub struct SlabClassStats {
     pub mem_requested: u64,
 }
 
+/// The page mover's counters, named as memcached's `stats` names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoveStats {
+    /// `slabs_moved`: pages moved.
+    pub slabs_moved: u64,
+    /// `slab_reassign_rescues`: items copied out of a moving page.
+    pub rescues: u64,
+    /// `slab_reassign_chunk_rescues`: chunks of chunked items copied out of a moving page.
+    pub chunk_rescues: u64,
+    /// `slab_reassign_evictions_nomem`: items evicted because their class had no free chunk.
+    pub evictions_nomem: u64,
+}
+
 /// The slab allocator's detail: `stats slabs` plus the page-level figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SlabDetail {
@@ -126,7 +139,7 @@ pub struct SlabDetail {
     /// `slab_automove` (0: off).
     pub automove: u8,
     /// The page mover's counters (`slabs_moved`, `slab_reassign_*`).
-    pub moves: crate::slab::MoveStats,
+    pub moves: MoveStats,
 }
 
 /// zmalloc's figures.

@@ -29,8 +29,9 @@ use crate::driver::{Target, TargetEnd, TargetFailure};
 use crate::env::rss_bytes;
 use crate::values::{ValueBytes, Values};
 
-/// Names of command errors, by [`error_index`].
-const ERROR_NAMES: [&str; 8] = [
+/// Names of command errors, by [`error_index`]; the last is a `slabs reassign` the page mover
+/// refused.
+const ERROR_NAMES: [&str; 9] = [
     "key_too_long",
     "value_too_large",
     "not_an_integer",
@@ -39,6 +40,7 @@ const ERROR_NAMES: [&str; 8] = [
     "out_of_memory",
     "wrong_type",
     "not_a_number",
+    "slabs_reassign_refused",
 ];
 
 fn error_index(e: &CmdError) -> usize {
@@ -60,7 +62,7 @@ pub struct EngineTarget<A: Allocator, L: Layout> {
     key: Vec<u8>,
     values: Values,
     out: Vec<u8>,
-    errors: [u64; 8],
+    errors: [u64; 9],
     member: Vec<u8>,
     /// The next boundary of logical time for the active expiry pass, its period and mode
     /// (redis layout: Redis's sampling every 100 ms; segcache: whole expired segments every
@@ -115,7 +117,7 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
             key: Vec::with_capacity(256),
             values: Values::new(values),
             out: Vec::new(),
-            errors: [0; 8],
+            errors: [0; 9],
             member: Vec::new(),
             next_expire_us: match layout {
                 LayoutKind::Redis => Some(100_000),
@@ -155,7 +157,7 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
     }
 
     #[inline]
-    fn note<T>(errors: &mut [u64; 8], r: Result<T, CmdError>) {
+    fn note<T>(errors: &mut [u64; 9], r: Result<T, CmdError>) {
         if let Err(e) = r {
             // Out-of-memory refusals are the store's own `oom_errors` counter.
             if e != CmdError::OutOfMemory {
@@ -255,6 +257,12 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
             OpKind::Touch => {
                 let r = store.touch(key, opts.ttl, now);
                 Self::note(errors, r);
+            }
+            OpKind::SlabsReassign => {
+                let src = (op.key.id != Op::ANY_CLASS).then(|| op.key.id.min(255) as u32);
+                if store.slabs_reassign(src, op.value_len, now).is_err() {
+                    errors[ERROR_NAMES.len() - 1] += 1;
+                }
             }
             OpKind::Scan => {
                 for i in 0..u64::from(op.value_len) {

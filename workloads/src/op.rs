@@ -86,12 +86,17 @@ pub enum OpKind {
     Zrange,
     /// ZPOPMIN key.
     Zpopmin,
+    /// memcached's `slabs reassign SRC DST`: move one slab page from class `SRC` (the
+    /// [`Key::id`]; [`Op::ANY_CLASS`] for memcached's `-1`, any class with a page to spare) to
+    /// class `DST` (`value_len`; 0 is the global page pool). Read from fraglab CSV traces; a
+    /// mix cannot draw it.
+    SlabsReassign,
 }
 
 impl OpKind {
     /// Every kind, in declaration order (the order of reports and of Segcache's op codes
     /// does not follow this; see the trace readers).
-    pub const ALL: [OpKind; 35] = [
+    pub const ALL: [OpKind; 36] = [
         OpKind::Get,
         OpKind::Gets,
         OpKind::Set,
@@ -127,6 +132,7 @@ impl OpKind {
         OpKind::Zincrby,
         OpKind::Zrange,
         OpKind::Zpopmin,
+        OpKind::SlabsReassign,
     ];
 
     /// The command's name, lower case, as traces and spec files spell it.
@@ -167,6 +173,7 @@ impl OpKind {
             OpKind::Zincrby => "zincrby",
             OpKind::Zrange => "zrange",
             OpKind::Zpopmin => "zpopmin",
+            OpKind::SlabsReassign => "slabs-reassign",
         }
     }
 
@@ -179,13 +186,14 @@ impl OpKind {
             Sadd | Srem | Sismember | Spop | Scard => "set",
             Lpush | Rpush | Lpop | Rpop | Lrange | Ltrim => "list",
             Zadd | Zrem | Zscore | Zincrby | Zrange | Zpopmin => "zset",
+            SlabsReassign => "admin",
             _ => "string",
         }
     }
 
     /// Whether the op works on an aggregate (a hash, set, list or sorted set).
     pub fn is_aggregate(self) -> bool {
-        self.data_type() != "string"
+        !matches!(self.data_type(), "string" | "admin")
     }
 
     /// Whether the op names an element ([`Op::member`]).
@@ -246,7 +254,7 @@ impl fmt::Display for OpKind {
 
 /// An unknown op name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown op `{0}` (expected one of get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan, hset, hget, hdel, hgetall, hincrby, sadd, srem, sismember, spop, scard, lpush, rpush, lpop, rpop, lrange, ltrim, zadd, zrem, zscore, zincrby, zrange, zpopmin)")]
+#[error("unknown op `{0}` (expected one of get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan, hset, hget, hdel, hgetall, hincrby, sadd, srem, sismember, spop, scard, lpush, rpush, lpop, rpop, lrange, ltrim, zadd, zrem, zscore, zincrby, zrange, zpopmin, slabs-reassign)")]
 pub struct UnknownOp(pub String);
 
 impl FromStr for OpKind {
@@ -389,6 +397,10 @@ pub struct Op {
 }
 
 impl Op {
+    /// The source class of a [`OpKind::SlabsReassign`] meaning "any class with a page to
+    /// spare" (memcached's `-1`).
+    pub const ANY_CLASS: u64 = u64::MAX;
+
     /// Key plus value bytes this op writes (0 for ops that do not store a value); for an op
     /// that adds to an aggregate, the element's bytes (and HSET's value).
     pub fn bytes_written(&self) -> u64 {

@@ -87,6 +87,12 @@ impl MixOp {
         match name {
             "insert" => Ok(MixOp::Insert),
             "rmw" => Ok(MixOp::ReadModifyWrite),
+            "slabs-reassign" => Err(WorkloadSpecError::Invalid(
+                "mix: `slabs-reassign` names two slab classes, which a mix cannot draw; put \
+                 the command in a fraglab CSV trace (op slabs-reassign, key_id the source class \
+                 or -1, value_len the destination)"
+                    .into(),
+            )),
             _ => name.parse::<OpKind>().map(MixOp::Kind).map_err(|_| {
                 WorkloadSpecError::Invalid(format!(
                     "mix: unknown op `{name}` (expected get, gets, set, add, replace, cas, append, prepend, incr, decr, delete, touch, scan, insert, rmw, or a hash, set, list or sorted-set op: hset, hget, hdel, hgetall, hincrby, sadd, srem, sismember, spop, scard, lpush, rpush, lpop, rpop, lrange, ltrim, zadd, zrem, zscore, zincrby, zrange, zpopmin)"

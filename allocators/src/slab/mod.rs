@@ -64,13 +64,13 @@ use std::ptr::{self, NonNull};
 
 use crate::page::{MmapPages, PageSource};
 use crate::stats::{Detail, MemStats, Tally};
-pub use crate::stats::{SlabClassStats, SlabDetail};
+pub use crate::stats::{MoveStats, SlabClassStats, SlabDetail};
 use crate::{AllocError, Allocator, Block, LimitKind, PageMover};
 
+pub use crate::stats::MoveStats;
 pub use automove::ClassActivity;
 use chunked::ChunkLink;
-pub use classes::{AutomoveConfig, ClassInfo, ConfigError, SlabConfig};
-pub use mover::{LiveChunk, MoveStats, Rescued};
+pub use mover::{LiveChunk, Rescued};
 pub use rebalance::{MoveError, PageInfo};
 
 /// memcached's slab page size (`slab_page_size`): 1 MiB, fixed.

@@ -23,25 +23,10 @@
 
 use std::ptr::{self, NonNull};
 
-use serde::{Deserialize, Serialize};
-
 use super::chunked::ChunkLink;
-use super::{MoveError, Slab, CHUNK_HEADER, PAGE_SIZE};
+use super::{MoveError, MoveStats, Slab, CHUNK_HEADER, PAGE_SIZE};
 use crate::page::PageSource;
 use crate::PageMover;
-
-/// The page mover's counters, named as memcached's `stats` names them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MoveStats {
-    /// `slabs_moved`: pages moved.
-    pub slabs_moved: u64,
-    /// `slab_reassign_rescues`: items copied out of a moving page.
-    pub rescues: u64,
-    /// `slab_reassign_chunk_rescues`: chunks of chunked items copied out of a moving page.
-    pub chunk_rescues: u64,
-    /// `slab_reassign_evictions_nomem`: items evicted because their class had no free chunk.
-    pub evictions_nomem: u64,
-}
 
 /// An item's block that the page mover copied: the owner points its references at `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,8 @@ pub(crate) enum Expect {
     Delete,
     /// A touch / EXPIRE / PERSIST.
     Touch,
+    /// `slabs reassign`: `OK`, or a line saying why not.
+    Admin,
     /// A command on a hash, set, list or sorted set: any reply but an error is its answer.
     Agg {
         /// Whether it may change the aggregate (counted as a set).

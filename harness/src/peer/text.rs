@@ -51,6 +51,21 @@ pub(super) fn encode_op(
     out: &mut Vec<u8>,
     pending: &mut Vec<Pending>,
 ) -> Result<(), &'static str> {
+    if op.kind == OpKind::SlabsReassign {
+        // `slabs reassign SRC DST`, with memcached's -1 for any source.
+        out.extend_from_slice(b"slabs reassign ");
+        if op.key.id == Op::ANY_CLASS {
+            out.extend_from_slice(b"-1");
+        } else {
+            let _ = write!(out, "{}", op.key.id);
+        }
+        let _ = write!(out, " {}\r\n", op.value_len);
+        pending.push(Pending {
+            op: *op,
+            expect: Expect::Admin,
+        });
+        return Ok(());
+    }
     if op.key.len > KEY_MAX {
         return Err("key_too_long");
     }
@@ -200,6 +215,9 @@ pub(super) fn read_outcome(c: &mut Conn, expect: Expect) -> io::Result<Outcome> 
                 (Expect::Delete, b"DELETED") => Outcome::Deleted,
                 (Expect::Touch, b"TOUCHED") => Outcome::Touched,
                 (Expect::Arith | Expect::Delete | Expect::Touch, b"NOT_FOUND") => Outcome::NotFound,
+                (Expect::Admin, b"OK") => Outcome::Agg { writes: false },
+                // BUSY, BADCLASS, NOSPARE, NOTFULL, UNSAFE, SAME (`process_slabs_command`).
+                (Expect::Admin, _) => Outcome::Error("slabs_reassign_refused".into()),
                 (_, l) => error_outcome(l),
             })
         }
@@ -232,6 +250,19 @@ mod tests {
             phase: 0,
             member: Key::NONE,
         }
+    }
+
+    #[test]
+    fn slabs_reassign_is_one_line_with_minus_one_for_any_source() {
+        let mut o = op(OpKind::SlabsReassign, 1, 12, 0);
+        o.key.id = 5;
+        assert_eq!(
+            encode(o, b""),
+            ("slabs reassign 5 12\r\n".to_string(), vec![Expect::Admin])
+        );
+        o.key.id = Op::ANY_CLASS;
+        o.value_len = 0;
+        assert_eq!(encode(o, b"").0, "slabs reassign -1 0\r\n");
     }
 
     #[test]

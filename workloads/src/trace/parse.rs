@@ -79,7 +79,12 @@ pub(super) fn parse_fraglab(line: &[u8]) -> Result<Op, String> {
         .ok()
         .and_then(|s| s.parse::<OpKind>().ok())
         .ok_or_else(|| crate::UnknownOp(shown(op)).to_string())?;
-    let id = parse_num(cols[2], "key_id", u64::MAX)?;
+    let id = if kind == OpKind::SlabsReassign && cols[2].trim_ascii() == b"-1" {
+        // memcached's `slabs reassign -1 DST`: any class with a page to spare.
+        Op::ANY_CLASS
+    } else {
+        parse_num(cols[2], "key_id", u64::MAX)?
+    };
     let key_len = parse_num(cols[3], "key_len", u64::from(u16::MAX))?;
     if key_len == 0 {
         return Err("key_len 0: keys need at least one byte".to_string());

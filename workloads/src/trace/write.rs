@@ -372,6 +372,13 @@ impl OracleGeneralWriter {
 
     /// Appends one request.
     pub fn write(&mut self, op: &Op) -> Result<(), TraceError> {
+        if op.kind == crate::OpKind::SlabsReassign {
+            return Err(TraceError::new(
+                &self.path,
+                Some(self.records + 1),
+                "slabs-reassign is not a request for an object: oracleGeneral has no record for it",
+            ));
+        }
         let index = self.records;
         if let Some(prev) = self.last.insert(op.key.id, index) {
             let vtime = i64::try_from(index + 1).unwrap_or(i64::MAX);
