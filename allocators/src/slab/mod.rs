@@ -67,9 +67,9 @@ use crate::stats::{Detail, MemStats, Tally};
 pub use crate::stats::{MoveStats, SlabClassStats, SlabDetail};
 use crate::{AllocError, Allocator, Block, LimitKind, PageMover};
 
-pub use crate::stats::MoveStats;
 pub use automove::ClassActivity;
 use chunked::ChunkLink;
+pub use classes::{AutomoveConfig, ClassInfo, ConfigError, SlabConfig};
 pub use mover::{LiveChunk, Rescued};
 pub use rebalance::{MoveError, PageInfo};
 
