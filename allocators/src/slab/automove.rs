@@ -193,6 +193,23 @@ impl<P: PageSource> Slab<P> {
 mod tests {
     use super::*;
 
+    /// An idle class with a tail of age 1000, and a class that evicted `10 t` by second `t`
+    /// with a tail of age `young`.
+    fn old_and_young(t: u64, young: u64) -> [ClassActivity; 2] {
+        [
+            ClassActivity {
+                evicted: 0,
+                outofmemory: 0,
+                age: 1000,
+            },
+            ClassActivity {
+                evicted: 10 * t,
+                outofmemory: 0,
+                age: young,
+            },
+        ]
+    }
+
     fn pages(total: u32, free: u64) -> ClassPages {
         ClassPages {
             chunks_per_page: 100,
@@ -226,20 +243,7 @@ mod tests {
         let p = [pages(10, 0), pages(10, 0)];
         let mut moves = Vec::new();
         for t in 1..=6u64 {
-            // Class 1 is idle with old items; class 2 evicts every second, young tail.
-            let items = [
-                ClassActivity {
-                    evicted: 0,
-                    outofmemory: 0,
-                    age: 1000,
-                },
-                ClassActivity {
-                    evicted: 10 * t,
-                    outofmemory: 0,
-                    age: 100,
-                },
-            ];
-            moves.push(a.run(&items, &p));
+            moves.push(a.run(&old_and_young(t, 100), &p));
         }
         // window_cur must exceed the window (3): ticks 4, 5, 6 decide.
         assert_eq!(&moves[..3], &[None, None, None]);
@@ -251,20 +255,8 @@ mod tests {
         let mut a = Automover::new(2, 3, 0.8);
         let p = [pages(10, 0), pages(10, 0)];
         for t in 1..=8u64 {
-            let items = [
-                ClassActivity {
-                    evicted: 0,
-                    outofmemory: 0,
-                    age: 1000,
-                },
-                ClassActivity {
-                    evicted: 10 * t,
-                    outofmemory: 0,
-                    // 810 >= 0.8 x 1000
-                    age: 810,
-                },
-            ];
-            assert_eq!(a.run(&items, &p), None);
+            // 810 >= 0.8 x 1000
+            assert_eq!(a.run(&old_and_young(t, 810), &p), None);
         }
     }
 }

@@ -80,15 +80,7 @@ impl<P: PageSource> Slab<P> {
         if self.reassign.is_some() {
             return Err(MoveError::Running);
         }
-        if src == dst {
-            return Err(MoveError::SameClass(src));
-        }
-        let s = self.check_class(src)?;
-        let d = if dst == 0 {
-            None
-        } else {
-            Some(self.check_class(dst)?)
-        };
+        let (s, d) = self.check_move(src, dst)?;
         if self.classes[s].pages < 2 {
             return Err(MoveError::NoSpare(src));
         }
@@ -105,22 +97,8 @@ impl<P: PageSource> Slab<P> {
             done: vec![false; perslab],
             cleared: 0,
         };
-        // Cut the page's free chunks out of the free list, keeping the others in order.
-        let mut cur = class.free;
-        let mut keep = Vec::with_capacity(class.free_count as usize);
-        while !cur.is_null() {
-            // SAFETY: `cur` is on the free list, whose links we wrote.
-            let next = unsafe { cur.cast::<*mut u8>().read() };
-            if !m.absorb(cur) {
-                keep.push(cur);
-            }
-            cur = next;
-        }
-        class.free = ptr::null_mut();
-        class.free_count = 0;
-        for chunk in keep.into_iter().rev() {
-            Self::push_free(class, chunk);
-        }
+        // The page's free chunks leave the free list (memcached's `slab_rebalance_cut_free`).
+        Self::cut_free(class, |c| m.absorb(c));
         let live = (0..perslab)
             .filter(|&i| !m.done[i])
             .map(|i| LiveChunk {

@@ -81,6 +81,43 @@ impl<P: PageSource> Slab<P> {
             .collect())
     }
 
+    /// Checks a move's classes: the source's index and the destination's (`None`: the pool).
+    pub(super) fn check_move(
+        &self,
+        from: u32,
+        to: u32,
+    ) -> Result<(usize, Option<usize>), MoveError> {
+        if from == to {
+            return Err(MoveError::SameClass(from));
+        }
+        let src = self.check_class(from)?;
+        let dst = if to == 0 {
+            None
+        } else {
+            Some(self.check_class(to)?)
+        };
+        Ok((src, dst))
+    }
+
+    /// Takes off `class`'s free list every chunk `cut` says, keeping the others in order.
+    pub(super) fn cut_free(class: &mut super::Class, mut cut: impl FnMut(*mut u8) -> bool) {
+        let mut cur = class.free;
+        let mut keep = Vec::with_capacity(class.free_count as usize);
+        while !cur.is_null() {
+            // SAFETY: `cur` is on the free list, whose links we wrote.
+            let next = unsafe { cur.cast::<*mut u8>().read() };
+            if !cut(cur) {
+                keep.push(cur);
+            }
+            cur = next;
+        }
+        class.free = ptr::null_mut();
+        class.free_count = 0;
+        for chunk in keep.into_iter().rev() {
+            Self::push_free(class, chunk);
+        }
+    }
+
     pub(super) fn check_class(&self, class: u32) -> Result<usize, MoveError> {
         if class == 0 || class as usize > self.classes.len() {
             return Err(MoveError::NoSuchClass(class));
@@ -93,15 +130,7 @@ impl<P: PageSource> Slab<P> {
     /// caller (the engine) evicts the items on a page first; `class_pages` tells which page is
     /// empty. Returns the page moved.
     pub fn move_page(&mut self, from: u32, to: u32) -> Result<NonNull<u8>, MoveError> {
-        if from == to {
-            return Err(MoveError::SameClass(from));
-        }
-        let src = self.check_class(from)?;
-        let dst = if to == 0 {
-            None
-        } else {
-            Some(self.check_class(to)?)
-        };
+        let (src, dst) = self.check_move(from, to)?;
         let page = self
             .class_pages(from)?
             .into_iter()
@@ -110,22 +139,8 @@ impl<P: PageSource> Slab<P> {
             .base;
         // Unlink the page's chunks from the source class's free list.
         let (lo, hi) = (page.as_ptr() as usize, page.as_ptr() as usize + PAGE_SIZE);
+        Self::cut_free(&mut self.classes[src], |c| (lo..hi).contains(&(c as usize)));
         let class = &mut self.classes[src];
-        let mut cur = class.free;
-        class.free = ptr::null_mut();
-        class.free_count = 0;
-        let mut keep = Vec::new();
-        while !cur.is_null() {
-            // SAFETY: `cur` is on the free list, whose links we wrote.
-            let next = unsafe { cur.cast::<*mut u8>().read() };
-            if !(lo..hi).contains(&(cur as usize)) {
-                keep.push(cur);
-            }
-            cur = next;
-        }
-        for chunk in keep.into_iter().rev() {
-            Self::push_free(class, chunk);
-        }
         class.pages -= 1;
         class.page_list.retain(|&p| p != page);
         match dst {
