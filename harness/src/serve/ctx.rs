@@ -92,15 +92,20 @@ impl<A: Allocator, L: Layout> Ctx<A, L> {
         self.clients -= 1;
     }
 
-    /// One pass of the active expiry (every 100 ms): Redis's sampling, or Segcache's expiry of
-    /// whole segments.
-    pub fn active_expire(&mut self) {
+    /// The background work of every 100 ms: the active expiry (Redis's sampling, or
+    /// Segcache's expiry of whole segments) where the layout has one, and the slab maintainer
+    /// (a page an eviction asked for; the automover once a second) where the allocator has one.
+    pub fn background(&mut self) {
         let now = self.now();
-        let mode = if self.config.layout == fraglab_engine::LayoutKind::Segcache {
-            ActiveExpire::Segments
-        } else {
-            ActiveExpire::Sample
-        };
-        self.store.active_expire(now, mode);
+        let layout = self.config.layout;
+        if layout.redis_semantics() || layout == fraglab_engine::LayoutKind::Segcache {
+            let mode = if layout == fraglab_engine::LayoutKind::Segcache {
+                ActiveExpire::Segments
+            } else {
+                ActiveExpire::Sample
+            };
+            self.store.active_expire(now, mode);
+        }
+        self.store.maintain(now);
     }
 }

@@ -177,6 +177,45 @@ pub(crate) fn parse_u32(tok: &[u8]) -> Option<u32> {
     parse_u64(tok).map(|v| v as u32)
 }
 
+/// `slabs reassign SRC DST` (`process_slabs_command`): the engine's page mover, with
+/// memcached's answers.
+fn slabs_reassign<A: Allocator, L: Layout>(
+    ctx: &mut Ctx<A, L>,
+    src: &[u8],
+    dst: &[u8],
+    now: u64,
+    out: &mut Vec<u8>,
+) {
+    use fraglab_allocators::slab::MoveError;
+    use fraglab_engine::ReassignError;
+    let src = match src {
+        b"-1" => Some(None),
+        s => parse_u32(s).map(Some),
+    };
+    let (Some(src), Some(dst)) = (src, parse_u32(dst)) else {
+        line(out, false, b"CLIENT_ERROR bad command line format");
+        return;
+    };
+    let reply: &[u8] = match ctx.store.slabs_reassign(src, dst, now) {
+        Ok(()) => b"OK",
+        Err(ReassignError::Unsupported) => b"CLIENT_ERROR slab reassignment disabled",
+        Err(ReassignError::Move(MoveError::Running)) => {
+            b"BUSY currently processing reassign request"
+        }
+        Err(ReassignError::Move(MoveError::NoSuchClass(_))) => {
+            b"BADCLASS invalid src or dst class id"
+        }
+        Err(ReassignError::Move(MoveError::SameClass(_))) => {
+            b"SAME src and dst class are identical"
+        }
+        Err(ReassignError::Move(MoveError::NoSpare(_)) | ReassignError::NoSource(_)) => {
+            b"NOSPARE source class has no spare pages"
+        }
+        Err(ReassignError::Move(_)) => b"SERVER_ERROR page move failed",
+    };
+    line(out, false, reply);
+}
+
 /// Whether an item of this key, value length and flags can ever be stored
 /// (`item_size_ok`).
 pub(crate) fn item_fits<L: Layout>(key: usize, vlen: usize, flags: u32) -> bool {
@@ -410,6 +449,10 @@ impl Memcache {
             }
             b"stats" => {
                 stats::stats(ctx, toks, out);
+                done
+            }
+            b"slabs" if n == 5 && toks[1] == b"reassign" => {
+                slabs_reassign(ctx, toks[2], toks[3], now, out);
                 done
             }
             b"shutdown" => {

@@ -125,6 +125,10 @@ fn general<A: Allocator, L: Layout>(ctx: &Ctx<A, L>, s: &mut String) {
         st.counters.expired_lazy + st.counters.expired_active,
     );
     if let Detail::Slab(d) = &st.mem.detail {
+        stat(s, "slab_reassign_rescues", d.moves.rescues);
+        stat(s, "slab_reassign_chunk_rescues", d.moves.chunk_rescues);
+        stat(s, "slab_reassign_evictions_nomem", d.moves.evictions_nomem);
+        stat(s, "slabs_moved", d.moves.slabs_moved);
         stat(s, "slab_global_page_pool", d.pool_pages);
         stat(s, "total_malloced", d.total_malloced);
     } else {
@@ -165,8 +169,12 @@ fn settings<A: Allocator, L: Layout>(ctx: &Ctx<A, L>, s: &mut String) {
     stat(s, "auth_enabled_ascii", "no");
     stat(s, "item_size_max", ITEM_SIZE_MAX);
     stat(s, "maxconns_fast", "yes");
-    stat(s, "slab_reassign", "no");
-    stat(s, "slab_automove", 0);
+    let (reassign, automove) = match &ctx.store.mem_stats().detail {
+        Detail::Slab(d) => ("yes", d.automove),
+        _ => ("no", 0),
+    };
+    stat(s, "slab_reassign", reassign);
+    stat(s, "slab_automove", automove);
     stat(s, "slab_chunk_max", ITEM_SIZE_MAX / 2);
     stat(s, "lru_crawler", "no");
     stat(s, "flush_enabled", "yes");

@@ -193,9 +193,12 @@ async fn listen<A: Allocator, L: Layout, P: Protocol>(
         .map_err(|e| format!("listening on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     crate::stdout::print(&format!("listening on {local}\n")).map_err(|e| e.to_string())?;
-    let expire = {
-        let layout = ctx.borrow().config.layout;
-        layout.redis_semantics() || layout == fraglab_engine::LayoutKind::Segcache
+    let background = {
+        let c = ctx.borrow();
+        let layout = c.config.layout;
+        layout.redis_semantics()
+            || layout == fraglab_engine::LayoutKind::Segcache
+            || c.store.allocator().automove_mode() != 0
     };
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -215,7 +218,7 @@ async fn listen<A: Allocator, L: Layout, P: Protocol>(
                 conns.push(client::<A, L, P>(ctx, sock, peer, admitted));
             }
             Some(()) = conns.next(), if !conns.is_empty() => {}
-            _ = tick.tick(), if expire => ctx.borrow_mut().active_expire(),
+            _ = tick.tick(), if background => ctx.borrow_mut().background(),
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
