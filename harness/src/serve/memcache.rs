@@ -1,6 +1,6 @@
 //! memcached 1.6.18's text protocol over the model: the classic commands (get/gets/gat/gats,
 //! set/add/replace/append/prepend/cas, incr/decr, delete, touch, flush_all, version,
-//! verbosity, quit, stats) and the meta commands (mg, ms, md, ma, mn, me).
+//! verbosity, quit, stats, slabs reassign) and the meta commands (mg, ms, md, ma, mn, me).
 //!
 //! The replies and error strings are memcached's, as upstream's `proto_text.c` (1.6.18)
 //! writes them and `doc/protocol.txt` documents them
