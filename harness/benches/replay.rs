@@ -55,6 +55,7 @@ fn spec(workload: Workload, name: &str, alloc: &str, layout: LayoutKind, latency
         latency_every: latency,
         command: Vec::new(),
         values: Default::default(),
+        pace: false,
     }
 }
 

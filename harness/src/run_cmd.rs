@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// started from PATH on a free loopback port and driven with the same op stream.
     #[arg(long, default_value = "engine")]
     pub target: crate::spec::TargetKind,
+    /// With a real server: send each op no earlier than its trace time after the first op's,
+    /// so the run takes as long as its trace time (see --rate) and the server's own clock
+    /// (memcached's slab automover, once a second) keeps pace with the engine's.
+    #[arg(long)]
+    pub pace: bool,
     #[command(flatten)]
     pub opts: WorkloadOpts,
 }
@@ -116,6 +121,11 @@ impl RunArgs {
         if self.sample_every == Some(0) {
             return Err("--sample-every 0: samples need at least 1 op between them".into());
         }
+        if self.pace && self.target == crate::spec::TargetKind::Engine {
+            return Err("--pace paces a real server (--target memcached|redis); the engine \
+                        already runs on the trace's time"
+                .into());
+        }
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
             workload_arg: self.workload.clone(),
@@ -130,6 +140,7 @@ impl RunArgs {
             latency_every: self.latency_every,
             command: std::env::args().collect(),
             values: self.values,
+            pace: self.pace,
         })
     }
 }

@@ -37,6 +37,10 @@ pub struct RunSpec {
     pub command: Vec<String>,
     /// What value bytes look like.
     pub values: ValueBytes,
+    /// A real server is driven at the trace's pace: each op is sent no earlier than its time
+    /// after the first op's (`--pace`), so the server's once-a-second work (memcached's slab
+    /// automover) sees the seconds the engine's maintainer sees.
+    pub pace: bool,
 }
 
 /// The default layout and eviction policy for an allocator: the system it models.

@@ -29,6 +29,8 @@ use serde::Serialize;
 
 #[path = "validate_agg.rs"]
 mod agg;
+#[path = "validate_automove.rs"]
+mod automove;
 
 use crate::run::run;
 use crate::spec::{RunSpec, TargetKind};
@@ -102,6 +104,9 @@ pub(crate) enum Kind {
     /// `used_memory` growth, and the keys of each aggregate type and encoding
     /// ([`crate::validate_agg`]).
     Aggregates,
+    /// The slab automover on a paced calcification: pages moved and pages per class
+    /// (`validate_automove.rs`).
+    Automove(automove::Tolerance),
 }
 
 fn cases() -> Vec<Case> {
@@ -209,6 +214,7 @@ fn cases() -> Vec<Case> {
         });
     }
     out.extend(agg::cases());
+    out.extend(automove::cases());
     out
 }
 
@@ -234,6 +240,8 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
         latency_every: 0,
         command: vec!["fraglab".into(), "validate".into()],
         values: case.values,
+        // The engine runs on the trace's time; the real server is paced to it.
+        pace: matches!(case.kind, Kind::Automove(_)),
     })
 }
 
@@ -273,7 +281,7 @@ fn written(spec: &RunSpec) -> Result<f64, String> {
 fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
     let spec = spec_for(case)?;
     let target = match case.kind {
-        Kind::Memcached => TargetKind::Memcached,
+        Kind::Memcached | Kind::Automove(_) => TargetKind::Memcached,
         _ => TargetKind::Redis,
     };
     let model = run(&spec, TargetKind::Engine, stop, &())?;
@@ -336,6 +344,7 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
             }
             rows
         }
+        Kind::Automove(ref tol) => automove::rows(case, tol, &model, &real),
         Kind::Redis => {
             let (m, r) = (
                 model.summary.allocated_bytes as f64,
