@@ -447,10 +447,15 @@ pub fn table(results: &[CaseResult]) -> String {
         "case", "metric", "model", "real", "diff", "tolerance"
     );
     for r in results {
-        let pct = r.tolerance > 0.0 && r.tolerance < 1.0;
+        // Relative figures: tolerances under 1, and fractional differences under a tolerance
+        // of a few times (the automover's pages moved).
+        let pct = r.tolerance > 0.0 && r.tolerance < 1.0
+            || (r.diff.fract() != 0.0 && r.tolerance > 0.0 && r.tolerance < 10.0);
         let fmt = |d: f64| {
             if pct {
                 format!("{:+.3}%", d * 100.0)
+            } else if d.fract() != 0.0 && d.is_finite() {
+                format!("{d:.3}")
             } else {
                 format!("{d}")
             }
