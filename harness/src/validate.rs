@@ -31,6 +31,8 @@ use serde::Serialize;
 mod agg;
 #[path = "validate_automove.rs"]
 mod automove;
+#[path = "validate_reassign.rs"]
+mod reassign;
 
 use crate::run::run;
 use crate::spec::{RunSpec, TargetKind};
@@ -107,6 +109,9 @@ pub(crate) enum Kind {
     /// The slab automover on a paced calcification: pages moved and pages per class
     /// (`validate_automove.rs`).
     Automove(automove::Tolerance),
+    /// `slabs reassign SRC DST` by hand after the workload, for each pair: pages moved,
+    /// rescues, evictions and pages per class, exactly (`validate_reassign.rs`).
+    Reassign(Vec<(u32, u32)>),
 }
 
 fn cases() -> Vec<Case> {
@@ -215,6 +220,7 @@ fn cases() -> Vec<Case> {
     }
     out.extend(agg::cases());
     out.extend(automove::cases());
+    out.extend(reassign::cases());
     out
 }
 
@@ -280,8 +286,12 @@ fn written(spec: &RunSpec) -> Result<f64, String> {
 
 fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
     let spec = spec_for(case)?;
+    if let Kind::Reassign(moves) = &case.kind {
+        // Not one replay per side: the moves are asked for after the workload.
+        return reassign::check(case, &spec, moves, stop);
+    }
     let target = match case.kind {
-        Kind::Memcached | Kind::Automove(_) => TargetKind::Memcached,
+        Kind::Memcached | Kind::Automove(_) | Kind::Reassign(_) => TargetKind::Memcached,
         _ => TargetKind::Redis,
     };
     let model = run(&spec, TargetKind::Engine, stop, &())?;
@@ -345,6 +355,8 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
             rows
         }
         Kind::Automove(ref tol) => automove::rows(case, tol, &model, &real),
+        // Checked above.
+        Kind::Reassign(_) => Vec::new(),
         Kind::Redis => {
             let (m, r) = (
                 model.summary.allocated_bytes as f64,

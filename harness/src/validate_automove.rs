@@ -146,7 +146,13 @@ pub(crate) fn rows(
     match (mm, rm) {
         (Some(m), Some(r)) => {
             let (m, r) = (m as f64, r as f64);
-            out.push(row("pages moved (slabs_moved)", m, r, relative(m, r), tol.moved));
+            out.push(row(
+                "pages moved (slabs_moved)",
+                m,
+                r,
+                relative(m, r),
+                tol.moved,
+            ));
         }
         _ => out.push(row(
             "pages moved: slabs_moved missing (automover off?)",
@@ -180,7 +186,12 @@ pub(crate) fn rows(
     let classes: std::collections::BTreeSet<u32> = m.keys().chain(r.keys()).copied().collect();
     let differ: u64 = classes
         .iter()
-        .map(|c| m.get(c).copied().unwrap_or(0).abs_diff(r.get(c).copied().unwrap_or(0)))
+        .map(|c| {
+            m.get(c)
+                .copied()
+                .unwrap_or(0)
+                .abs_diff(r.get(c).copied().unwrap_or(0))
+        })
         .sum();
     let (mt, rt) = (m.values().sum::<u64>(), r.values().sum::<u64>());
     out.push(row(

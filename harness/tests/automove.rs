@@ -146,7 +146,14 @@ fn a_paced_run_takes_its_trace_time_and_says_so() {
 #[test]
 fn rate_changes_only_the_times_of_a_generated_workload() {
     let describe = |extra: &[&str]| {
-        let mut a = vec!["describe", "calcification", "--scale", "0.01", "--format", "json"];
+        let mut a = vec![
+            "describe",
+            "calcification",
+            "--scale",
+            "0.01",
+            "--format",
+            "json",
+        ];
         a.extend_from_slice(extra);
         let o = fraglab(&a);
         assert!(o.status.success(), "{}", text(&o.stderr));
@@ -194,7 +201,10 @@ fn rate_changes_only_the_times_of_a_generated_workload() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(ra.len(), rb.len());
     assert!(ra.len() > 100);
-    let time_col = ra[0].iter().position(|c| c.contains("time")).expect("a time column");
+    let time_col = ra[0]
+        .iter()
+        .position(|c| c.contains("time"))
+        .expect("a time column");
     let mut times_differ = false;
     for (x, y) in ra.iter().zip(&rb).skip(1) {
         for (i, (cx, cy)) in x.iter().zip(y).enumerate() {
@@ -223,7 +233,10 @@ fn rate_and_pace_refuse_what_they_cannot_do() {
     ]);
     assert!(!o.status.success());
     let e = text(&o.stderr);
-    assert!(e.contains("--rate 100") && e.contains("recorded times"), "{e}");
+    assert!(
+        e.contains("--rate 100") && e.contains("recorded times"),
+        "{e}"
+    );
     for bad in ["0", "-5", "nan", "inf"] {
         let o = fraglab(&["describe", "calcification", "--rate", bad]);
         assert!(!o.status.success(), "--rate {bad}");
@@ -246,15 +259,9 @@ fn a_paced_automove_1_calcification_ends_with_the_pages_per_class_of_memcached()
         return;
     }
     // About 32 s: 30 s of paced replay and the model's run.
-    let o = fraglab(&[
-        "validate",
-        "--case",
-        "slab automove=1",
-        "--format",
-        "json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", text(&o.stderr)));
+    let o = fraglab(&["validate", "--case", "slab automove=1", "--format", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stderr)));
     let rows = v["cases"].as_array().unwrap();
     let metric = |m: &str| {
         rows.iter()

@@ -313,6 +313,11 @@ impl Peer for MemcachedPeer {
 }
 
 impl MemcachedPeer {
+    /// The process id of the server answering.
+    pub(crate) fn server_pid(&self) -> u32 {
+        self.server.pid()
+    }
+
     /// The page mover's counters from `stats`, when the automover is on or a page moved (the
     /// engine's model writes them on the same condition).
     fn moves(&self) -> Option<SlabMoves> {

@@ -190,6 +190,7 @@ mod group;
 mod memcached;
 mod pipeline;
 mod protocol;
+mod reassign;
 mod redis;
 mod redis_agg;
 mod resp;
@@ -198,6 +199,7 @@ mod text;
 
 pub use group::kill_server_groups;
 pub use pipeline::{BATCH, BATCH_BYTES};
+pub use reassign::memcached_reassign;
 pub use redis::redis_policy;
 
 use fraglab_allocators::AllocSpec;
@@ -270,8 +272,7 @@ pub fn replay(
             opts,
         ),
         TargetKind::Redis => crate::driver::drive(
-            PeerTarget::new(redis::RedisPeer::start(spec)?, spec.values, time_rtt)
-                .paced(spec.pace),
+            PeerTarget::new(redis::RedisPeer::start(spec)?, spec.values, time_rtt).paced(spec.pace),
             stream,
             opts,
         ),

@@ -221,6 +221,21 @@ impl<P: Peer> PeerTarget<P> {
         self
     }
 
+    /// Sends one command outside the op stream, after what is queued, and returns its
+    /// one-line reply (memcached's `slabs reassign SRC DST`: `OK` or an error).
+    pub(crate) fn command(&mut self, line: &[u8]) -> io::Result<String> {
+        self.drain().map_err(|e| io::Error::other(e.0))?;
+        self.peer.conn().exchange(
+            line,
+            |c| Ok(String::from_utf8_lossy(c.line()?).into_owned()),
+        )
+    }
+
+    /// The server's peer (its figures as of the last [`Target::read`]).
+    pub(crate) fn peer(&self) -> &P {
+        &self.peer
+    }
+
     /// Encodes `op` into the batch, or counts why it cannot be sent.
     fn encode(&mut self, op: &Op) {
         let value = self.values.get(op.value_len);
