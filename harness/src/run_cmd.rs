@@ -122,11 +122,11 @@ impl RunArgs {
             return Err("--sample-every 0: samples need at least 1 op between them".into());
         }
         if self.pace && self.target == crate::spec::TargetKind::Engine {
-            return Err(
-                "--pace paces a real server (--target memcached|redis); the engine \
-                        already runs on the trace's time"
-                    .into(),
-            );
+            return Err(concat!(
+                "--pace paces a real server (--target memcached|redis); ",
+                "the engine already runs on the trace's time"
+            )
+            .into());
         }
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
