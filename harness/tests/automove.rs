@@ -10,6 +10,9 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
+mod support;
+use support::TempDir;
+
 fn memcached() -> bool {
     let ok = Command::new("memcached")
         .arg("-V")
@@ -176,16 +179,11 @@ fn rate_changes_only_the_times_of_a_generated_workload() {
     // 12,000 ops: 11,999 gaps of 1 ms.
     assert_eq!(at["duration_s"], 11.999, "{at}");
     // etc draws its gaps: at a fixed rate they are still drawn, so the ops are the same.
-    let etc = |extra: &[&str]| {
-        let mut a = vec!["save", "etc", "--scale", "0.001"];
-        a.extend_from_slice(extra);
-        a
-    };
-    let dir = std::env::temp_dir().join(format!("fraglab-rate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (a, b) = (dir.join("a.csv"), dir.join("b.csv"));
-    for (path, extra) in [(&a, vec!["--rate", "500"]), (&b, vec![])] {
-        let mut args = etc(&extra);
+    let dir = TempDir::new("rate");
+    let (a, b) = (dir.file("a.csv"), dir.file("b.csv"));
+    for (path, extra) in [(&a, &["--rate", "500"][..]), (&b, &[][..])] {
+        let mut args = vec!["save", "etc", "--scale", "0.001"];
+        args.extend_from_slice(extra);
         args.extend(["--out", path.to_str().unwrap()]);
         let o = fraglab(&args);
         assert!(o.status.success(), "{}", text(&o.stderr));
@@ -198,7 +196,6 @@ fn rate_changes_only_the_times_of_a_generated_workload() {
             .collect()
     };
     let (ra, rb) = (rows(&a), rows(&b));
-    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(ra.len(), rb.len());
     assert!(ra.len() > 100);
     let time_col = ra[0]
