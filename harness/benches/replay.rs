@@ -56,6 +56,7 @@ fn spec(workload: Workload, name: &str, alloc: &str, layout: LayoutKind, latency
         command: Vec::new(),
         values: Default::default(),
         defrag: None,
+        pace: false,
     }
 }
 

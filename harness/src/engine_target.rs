@@ -167,6 +167,17 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
     }
 }
 
+impl<A: Allocator, L: Layout> EngineTarget<A, L> {
+    /// `slabs reassign SRC DST` between two ops ([`Store::slabs_reassign`]): one page of class
+    /// `src` moves to class `dst` (0: the global pool), whole, at `now` (seconds of trace
+    /// time: items expired by then are dropped, not rescued).
+    pub fn slabs_reassign(&mut self, src: u32, dst: u32, now: u64) -> Result<(), String> {
+        self.store
+            .slabs_reassign(Some(src), dst, now)
+            .map_err(|e| format!("slabs reassign {src} {dst}: {e}"))
+    }
+}
+
 impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
     fn rss_baseline(&mut self) -> u64 {
         rss_bytes()

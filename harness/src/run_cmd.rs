@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// cycle-max=25,max-scan-fields=1000` (any subset; the rest default). Off when absent.
     #[arg(long)]
     pub defrag: Option<String>,
+    /// With a real server: send each op no earlier than its trace time after the first op's,
+    /// so the run takes as long as its trace time (see --rate) and the server's own clock
+    /// (memcached's slab automover, once a second) keeps pace with the engine's.
+    #[arg(long)]
+    pub pace: bool,
     #[command(flatten)]
     pub opts: WorkloadOpts,
 }
@@ -129,6 +134,13 @@ impl RunArgs {
             }
             None => None,
         };
+        if self.pace && self.target == crate::spec::TargetKind::Engine {
+            return Err(concat!(
+                "--pace paces a real server (--target memcached|redis); ",
+                "the engine already runs on the trace's time"
+            )
+            .into());
+        }
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
             workload_arg: self.workload.clone(),
@@ -144,6 +156,7 @@ impl RunArgs {
             command: std::env::args().collect(),
             values: self.values,
             defrag,
+            pace: self.pace,
         })
     }
 }

@@ -40,6 +40,10 @@ pub struct RunSpec {
     pub values: ValueBytes,
     /// Active defrag (`--defrag`), off when `None`.
     pub defrag: Option<DefragConfig>,
+    /// A real server is driven at the trace's pace: each op is sent no earlier than its time
+    /// after the first op's (`--pace`), so the server's once-a-second work (memcached's slab
+    /// automover) sees the seconds the engine's maintainer sees.
+    pub pace: bool,
 }
 
 /// Parses `--defrag`: `on` (or an empty value) for Redis 7.0's defaults, or

@@ -29,6 +29,10 @@ use serde::Serialize;
 
 #[path = "validate_agg.rs"]
 mod agg;
+#[path = "validate_automove.rs"]
+mod automove;
+#[path = "validate_reassign.rs"]
+mod reassign;
 
 use crate::run::run;
 use crate::spec::{RunSpec, TargetKind};
@@ -102,6 +106,12 @@ pub(crate) enum Kind {
     /// `used_memory` growth, and the keys of each aggregate type and encoding
     /// ([`crate::validate_agg`]).
     Aggregates,
+    /// The slab automover on a paced calcification: pages moved and pages per class
+    /// (`validate_automove.rs`).
+    Automove(automove::Tolerance),
+    /// `slabs reassign SRC DST` by hand after the workload, for each pair: pages moved,
+    /// rescues, evictions and pages per class, exactly (`validate_reassign.rs`).
+    Reassign(Vec<(u32, u32)>),
 }
 
 fn cases() -> Vec<Case> {
@@ -209,6 +219,8 @@ fn cases() -> Vec<Case> {
         });
     }
     out.extend(agg::cases());
+    out.extend(automove::cases());
+    out.extend(reassign::cases());
     out
 }
 
@@ -235,6 +247,8 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
         command: vec!["fraglab".into(), "validate".into()],
         values: case.values,
         defrag: None,
+        // The engine runs on the trace's time; the real server is paced to it.
+        pace: matches!(case.kind, Kind::Automove(_)),
     })
 }
 
@@ -273,8 +287,12 @@ fn written(spec: &RunSpec) -> Result<f64, String> {
 
 fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
     let spec = spec_for(case)?;
+    if let Kind::Reassign(moves) = &case.kind {
+        // Not one replay per side: the moves are asked for after the workload.
+        return reassign::check(case, &spec, moves, stop);
+    }
     let target = match case.kind {
-        Kind::Memcached => TargetKind::Memcached,
+        Kind::Memcached | Kind::Automove(_) | Kind::Reassign(_) => TargetKind::Memcached,
         _ => TargetKind::Redis,
     };
     let model = run(&spec, TargetKind::Engine, stop, &())?;
@@ -337,6 +355,9 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
             }
             rows
         }
+        Kind::Automove(ref tol) => automove::rows(case, tol, &model, &real),
+        // Checked above.
+        Kind::Reassign(_) => Vec::new(),
         Kind::Redis => {
             let (m, r) = (
                 model.summary.allocated_bytes as f64,
@@ -439,10 +460,15 @@ pub fn table(results: &[CaseResult]) -> String {
         "case", "metric", "model", "real", "diff", "tolerance"
     );
     for r in results {
-        let pct = r.tolerance > 0.0 && r.tolerance < 1.0;
+        // Relative figures: tolerances under 1, and fractional differences under a tolerance
+        // of a few times (the automover's pages moved).
+        let pct = r.tolerance > 0.0 && r.tolerance < 1.0
+            || (r.diff.fract() != 0.0 && r.tolerance > 0.0 && r.tolerance < 10.0);
         let fmt = |d: f64| {
             if pct {
                 format!("{:+.3}%", d * 100.0)
+            } else if d.fract() != 0.0 && d.is_finite() {
+                format!("{d:.3}")
             } else {
                 format!("{d}")
             }

@@ -48,6 +48,11 @@ pub struct WorkloadOpts {
     /// Key length for traces without keys (oracleGeneral).
     #[arg(long, default_value_t = 16)]
     pub key_len: u16,
+    /// Requests per second of trace time for every phase of a generated workload (a preset or
+    /// a spec): only the ops' times change, so a run can be spread over more seconds (the
+    /// slab automover ticks once a second). Not for traces, which keep their recorded times.
+    #[arg(long, value_name = "OPS_PER_SEC")]
+    pub rate: Option<f64>,
 }
 
 /// `describe` and `save`: a workload, and the allocator size-sweep sweeps.
@@ -171,7 +176,31 @@ impl WorkloadOpts {
             lenient: self.lenient,
             key_len: self.key_len,
         };
-        Workload::parse(workload, &params, &trace).map_err(|e| e.to_string())
+        let mut w = Workload::parse(workload, &params, &trace).map_err(|e| e.to_string())?;
+        if let Some(rate) = self.rate {
+            set_rate(&mut w, rate)?;
+        }
+        Ok(w)
+    }
+}
+
+/// `--rate`: every phase of a generated workload at `rate` requests per second.
+fn set_rate(w: &mut Workload, rate: f64) -> Result<(), String> {
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(format!(
+            "--rate {rate}: expected a positive number of requests per second, such as 5000"
+        ));
+    }
+    match w {
+        Workload::Spec { spec, .. } => {
+            spec.set_rate(rate);
+            Ok(())
+        }
+        Workload::Trace { path, .. } => Err(format!(
+            "--rate {rate}: trace:{} replays at its recorded times; --rate sets the pace of a \
+             generated workload (a preset or file:SPEC.toml)",
+            path.display()
+        )),
     }
 }
 

@@ -139,6 +139,21 @@ pub struct ServerInfo {
     /// Its configuration as it reports it (memcached `stats settings`, Redis `CONFIG GET *`
     /// for the settings that matter).
     pub config: BTreeMap<String, String>,
+    /// Present when the replay was paced (`fraglab run --pace`): each op was sent no earlier
+    /// than its time after the first op, so the server's wall clock ran with the trace's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<Pacing>,
+}
+
+/// How a paced replay kept to the trace's time.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pacing {
+    /// The trace time of the last op, seconds after the first op's.
+    pub trace_s: f64,
+    /// Wall time from the first op sent to the last reply, seconds.
+    pub wall_s: f64,
+    /// The latest a batch was sent after the time of its first op, milliseconds (never early).
+    pub late_max_ms: f64,
 }
 
 /// The machine and the build.

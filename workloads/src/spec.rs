@@ -377,6 +377,15 @@ impl WorkloadSpec {
         }
     }
 
+    /// Sets every phase to a fixed arrival rate of `rate` requests per second
+    /// ([`Arrival::at_rate`]): only the ops' times change, every other draw stays the same.
+    pub fn set_rate(&mut self, rate: f64) {
+        self.arrival = self.arrival.at_rate(rate);
+        for p in &mut self.phases {
+            p.arrival = p.arrival.as_ref().map(|a| a.at_rate(rate));
+        }
+    }
+
     /// Whether any phase needs the set of live keys (a live cap or a delete fraction).
     pub fn tracks_live(&self) -> bool {
         self.phases

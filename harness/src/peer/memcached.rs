@@ -91,7 +91,19 @@ pub(crate) fn args(spec: &RunSpec) -> Result<Vec<String>, String> {
     let mb = spec
         .memory
         .map_or(UNLIMITED_MB, |b| b.div_ceil(1 << 20).max(1));
-    let mut opts = format!("slab_chunk_max={},slab_automove=0", c.chunk_max);
+    let mut opts = format!("slab_chunk_max={}", c.chunk_max);
+    match &c.automove {
+        // The page mover and the automover with the spec's settings (`memcached.c`'s `-o`
+        // parser: `slab_reassign`, `slab_automove`, `slab_automove_ratio`,
+        // `slab_automove_window`).
+        Some(a) => {
+            opts += &format!(
+                ",slab_reassign,slab_automove={},slab_automove_ratio={},slab_automove_window={}",
+                a.mode, a.ratio, a.window
+            )
+        }
+        None => opts += ",slab_automove=0",
+    }
     if let Some(sizes) = &c.sizes {
         let list: Vec<String> = sizes.iter().map(|s| s.to_string()).collect();
         opts += &format!(",slab_sizes={}", list.join("-"));
@@ -295,11 +307,17 @@ impl Peer for MemcachedPeer {
             version: self.version.clone(),
             args: self.server.command.clone(),
             config: self.settings.clone(),
+            pacing: None,
         }
     }
 }
 
 impl MemcachedPeer {
+    /// The process id of the server answering.
+    pub(crate) fn server_pid(&self) -> u32 {
+        self.server.pid()
+    }
+
     /// The page mover's counters from `stats`, when the automover is on or a page moved (the
     /// engine's model writes them on the same condition).
     fn moves(&self) -> Option<SlabMoves> {

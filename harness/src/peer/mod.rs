@@ -17,8 +17,12 @@
 //!   `memcached -l 127.0.0.1 -p PORT -U 0 -t 1 -m MB -f FACTOR -n MIN -I ITEM_MAX -o
 //!   slab_chunk_max=CHUNK_MAX,slab_automove=0[,slab_sizes=A-B-C]` (plus `-u root` when run as
 //!   root). MB is `--memory` rounded up to whole MiB; without a limit it is 65536 (64 GiB), so
-//!   nothing is evicted. The slab automover is off: its thread moves pages by the wall clock,
-//!   which a model replaying logical time cannot follow. `--evict slab-lru` (the default of
+//!   nothing is evicted. The slab automover is off unless the spec turns it on: its thread
+//!   moves pages by the wall clock, which a model replaying logical time follows only when the
+//!   replay is paced (below). With `slab:automove=N` (1 or 2) the `-o` list is instead
+//!   `slab_chunk_max=CHUNK_MAX,slab_reassign,slab_automove=N,slab_automove_ratio=R,
+//!   slab_automove_window=W[,slab_sizes=...]` with the spec's ratio and window (the model's
+//!   `tick_ops` has no server setting). `--evict slab-lru` (the default of
 //!   slab) is memcached's own LRU per class; `--evict noeviction` adds `-M` (a write that
 //!   finds no memory gets an error); other policies are refused.
 //! - Redis: `redis-server --bind 127.0.0.1 --port PORT --save '' --appendonly no
@@ -76,7 +80,14 @@
 //! - **Time**: logical time cannot be imposed on a real server. TTLs run on the server's own
 //!   clock from the moment the command arrives, and the replay runs as fast as the server
 //!   answers, so a workload that spans hours of logical time takes seconds and its keys do
-//!   not expire as they do in-process. A memcached TTL above 30 days (which memcached would
+//!   not expire as they do in-process. **Paced** (`fraglab run --pace`,
+//!   [`pipeline::PeerTarget::paced`]), the replay sends each op no earlier than its time
+//!   after the first op's: ops already due go out together in one batch, and an op not yet
+//!   due first sends the batch waiting, then sleeps until its time (in slices of 200 ms that
+//!   read Ctrl-C). The server's wall clock then runs with the trace's time, late by at most
+//!   what the replay falls behind, which `run.server.pacing` records (`trace_s`, `wall_s`,
+//!   `late_max_ms`). The run takes as long as its trace time: `--rate OPS_PER_SEC` sets it
+//!   for a generated workload. A memcached TTL above 30 days (which memcached would
 //!   read as an absolute Unix time) is sent as now + TTL.
 //! - **Errors**: out-of-memory replies (memcached `SERVER_ERROR out of memory ...`, Redis
 //!   `-OOM ...`) count as `oom_errors`; other error replies count in `command_errors` by kind:
@@ -179,6 +190,7 @@ mod group;
 mod memcached;
 mod pipeline;
 mod protocol;
+mod reassign;
 mod redis;
 mod redis_agg;
 mod resp;
@@ -187,6 +199,7 @@ mod text;
 
 pub use group::kill_server_groups;
 pub use pipeline::{BATCH, BATCH_BYTES};
+pub use reassign::memcached_reassign;
 pub use redis::redis_policy;
 
 use fraglab_allocators::AllocSpec;
@@ -253,12 +266,13 @@ pub fn replay(
                 memcached::MemcachedPeer::start(spec)?,
                 spec.values,
                 time_rtt,
-            ),
+            )
+            .paced(spec.pace),
             stream,
             opts,
         ),
         TargetKind::Redis => crate::driver::drive(
-            PeerTarget::new(redis::RedisPeer::start(spec)?, spec.values, time_rtt),
+            PeerTarget::new(redis::RedisPeer::start(spec)?, spec.values, time_rtt).paced(spec.pace),
             stream,
             opts,
         ),

@@ -110,6 +110,64 @@ fn fill_op(get: &Op) -> Op {
     }
 }
 
+/// The longest single sleep of a paced replay: Ctrl-C is read between sleeps.
+const PACE_SLICE: Duration = Duration::from_millis(200);
+
+/// A paced replay's clock: op `t` is due `t - first` after `start`.
+struct Pace {
+    /// The first op's send time and trace time (µs).
+    start: Option<(Instant, u64)>,
+    /// When the first op of the batch being built was due.
+    batch_due: Option<Instant>,
+    /// The last op's trace time (µs).
+    last_us: u64,
+    /// The latest a batch went out after it was due.
+    late_max: Duration,
+    /// When the last batch's replies were read.
+    last_reply: Option<Instant>,
+}
+
+impl Pace {
+    fn new() -> Pace {
+        Pace {
+            start: None,
+            batch_due: None,
+            last_us: 0,
+            late_max: Duration::ZERO,
+            last_reply: None,
+        }
+    }
+
+    /// When `op` is due.
+    fn due(&mut self, op: &Op) -> Instant {
+        let (start, first) = *self.start.get_or_insert((Instant::now(), op.time_us));
+        self.last_us = self.last_us.max(op.time_us);
+        start + Duration::from_micros(op.time_us.saturating_sub(first))
+    }
+
+    fn report(&self) -> Option<fraglab_reports::Pacing> {
+        let (start, first) = self.start?;
+        Some(fraglab_reports::Pacing {
+            trace_s: self.last_us.saturating_sub(first) as f64 / 1e6,
+            wall_s: self
+                .last_reply
+                .map_or(0.0, |t| t.duration_since(start).as_secs_f64()),
+            late_max_ms: self.late_max.as_secs_f64() * 1e3,
+        })
+    }
+}
+
+/// Sleeps until `due`, in slices that read Ctrl-C (which ends the wait).
+fn sleep_until(due: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= due || crate::STOP.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep((due - now).min(PACE_SLICE));
+    }
+}
+
 /// A real server being replayed into, a pipelined batch at a time.
 pub struct PeerTarget<P: Peer> {
     peer: P,
@@ -129,6 +187,8 @@ pub struct PeerTarget<P: Peer> {
     time_rtt: bool,
     /// Aggregate ops sent (the server's aggregates are read back at the end if any).
     agg_ops: u64,
+    /// With `--pace`: ops go out no earlier than their trace time after the first op's.
+    pace: Option<Pace>,
 }
 
 impl<P: Peer> PeerTarget<P> {
@@ -149,7 +209,31 @@ impl<P: Peer> PeerTarget<P> {
             batches: 0,
             time_rtt,
             agg_ops: 0,
+            pace: None,
         }
+    }
+
+    /// Paces the replay: each op is sent no earlier than its trace time after the first op
+    /// (ops already due go out together in a batch; an op not yet due first sends the batch
+    /// waiting, then waits for its time).
+    pub fn paced(mut self, pace: bool) -> PeerTarget<P> {
+        self.pace = pace.then(Pace::new);
+        self
+    }
+
+    /// Sends one command outside the op stream, after what is queued, and returns its
+    /// one-line reply (memcached's `slabs reassign SRC DST`: `OK` or an error).
+    pub(crate) fn command(&mut self, line: &[u8]) -> io::Result<String> {
+        self.drain().map_err(|e| io::Error::other(e.0))?;
+        self.peer.conn().exchange(
+            line,
+            |c| Ok(String::from_utf8_lossy(c.line()?).into_owned()),
+        )
+    }
+
+    /// The server's peer (its figures as of the last [`Target::read`]).
+    pub(crate) fn peer(&self) -> &P {
+        &self.peer
     }
 
     /// Encodes `op` into the batch, or counts why it cannot be sent.
@@ -177,6 +261,9 @@ impl<P: Peer> PeerTarget<P> {
         self.batch_ops = 0;
         if self.pending.is_empty() {
             self.out.clear();
+            if let Some(p) = &mut self.pace {
+                p.batch_due = None;
+            }
             return Ok(());
         }
         let t = Instant::now();
@@ -190,6 +277,12 @@ impl<P: Peer> PeerTarget<P> {
         });
         let took = t.elapsed();
         r?;
+        if let Some(p) = &mut self.pace {
+            if let Some(due) = p.batch_due.take() {
+                p.late_max = p.late_max.max(t.saturating_duration_since(due));
+            }
+            p.last_reply = Some(Instant::now());
+        }
         self.batches += 1;
         if self.time_rtt {
             self.rtt.saturating_record((took.as_nanos() as u64).max(1));
@@ -215,6 +308,17 @@ impl<P: Peer> Target for PeerTarget<P> {
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TargetFailure> {
+        if let Some(p) = &mut self.pace {
+            let due = p.due(op);
+            if Instant::now() < due {
+                // What is queued is due already: send it, then wait for this op's time.
+                self.send().map_err(failed)?;
+                sleep_until(due);
+            }
+            if let Some(p) = &mut self.pace {
+                p.batch_due.get_or_insert(due);
+            }
+        }
         if self.batch_ops == 0 && self.pending.is_empty() {
             self.start_batch();
         }
@@ -310,12 +414,14 @@ impl<P: Peer> Target for PeerTarget<P> {
                 self::latency(self.batches, &self.rtt),
             );
         }
+        let mut server = self.peer.server_info();
+        server.pacing = self.pace.as_ref().and_then(Pace::report);
         TargetEnd {
             command_errors: std::mem::take(&mut self.counters.errors),
             latency,
             allocator_detail: self.peer.detail(),
             library_versions: self.peer.library_versions(),
-            server: Some(self.peer.server_info()),
+            server: Some(server),
             aggregates: if self.agg_ops > 0 {
                 fraglab_reports::Aggregates {
                     commands: self.agg_ops,

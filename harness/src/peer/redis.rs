@@ -446,6 +446,7 @@ impl Peer for RedisPeer {
             version: self.version.clone(),
             args: self.server.command.clone(),
             config: self.config.clone(),
+            pacing: None,
         }
     }
 }

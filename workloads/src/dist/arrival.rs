@@ -22,6 +22,15 @@ pub enum Arrival {
         /// The gap distribution, microseconds.
         gap_us: SizeDist,
     },
+    /// A fixed rate in place of drawn gaps (`--rate` over an `interarrival` workload): each
+    /// gap is still drawn, and set aside, so every other random choice (keys, sizes, TTLs) is
+    /// the one the workload makes at its own pace; only the ops' times change.
+    Retimed {
+        /// Requests per second.
+        rate: f64,
+        /// The gap distribution that is drawn and set aside, microseconds.
+        gap_us: SizeDist,
+    },
 }
 
 impl Default for Arrival {
@@ -37,21 +46,43 @@ pub enum Clock {
     Fixed(f64),
     /// Drawn gaps, microseconds.
     Gaps(SizeSampler),
+    /// A constant gap, microseconds, with a drawn gap set aside for each.
+    Retimed(f64, SizeSampler),
+}
+
+fn gap_of(rate: f64, what: &str) -> Result<f64, WorkloadSpecError> {
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(WorkloadSpecError::Invalid(format!(
+            "{what}: rate {rate} must be a positive number of requests per second"
+        )));
+    }
+    Ok(1e6 / rate)
 }
 
 impl Arrival {
     /// Compiles the process.
     pub fn compile(&self, base: &Path, what: &str) -> Result<Clock, WorkloadSpecError> {
         match self {
-            Arrival::Fixed { rate } => {
-                if !(*rate > 0.0 && rate.is_finite()) {
-                    return Err(WorkloadSpecError::Invalid(format!(
-                        "{what}: rate {rate} must be a positive number of requests per second"
-                    )));
-                }
-                Ok(Clock::Fixed(1e6 / rate))
-            }
+            Arrival::Fixed { rate } => Ok(Clock::Fixed(gap_of(*rate, what)?)),
             Arrival::Interarrival { gap_us } => Ok(Clock::Gaps(gap_us.compile(base, what)?)),
+            Arrival::Retimed { rate, gap_us } => Ok(Clock::Retimed(
+                gap_of(*rate, what)?,
+                gap_us.compile(base, what)?,
+            )),
+        }
+    }
+
+    /// The same process at a fixed `rate` (requests per second), drawing what it drew before:
+    /// a fixed rate becomes `rate`, drawn gaps become [`Arrival::Retimed`].
+    pub fn at_rate(&self, rate: f64) -> Arrival {
+        match self {
+            Arrival::Fixed { .. } => Arrival::Fixed { rate },
+            Arrival::Interarrival { gap_us } | Arrival::Retimed { gap_us, .. } => {
+                Arrival::Retimed {
+                    rate,
+                    gap_us: gap_us.clone(),
+                }
+            }
         }
     }
 }
@@ -63,6 +94,10 @@ impl Clock {
         match self {
             Clock::Fixed(g) => *g,
             Clock::Gaps(s) => s.quantile(rng.next_f64()).max(0.0),
+            Clock::Retimed(g, s) => {
+                let _ = s.quantile(rng.next_f64());
+                *g
+            }
         }
     }
 }
