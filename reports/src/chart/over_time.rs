@@ -15,7 +15,7 @@ use super::common::{incomplete_note, series_line, Phases, Spec};
 use super::figure::{
     alt_of, color_of, Axis, Entry, Figure, Key, Panel, Shape, Ticks, GREY, MARKERS,
 };
-use super::labels::{fmt_count, fmt_num, slug, workload_label, Names};
+use super::labels::{fmt_count, fmt_num, short_size, slug, workload_label, Names};
 
 /// Classes drawn on the pages chart; the rest are summed into one line.
 const PAGE_CLASSES: usize = 8;
@@ -77,6 +77,7 @@ fn lines_chart(
     y_desc: &str,
     ticks: Ticks,
     floor_max: f64,
+    headroom: f64,
 ) -> Option<(Axis, Axis, Vec<Shape>, Vec<Entry>)> {
     let lines: Vec<(&Cell, Vec<(f64, f64)>)> = cells
         .iter()
@@ -92,7 +93,7 @@ fn lines_chart(
         .iter()
         .flat_map(|(_, p)| p.iter().map(|q| q.1))
         .fold(floor_max, f64::max);
-    let mut y = Axis::linear(y_desc, top, ticks, 1.1);
+    let mut y = Axis::linear(y_desc, top, ticks, headroom);
     y.area = 60;
     let phases = Phases::of(&drawn, x.hi, 840.0);
     let mut shapes = phases.shapes(&y);
@@ -129,7 +130,11 @@ pub(super) fn automove(set: &ResultSet, names: &Names) -> Vec<Spec> {
         let limit = g[0].key.memory_limit.map_or("no limit".into(), |m| {
             format!("{} limit", human_bytes(m as f64))
         });
-        let s = unique(&mut used, slug(&format!("{w}-{limit}")));
+        let limit_id = g[0]
+            .key
+            .memory_limit
+            .map_or("no-limit".into(), |m| short_size(&m.to_string()));
+        let s = unique(&mut used, slug(&format!("{w}-{limit_id}")));
         let phases = Phases::of(&g, ops_axis(&g).hi, 840.0).note();
         let items = |t: &[Sample]| -> Vec<(f64, f64)> {
             t.iter()
@@ -137,7 +142,7 @@ pub(super) fn automove(set: &ResultSet, names: &Names) -> Vec<Spec> {
                 .collect()
         };
         if let Some((x, y, shapes, legend)) =
-            lines_chart(names, &g, &items, "items stored", Ticks::Count, 1.0)
+            lines_chart(names, &g, &items, "items stored", Ticks::Count, 1.0, 1.1)
         {
             let mut caption = format!(
                 "Keys stored as the run goes, with the slab automover off (automove=0) and on \
@@ -172,7 +177,8 @@ pub(super) fn automove(set: &ResultSet, names: &Names) -> Vec<Spec> {
             &hits,
             "hit ratio (per interval)",
             Ticks::Percent,
-            0.9,
+            1.0,
+            1.0,
         ) {
             let mut caption = format!(
                 "The hit ratio of each interval between timeline samples (the hits / reads of \
@@ -388,6 +394,7 @@ pub(super) fn defrag(set: &ResultSet, names: &Names) -> Vec<Spec> {
             "footprint / allocated (jemalloc's active / allocated)",
             Ticks::Number,
             1.0,
+            1.1,
         ) else {
             continue;
         };
