@@ -19,7 +19,6 @@
 //! Each table (and the charts in `chart/over_time.rs`) is left out when the set has no runs
 //! for it: no slab run with the automover on, or no run with `--defrag`.
 
-use crate::chart::short_alloc;
 use crate::schema::{RunResult, Sample};
 use crate::set::{human_bytes, Cell, ResultSet, Spread};
 use crate::tabular::Table;
@@ -234,7 +233,7 @@ pub fn automove_table(set: &ResultSet) -> Option<Table> {
             }
             rows.push(vec![
                 c.key.workload.clone(),
-                short_alloc(&without_automove(&c.key.alloc)),
+                without_automove(&c.key.alloc),
                 c.key.layout.clone(),
                 limit_text(c.key.memory_limit),
                 c.key.target.clone(),
@@ -262,7 +261,7 @@ pub fn automove_table(set: &ResultSet) -> Option<Table> {
             verdicts.push(format!(
                 "{w}, {} limit, {}: automove=2 keeps {r:.2}x the items of automove=0{goal}.",
                 limit_text(limit),
-                short_alloc(&without_automove(&g[0].key.alloc))
+                without_automove(&g[0].key.alloc)
             ));
         }
     }
@@ -406,7 +405,7 @@ pub fn defrag_table(set: &ResultSet) -> Option<Table> {
             }
             rows.push(vec![
                 c.key.workload.clone(),
-                short_alloc(&c.key.alloc),
+                c.key.alloc.clone(),
                 c.key.layout.clone(),
                 limit_text(c.key.memory_limit),
                 c.key.defrag.clone().unwrap_or_else(|| "off".into()),
@@ -432,7 +431,7 @@ pub fn defrag_table(set: &ResultSet) -> Option<Table> {
                 verdicts.push(format!(
                     "{}, {}: defrag {spec} ends at {e:.3}{from}{goal}.",
                     c.key.workload,
-                    short_alloc(&c.key.alloc)
+                    c.key.alloc.clone()
                 ));
             }
         }

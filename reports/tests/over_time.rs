@@ -154,7 +154,7 @@ fn the_automove_table_has_items_the_ratio_and_the_mover_s_counters() {
     };
     assert_eq!(t.rows.len(), 5);
     let two = row("calcification", "2");
-    assert_eq!(two[col("allocator")], "slab");
+    assert_eq!(two[col("allocator")], SLAB);
     assert_eq!(two[col("memory limit")], "64.00 MiB");
     assert_eq!(two[col("items kept")], "60000");
     assert_eq!(two[col("against automove=0")], "2.00x");
@@ -171,17 +171,17 @@ fn the_automove_table_has_items_the_ratio_and_the_mover_s_counters() {
     assert_eq!(reads[col("against automove=0")], "0.80x");
     assert_eq!(reads[col("hit ratio")], "0.9000");
     assert!(
-        t.note.contains(
-            "calcification, 64.00 MiB limit, slab: automove=2 keeps 2.00x the items of \
+        t.note.contains(&format!(
+            "calcification, 64.00 MiB limit, {SLAB}: automove=2 keeps 2.00x the items of \
              automove=0 (the goal: at least 1.5x; met)."
-        ),
+        )),
         "{}",
         t.note
     );
     // The goal is stated on calcification only.
     assert!(
         t.note
-            .contains("calcification-reads, 64.00 MiB limit, slab: automove=2 keeps 0.80x the items of automove=0."),
+            .contains(&format!("calcification-reads, 64.00 MiB limit, {SLAB}: automove=2 keeps 0.80x the items of automove=0.")),
         "{}",
         t.note
     );
