@@ -69,16 +69,22 @@ fn ops_axis(cells: &[&Cell]) -> Axis {
     x
 }
 
+/// What a line is drawn from: a timeline, to `(op, value)` points.
+type Points = dyn Fn(&[Sample]) -> Vec<(f64, f64)>;
+
+/// A one-panel chart before its title and caption: x and y axes, shapes, legend.
+type OnePanel = (Axis, Axis, Vec<Shape>, Vec<Entry>);
+
 /// One line per cell of `f` over its representative run's timeline, in one panel.
 fn lines_chart(
     names: &Names,
     cells: &[&Cell],
-    f: &dyn Fn(&[Sample]) -> Vec<(f64, f64)>,
+    f: &Points,
     y_desc: &str,
     ticks: Ticks,
     floor_max: f64,
     headroom: f64,
-) -> Option<(Axis, Axis, Vec<Shape>, Vec<Entry>)> {
+) -> Option<OnePanel> {
     let lines: Vec<(&Cell, Vec<(f64, f64)>)> = cells
         .iter()
         .map(|c| (*c, f(&c.representative().timeline)))
