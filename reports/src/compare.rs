@@ -131,6 +131,9 @@ pub struct CellRecord {
     pub memory_limit: Option<u64>,
     /// Which repeat.
     pub repeat: u32,
+    /// `--defrag` as the cell runs it (compare's `--defrag`); absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defrag: Option<String>,
     /// The result file, relative to the compare directory.
     pub file: String,
     /// Its state.
@@ -181,6 +184,9 @@ pub struct GroupRecord {
     /// The memory limit.
     #[serde(default)]
     pub memory_limit: Option<u64>,
+    /// `--defrag` as the group runs it; absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defrag: Option<String>,
     /// The state.
     pub status: GroupStatus,
     /// Runs the figures are taken from: the complete ones, or the partial ones when none
@@ -265,6 +271,7 @@ impl GroupRecord {
             layout: first.layout.clone(),
             target: first.target.clone(),
             memory_limit: first.memory_limit,
+            defrag: first.defrag.clone(),
             status,
             runs: figures.len(),
             complete_runs: complete.len(),
@@ -304,6 +311,10 @@ pub struct CompareSettings {
     pub scale: Option<f64>,
     /// The scale of presets when `--scale` is not given.
     pub default_scale: f64,
+    /// `--defrag`: the cells whose allocator and layout support active defrag run with it
+    /// too; absent: not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defrag: Option<String>,
 }
 
 /// The state of a compare.
@@ -417,7 +428,10 @@ pub fn table(groups: &[GroupRecord]) -> String {
             let mut row = vec![
                 g.workload.clone(),
                 g.scale.map_or("-".into(), |s| s.to_string()),
-                g.alloc.clone(),
+                match &g.defrag {
+                    Some(d) => format!("{} + defrag {d}", g.alloc),
+                    None => g.alloc.clone(),
+                },
                 g.layout.clone(),
                 g.target.clone(),
             ];

@@ -11,7 +11,9 @@
 //!    fatal.
 //! 3. [`table`] and [`chart`]: the numbers and the figures; [`baseline`]: a set against an
 //!    earlier one (ratios, and every memory counter that changed); [`ramcloud`]: RAMCloud's
-//!    paper beside the set (its Figure 1 as a table, the log's write amplification).
+//!    paper beside the set (its Figure 1 as a table, the log's write amplification);
+//!    [`over_time`]: memory over time, memcached's slab automover and Redis's active defrag
+//!    (items kept, pages moved, fragmentation before and after).
 //! 4. [`render`]: a Markdown file and a self-contained HTML page; [`summary`]: the text
 //!    `fraglab run` prints; [`compare`]: `compare.json` (typed) and the table `fraglab
 //!    compare` prints. Rendering never re-runs anything.
@@ -21,6 +23,7 @@ pub mod baseline;
 pub mod chart;
 pub mod compare;
 pub mod output;
+pub mod over_time;
 pub mod ramcloud;
 pub mod render;
 pub mod schema;

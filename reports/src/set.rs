@@ -31,6 +31,9 @@ pub struct CellKey {
     pub memory_limit: Option<u64>,
     /// `engine` or a real server.
     pub target: String,
+    /// Active defrag's settings ([`crate::DefragSettings::spec`]) when the runs had
+    /// `--defrag`; `None`: off. A run with defrag and one without are different cells.
+    pub defrag: Option<String>,
     /// What else must agree for runs to be repeats of one another: the seed, the value bytes
     /// and the resolved workload (a hash of its parameters, so a rerun at another scale is a
     /// different cell).
@@ -43,6 +46,9 @@ impl CellKey {
     pub fn label(&self) -> String {
         let mut s = self.alloc.clone();
         s.push_str(&format!(" / {}", self.layout));
+        if self.defrag.is_some() {
+            s.push_str(" + defrag");
+        }
         if let Some(m) = self.memory_limit {
             s.push_str(&format!(" / {}", human_bytes(m as f64)));
         }
@@ -52,9 +58,13 @@ impl CellKey {
         s
     }
 
-    /// The allocator and layout alone (the series a chart draws across workloads).
+    /// The allocator and layout alone (the series a chart draws across workloads), with
+    /// active defrag's settings when the runs had `--defrag`.
     pub fn series(&self) -> String {
-        format!("{} / {}", self.alloc, self.layout)
+        match &self.defrag {
+            Some(d) => format!("{} / {} + defrag {d}", self.alloc, self.layout),
+            None => format!("{} / {}", self.alloc, self.layout),
+        }
     }
 }
 
@@ -178,6 +188,7 @@ impl ResultSet {
                         layout: r.run.layout.clone(),
                         memory_limit: r.run.memory_limit,
                         target: r.run.target.clone(),
+                        defrag: r.run.defrag.map(|d| d.spec()),
                         settings: settings(&r),
                     };
                     if !order.contains(&key.workload) {

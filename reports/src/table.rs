@@ -391,6 +391,8 @@ pub fn method(set: &ResultSet) -> Table {
 pub fn all(set: &ResultSet, base: Option<&ResultSet>) -> Vec<Table> {
     let mut out = vec![summary(set), bytes(set)];
     out.extend(crate::ramcloud::figure_1(set));
+    out.extend(crate::over_time::automove_table(set));
+    out.extend(crate::over_time::defrag_table(set));
     if let Some(b) = base {
         out.push(crate::baseline::ratios(set, b));
         out.push(crate::baseline::counters(set, b));

@@ -27,7 +27,10 @@ fn limit(c: &Cell) -> String {
 pub(crate) fn row_head(c: &Cell) -> Vec<String> {
     vec![
         c.key.workload.clone(),
-        c.key.alloc.clone(),
+        match &c.key.defrag {
+            Some(d) => format!("{} + defrag {d}", c.key.alloc),
+            None => c.key.alloc.clone(),
+        },
         c.key.layout.clone(),
         limit(c),
         c.key.target.clone(),

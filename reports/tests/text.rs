@@ -40,6 +40,7 @@ fn cell(name: &str, status: CellStatus) -> CellRecord {
         target: r.run.target.clone(),
         memory_limit: r.run.memory_limit,
         repeat: 0,
+        defrag: None,
         file: format!("cells/{name}"),
         status,
         reason: None,

@@ -10,6 +10,7 @@
 //! | `memefficiency-32` ... `-16384` | Redis `tests/unit/memefficiency.tcl` | 10,000 sets of `key:N` with values of `int(rand()*RANGE)` bytes |
 //! | `twitter-52`, `-12`, `-14`, `-37` | Yang et al., OSDI 2020, per-cluster statistics | Zipf keys with the cluster's alpha, its op mix, TTL mix and mean key and value sizes; demand fill |
 //! | `calcification` | fraglab | memory filled with 64-128 B values, then only 512-1,024 B values written: the slab-calcification case |
+//! | `calcification-reads` | fraglab | `calcification` whose large phase reads: 80% gets (a miss fills the key with a 512-1,024 B value) / 20% sets, so the hit ratio shows what the items a slab automover keeps are worth |
 //! | `size-sweep` | fraglab | for each size-class boundary `b` of an allocator, fixed values of `b - overhead` and `b - overhead + 1` bytes, one phase each |
 //!
 //! Every preset scales: `scale` multiplies its records, op counts and live cap; `records`,
@@ -49,6 +50,7 @@ pub const NAMES: &[&str] = &[
     "twitter-14",
     "twitter-37",
     "calcification",
+    "calcification-reads",
     "delete-half",
     "size-sweep",
     "ycsb-hash",
@@ -219,6 +221,7 @@ fn build(name: &str, params: &PresetParams) -> Result<WorkloadSpec, WorkloadSpec
     match name {
         "etc" => Ok(etc()),
         "calcification" => Ok(calcification()),
+        "calcification-reads" => Ok(calcification_reads()),
         "delete-half" => Ok(delete_half()),
         "size-sweep" => size_sweep(params),
         _ => Err(unknown(name)),
@@ -506,6 +509,24 @@ fn calcification() -> WorkloadSpec {
             ..PhaseSpec::ops("large", 800_000)
         },
     ];
+    s
+}
+
+/// `calcification` whose large phase is look-aside reads: 80% gets, a miss filled with a
+/// large value (demand fill), 20% sets. The small phase is the same 400,000 sets.
+fn calcification_reads() -> WorkloadSpec {
+    let mut s = calcification();
+    s.name = "calcification-reads".into();
+    s.description = "Slab calcification with reads: 200,000 keys written with 64-128 B values \
+                     (phase `small`, 400,000 sets), then 800,000 requests over the same keys \
+                     (phase `large`, uniform keys): 80% gets, a miss filled with a 512-1,024 B \
+                     value (demand fill), and 20% sets of 512-1,024 B values. Under a memory \
+                     limit (e.g. --memory 64m) the small classes hold the pages when the sizes \
+                     shift; the hit ratio of the large phase shows what the items a slab \
+                     automover keeps are worth."
+        .into();
+    s.demand_fill = true;
+    s.phases[1].mix = Some(mix(&[("get", 0.8), ("set", 0.2)]));
     s
 }
 

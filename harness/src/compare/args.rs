@@ -66,6 +66,12 @@ pub struct CompareArgs {
     /// cell; memcached runs the slab specs, redis the zmalloc specs). Default: engine.
     #[arg(long, value_delimiter = ',')]
     pub targets: Vec<String>,
+    /// Active defrag settings, as `fraglab run --defrag` takes them (`on`, or
+    /// `ignore-bytes=2m,threshold-lower=5,...`): every cell whose allocator and layout support
+    /// it (jemalloc, zmalloc over jemalloc; the redis and compact layouts; the engine) runs
+    /// twice, without and with it. Default: off.
+    #[arg(long)]
+    pub defrag: Option<String>,
     /// Run nothing: print one shell command per unfinished cell (for GNU parallel, a Slurm
     /// array, ...); the same compare without --plan then picks their results up.
     #[arg(long)]

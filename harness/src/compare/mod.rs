@@ -126,6 +126,7 @@
 //! workloads alone took 128 s at 0.5 on the busy machine.
 
 mod args;
+mod defrag;
 mod execute;
 mod plan;
 mod resume;

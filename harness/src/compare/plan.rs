@@ -26,6 +26,8 @@ pub(super) struct Cell {
     pub layout_given: bool,
     pub target: TargetKind,
     pub memory: Option<u64>,
+    /// `--defrag` as the cell runs it (None: off).
+    pub defrag: Option<String>,
     pub repeat: u32,
     /// Relative to the output directory.
     pub file: String,
@@ -307,6 +309,7 @@ impl Plan {
         let targets = target_list(&args.targets)?;
         let layouts = layout_list(&args.layouts)?;
         let memories = memory_list(&args.memory)?;
+        let defrag = super::defrag::defrag_arg(args.defrag.as_deref())?;
         if args.repeat == 0 {
             return Err("--repeat 0: at least one run per cell".into());
         }
@@ -349,20 +352,30 @@ impl Plan {
                 for (layout, layout_given) in mine {
                     for &target in &targets {
                         let refused = target_refusal(target, a, layout);
-                        for &memory in &memories {
+                        let variants =
+                            super::defrag::variants(defrag.as_deref(), a, layout, target, &refused);
+                        for (defrag, &memory) in variants
+                            .iter()
+                            .flat_map(|d| memories.iter().map(move |m| (d, m)))
+                        {
                             // Engine cells keep the key and id they had before targets existed.
                             let (tkey, tid) = match target {
                                 TargetKind::Engine => (String::new(), String::new()),
                                 t => (format!("\0{t}"), format!("__{t}")),
                             };
+                            // Cells with defrag add it to the key and id; the others keep theirs.
+                            let (dkey, did) = match defrag {
+                                Some(d) => (format!("\0defrag={d}"), "__defrag"),
+                                None => (String::new(), ""),
+                            };
                             let key = format!(
-                                "{w}\0{alloc}\0{layout}\0{scale:?}\0{}\0{memory:?}{tkey}",
+                                "{w}\0{alloc}\0{layout}\0{scale:?}\0{}\0{memory:?}{tkey}{dkey}",
                                 args.seed
                             );
                             let hash = fnv1a64_bytes(key.as_bytes()) as u32;
                             for repeat in 0..args.repeat {
                                 let id = format!(
-                                    "{}__{}__{}{tid}__{hash:08x}-r{repeat}",
+                                    "{}__{}__{}{tid}{did}__{hash:08x}-r{repeat}",
                                     slug(w, 48),
                                     slug(&alloc, 48),
                                     layout.name()
@@ -378,6 +391,7 @@ impl Plan {
                                     layout_given,
                                     target,
                                     memory,
+                                    defrag: defrag.clone(),
                                     repeat,
                                     refused: refused.clone(),
                                 });
@@ -405,6 +419,7 @@ impl Plan {
                 seed: args.seed,
                 scale: args.scale,
                 default_scale: DEFAULT_SCALE,
+                defrag,
             },
         })
     }
@@ -431,6 +446,9 @@ impl Plan {
         if let Some(m) = cell.memory {
             a.extend(["--memory".into(), m.to_string()]);
         }
+        if let Some(d) = &cell.defrag {
+            a.extend(["--defrag".into(), d.clone()]);
+        }
         a.extend([
             "--out".into(),
             out.to_string_lossy().into_owned(),
@@ -453,6 +471,7 @@ impl Plan {
             target: cell.target.to_string(),
             memory_limit: cell.memory,
             repeat: cell.repeat,
+            defrag: cell.defrag.clone(),
             file: cell.file.clone(),
             status: CellStatus::Pending,
             reason: None,

@@ -21,6 +21,9 @@ pub fn short_alloc(spec: &str) -> String {
             ("min", "48"),
             ("chunk_max", "524288"),
             ("item_max", "1048576"),
+            ("automove_ratio", "0.8"),
+            ("automove_window", "30"),
+            ("tick_ops", "100000"),
         ],
         "bump" => &[("capacity", "0")],
         "log" => &[
@@ -79,17 +82,25 @@ pub(super) fn short_size(v: &str) -> String {
 /// `zmalloc:backend=jemalloc,prefix=0 / redis`). The memory limit is not part of it.
 pub fn series_label(key: &CellKey) -> String {
     let mut s = format!("{} / {}", short_alloc(&key.alloc), key.layout);
+    if key.defrag.is_some() {
+        s.push_str(" + defrag");
+    }
     if key.target != "engine" {
         s.push_str(&format!(" [{}]", key.target));
     }
     s
 }
 
-/// What a series is: allocator spec, layout, target.
-pub(super) type Ident = (String, String, String);
+/// What a series is: allocator spec, layout, target, and active defrag's settings.
+pub(super) type Ident = (String, String, String, Option<String>);
 
 pub(super) fn ident(key: &CellKey) -> Ident {
-    (key.alloc.clone(), key.layout.clone(), key.target.clone())
+    (
+        key.alloc.clone(),
+        key.layout.clone(),
+        key.target.clone(),
+        key.defrag.clone(),
+    )
 }
 
 /// Every series of a set, with a stable style index (so a series keeps its colour across

@@ -18,6 +18,10 @@
 //! | `latency-<workload>` | latency percentiles on a log axis |
 //! | `miss-ratio-<workload>` | miss-ratio curve: miss ratio under each memory limit, one line per allocator and layout |
 //! | `bytes-per-element-<workload>` | hashes, sets, lists and sorted sets: allocated bytes per element by type and encoding, one bar per configuration |
+//! | `automove-items-<workload>-<limit>` | slab automove 0/1/2 under a limit: items stored over the ops, one line per mode |
+//! | `automove-hit-ratio-<workload>-<limit>` | the same runs: hit ratio of each interval between samples (workloads that read) |
+//! | `automove-pages-<workload>-<limit>` | the same runs: pages per slab class (and the global pool) over the ops, one panel per mode that records them |
+//! | `defrag-fragmentation-<workload>` | footprint / allocated over the ops with and without `--defrag`; on delete-half the 1.15 goal |
 //!
 //! Text is drawn with the embedded DejaVu Sans (registered as `sans-serif`), so no system font
 //! library is needed. Colours are Okabe and Ito's colour-blind-safe palette, then Paul Tol's
@@ -27,7 +31,7 @@
 //! formats), `figure` (the figure as data, its layout, the palette, the font), `draw` (a figure
 //! on a plotters backend), `common` (what the chart families share), then one module per chart
 //! family (`memory`, `throughput`, `log`, `bytes`, `timeline`, `utilization`, `slab`,
-//! `latency`, `miss_ratio`, `aggregates`).
+//! `latency`, `miss_ratio`, `aggregates`, `over_time`).
 
 mod aggregates;
 mod bytes;
@@ -39,6 +43,7 @@ mod latency;
 mod log;
 mod memory;
 mod miss_ratio;
+mod over_time;
 mod slab;
 mod throughput;
 mod timeline;
@@ -131,6 +136,8 @@ fn charts(set: &ResultSet) -> Vec<Spec> {
     out.extend(memory::memory_needed(set, &names));
     out.extend(throughput::throughput(set, &names));
     out.extend(log::write_amplification(set, &names));
+    out.extend(over_time::automove(set, &names));
+    out.extend(over_time::defrag(set, &names));
     let mut used: Vec<String> = Vec::new();
     for w in set.workloads() {
         let mut s = slug(&w);

@@ -44,3 +44,21 @@ pub struct DefragStats {
     /// Blocks visited that the layout does not move (aggregate internals, chunked items).
     pub skipped_blocks: u64,
 }
+
+impl DefragSettings {
+    /// The settings as `fraglab run --defrag` takes them (Redis's `active-defrag-*` names
+    /// without the prefix), every key written: `ignore-bytes=2097152,threshold-lower=5,...`.
+    /// Runs with equal settings are repeats of one another; the report names them by it.
+    pub fn spec(&self) -> String {
+        format!(
+            "ignore-bytes={},threshold-lower={},threshold-upper={},cycle-min={},cycle-max={},\
+             max-scan-fields={}",
+            self.ignore_bytes,
+            self.threshold_lower,
+            self.threshold_upper,
+            self.cycle_min,
+            self.cycle_max,
+            self.max_scan_fields
+        )
+    }
+}
