@@ -153,6 +153,9 @@ pub trait PageMover {
     /// Ops per maintainer tick when the workload has no time.
     fn tick_ops(&self) -> u64;
 
+    /// Microseconds of trace time a page move keeps the mover busy.
+    fn move_us(&self) -> u64;
+
     /// Number of classes (class ids are 1..=this).
     fn class_count(&self) -> usize;
 

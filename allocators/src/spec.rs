@@ -3,7 +3,7 @@
 //!
 //! | spec | keys (defaults) |
 //! |---|---|
-//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`), `automove` (0; or 1, 2), `automove_ratio` (0.8), `automove_window` (30), `tick_ops` (100000: maintainer ticks of an untimed workload) |
+//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`), `automove` (0; or 1, 2), `automove_ratio` (0.8), `automove_window` (30), `tick_ops` (100000: maintainer ticks of an untimed workload), `move_us` (750: microseconds a page move keeps the mover busy) |
 //! | `zmalloc` | `backend` (`glibc`; or `jemalloc`, `mimalloc`), `prefix` (`8`: size header; `0`: usable size) |
 //! | `glibc`, `jemalloc`, `mimalloc` | none |
 //! | `bump` | `capacity` (0: bumpalo's default first chunk) |
@@ -212,6 +212,7 @@ impl FromStr for AllocSpec {
                     "automove_ratio",
                     "automove_window",
                     "tick_ops",
+                    "move_us",
                 ];
                 let mut c = SlabConfig::default();
                 let mut mode = None;
@@ -255,6 +256,10 @@ impl FromStr for AllocSpec {
                         }
                         "tick_ops" => {
                             am.tick_ops = parse_usize("slab", "tick_ops", v)? as u64;
+                            am_keys.push(k);
+                        }
+                        "move_us" => {
+                            am.move_us = parse_usize("slab", "move_us", v)? as u64;
                             am_keys.push(k);
                         }
                         _ => return Err(unknown("slab", k, KEYS)),
@@ -396,8 +401,8 @@ impl fmt::Display for AllocSpec {
                 if let Some(a) = &c.automove {
                     write!(
                         f,
-                        ",automove={},automove_ratio={},automove_window={},tick_ops={}",
-                        a.mode, a.ratio, a.window, a.tick_ops
+                        ",automove={},automove_ratio={},automove_window={},tick_ops={},move_us={}",
+                        a.mode, a.ratio, a.window, a.tick_ops, a.move_us
                     )?;
                 }
                 Ok(())
@@ -574,7 +579,7 @@ mod tests {
         );
         assert_eq!(
             err("slab:growth=2"),
-            "slab: unknown key `growth`; valid keys: factor, min, chunk_max, item_max, sizes, automove, automove_ratio, automove_window, tick_ops"
+            "slab: unknown key `growth`; valid keys: factor, min, chunk_max, item_max, sizes, automove, automove_ratio, automove_window, tick_ops, move_us"
         );
         assert_eq!(
             err("slab:factor=big"),

@@ -187,12 +187,14 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
     fn tick(&mut self, op: &Op) {
         if let Some(per) = self.tick_ops {
             self.timed |= op.time_us > 0;
-            self.clock = if self.timed {
-                op.time_us / 1_000_000
+            let now_us = if self.timed {
+                op.time_us
             } else {
-                self.ops_seen / per
+                // One second per `per` ops.
+                (u128::from(self.ops_seen) * 1_000_000 / u128::from(per)) as u64
             };
-            self.store.maintain(self.clock);
+            self.clock = now_us / 1_000_000;
+            self.store.maintain_us(now_us);
             self.ops_seen += 1;
         }
         if let Some(next) = self.next_expire_us {

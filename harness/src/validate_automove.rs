@@ -17,9 +17,10 @@
 //!
 //! The tolerances are what the two agree to, measured, not what a faithful model would give
 //! exactly: memcached's mover runs in its own thread beside the worker, one item at a time,
-//! where the model moves a page whole between two commands; mode 2's page requests are
-//! dropped while a move runs (`slabs_reassign` answers `REASSIGN_RUNNING`), and mode 1's
-//! ticks fall at the server's own second boundaries, not the trace's.
+//! where the model moves a page whole between two commands and then counts the mover busy for
+//! `move_us` of trace time; mode 2's page requests are dropped while a move runs
+//! (`slabs_reassign` answers `REASSIGN_RUNNING`) on both sides, and mode 1's ticks fall at the
+//! server's own second boundaries, not the trace's.
 
 use fraglab_reports::RunResult;
 use fraglab_workloads::presets::{self, PresetParams};
@@ -92,15 +93,16 @@ pub(crate) fn cases() -> Vec<Case> {
             alloc: "slab:automove=2,automove_window=5",
             memory: Some(MEMORY),
             values: ValueBytes::Letters,
-            // Measured (4 real runs): the model moves 47,403 pages, memcached 11,790 to 18,263:
-            // the model moves a page on every eviction (1.0 per eviction, 1,580 a second), where
-            // memcached's requests are dropped while its mover thread runs (0.23 to 0.36 per
-            // eviction, 390 to 610 a second). Pages keep moving between classes 10, 11 and 12
-            // to the end on both sides, so the end state is a snapshot: 0 or 2 pages of 14
-            // differ. The tolerance on moves (+400%) records that gap; it does not validate
-            // mode 2's rate. 0.3 on pages is two pages in other classes (4 of 14).
+            // Measured (5 real runs): memcached moves 11,790 to 23,394 pages (0.23 to 0.45 per
+            // eviction, 390 to 780 a second, with the machine's load), because requests are
+            // dropped while its mover thread runs. The model drops them for `move_us` (750 us
+            // by default) after each move and moves 16,331 (without that wait it moved one
+            // page per eviction, 47,403). Pages keep moving between classes 10, 11 and 12 to
+            // the end on both sides, so the end state is a snapshot: 0 or 2 pages of 14 differ.
+            // 0.5 on moves covers the real runs' own spread around the model's count; 0.3 on
+            // pages is two pages in other classes (4 of 14).
             kind: Kind::Automove(Tolerance {
-                moved: 4.0,
+                moved: 0.5,
                 pages: 0.3,
             }),
         },

@@ -289,6 +289,10 @@ impl<P: PageSource> PageMover for Slab<P> {
         self.config.automove.map_or(u64::MAX, |a| a.tick_ops)
     }
 
+    fn move_us(&self) -> u64 {
+        self.config.automove.map_or(0, |a| a.move_us)
+    }
+
     fn class_count(&self) -> usize {
         self.classes.len()
     }

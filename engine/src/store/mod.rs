@@ -223,7 +223,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             0 => None,
             mode => alloc
                 .page_mover()
-                .map(|pm| pages::Maintainer::new(mode, pm.class_count())),
+                .map(|pm| pages::Maintainer::new(mode, pm.class_count(), pm.move_us())),
         };
         Ok(Store {
             alloc,

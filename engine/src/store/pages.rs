@@ -21,7 +21,9 @@ use crate::layout::Layout;
 
 /// The most automover runs in one second: after a reclaim to the global pool memcached runs
 /// the automover again after 1 ms instead of waiting for the next second.
-const RECLAIM_RUNS_PER_TICK: usize = 1000;
+const RECLAIM_RUNS_PER_TICK: u64 = 1000;
+/// The LRU maintainer's sleep after a reclaim (`to_sleep = 1000` in `items.c`), microseconds.
+const RECLAIM_RERUN_US: u64 = 1000;
 
 /// Why `slabs reassign` did not move a page (memcached's answers in the comments).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,14 +51,19 @@ pub(super) struct Maintainer {
     /// The second of the last tick.
     last_tick: Option<u64>,
     mode: u8,
+    /// Until when (trace microseconds) the mover is busy with the last automatic move.
+    busy_until_us: u64,
+    /// How long a move keeps it busy.
+    move_us: u64,
 }
 
 impl Maintainer {
-    pub(super) fn new(mode: u8, classes: usize) -> Self {
+    pub(super) fn new(mode: u8, classes: usize, move_us: u64) -> Self {
         Maintainer {
             evicted: vec![0; classes],
             outofmemory: vec![0; classes],
             mode,
+            move_us,
             ..Maintainer::default()
         }
     }
@@ -89,16 +96,29 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         }
     }
 
-    /// The slab maintainer, called between commands with the current time in seconds: moves
-    /// the page an eviction asked for (mode 2), and once per new second runs the automover
-    /// (mode 1). Does nothing when the allocator has no automover.
+    /// The slab maintainer, called between commands with the current time in seconds: see
+    /// [`maintain_us`](Self::maintain_us).
     pub fn maintain(&mut self, now: u64) {
+        self.maintain_us(now.saturating_mul(1_000_000));
+    }
+
+    /// The slab maintainer, called between commands with the current time in microseconds:
+    /// moves the page an eviction asked for (mode 2), and once per new second runs the
+    /// automover (mode 1). A move keeps the mover busy for `move_us` (the slab spec's key), and
+    /// requests in that time are dropped, as memcached's `slabs_reassign` answers `RUNNING`
+    /// while its mover thread works. Does nothing when the allocator has no automover.
+    pub fn maintain_us(&mut self, now_us: u64) {
+        let now = now_us / 1_000_000;
         let Some(m) = self.maintainer.as_mut() else {
             return;
         };
         if let Some(dst) = m.pending.take() {
-            // `slabs_reassign(-1, dst)`: a refusal is silent, as in memcached.
-            let _ = self.slabs_reassign(None, dst, now);
+            if now_us >= m.busy_until_us {
+                // `slabs_reassign(-1, dst)`: a refusal is silent, as in memcached.
+                if self.slabs_reassign(None, dst, now).is_ok() {
+                    self.set_busy(now_us);
+                }
+            }
         }
         let Some(m) = self.maintainer.as_mut() else {
             return;
@@ -107,21 +127,37 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             return;
         }
         m.last_tick = Some(now);
-        for _ in 0..RECLAIM_RUNS_PER_TICK {
+        // After a reclaim to the pool memcached runs the automover again 1 ms later; each run
+        // advances its window, and a decision made while the mover is busy is dropped.
+        for i in 0..RECLAIM_RUNS_PER_TICK {
+            let at_us = now_us + i * RECLAIM_RERUN_US;
             let items = self.class_activity(now);
             let Some(pm) = self.alloc.page_mover() else {
                 return;
             };
-            match pm.automove_run(&items) {
-                Some((src, 0)) => {
-                    let _ = self.move_page(src, 0, now);
-                }
+            let decision = pm.automove_run(&items);
+            let free = self
+                .maintainer
+                .as_ref()
+                .is_some_and(|m| at_us >= m.busy_until_us);
+            match decision {
                 Some((src, dst)) => {
-                    let _ = self.move_page(src, dst, now);
-                    return;
+                    if free && self.move_page(src, dst, now).is_ok() {
+                        self.set_busy(at_us);
+                    }
+                    if dst != 0 {
+                        return;
+                    }
                 }
                 None => return,
             }
+        }
+    }
+
+    /// Marks the mover busy for one move from `at_us`.
+    fn set_busy(&mut self, at_us: u64) {
+        if let Some(m) = self.maintainer.as_mut() {
+            m.busy_until_us = at_us.saturating_add(m.move_us);
         }
     }
 
