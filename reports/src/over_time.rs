@@ -62,7 +62,7 @@ pub fn without_automove(alloc: &str) -> String {
             let k = kv.split('=').next().unwrap_or("");
             !matches!(
                 k,
-                "automove" | "automove_ratio" | "automove_window" | "tick_ops"
+                "automove" | "automove_ratio" | "automove_window" | "tick_ops" | "move_us"
             )
         })
         .collect();
@@ -486,8 +486,9 @@ mod tests {
         let base = "slab:factor=1.25,min=48,chunk_max=524288,item_max=1048576";
         assert_eq!(automove_mode(base), Some(0));
         assert_eq!(automove_mode("slab"), Some(0));
-        let two =
-            format!("{base},automove=2,automove_ratio=0.8,automove_window=30,tick_ops=100000");
+        let two = format!(
+            "{base},automove=2,automove_ratio=0.8,automove_window=30,tick_ops=100000,move_us=750"
+        );
         assert_eq!(automove_mode(&two), Some(2));
         assert_eq!(without_automove(&two), base);
         assert_eq!(automove_mode("jemalloc"), None);

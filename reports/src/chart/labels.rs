@@ -24,6 +24,7 @@ pub fn short_alloc(spec: &str) -> String {
             ("automove_ratio", "0.8"),
             ("automove_window", "30"),
             ("tick_ops", "100000"),
+            ("move_us", "750"),
         ],
         "bump" => &[("capacity", "0")],
         "log" => &[
