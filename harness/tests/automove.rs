@@ -7,11 +7,11 @@
 //! pid and reads its socket with timeouts (`harness/src/peer`). Without memcached the tests
 //! that need it print why and pass, except under `CI=true`, where they fail.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod support;
-use support::TempDir;
+use support::{fraglab, run_json, text, TempDir};
 
 fn memcached() -> bool {
     let ok = Command::new("memcached")
@@ -29,26 +29,6 @@ fn memcached() -> bool {
         eprintln!("skipping: memcached is not on PATH (apt-get install memcached)");
     }
     ok
-}
-
-fn fraglab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fraglab"))
-        .args(args)
-        .output()
-        .expect("fraglab runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn run_json(args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["run"];
-    all.extend_from_slice(args);
-    all.extend(["--format", "json", "--quiet"]);
-    let o = fraglab(&all);
-    assert!(o.status.success(), "fraglab {all:?}: {}", text(&o.stderr));
-    serde_json::from_slice(&o.stdout).expect("the result JSON")
 }
 
 #[test]

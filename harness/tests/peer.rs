@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::TempDir;
+use support::{fraglab, run_json, text, TempDir};
 
 use fraglab_reports::RunResult;
 
@@ -44,31 +44,6 @@ fn memcached() -> bool {
 
 fn redis() -> bool {
     available("redis-server", "redis-server")
-}
-
-fn fraglab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fraglab"))
-        .args(args)
-        .output()
-        .expect("fraglab runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// `fraglab run ARGS --format json --quiet`'s result.
-fn run(args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["run"];
-    all.extend_from_slice(args);
-    all.extend(["--format", "json", "--quiet"]);
-    let o = fraglab(&all);
-    assert!(
-        o.status.success(),
-        "fraglab {all:?} failed: {}",
-        text(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).expect("the result JSON")
 }
 
 /// The pid in `started PROGRAM pid N on 127.0.0.1:PORT`.
@@ -113,7 +88,7 @@ fn memcached_takes_the_pages_and_chunks_of_the_slab_model() {
     if !memcached() {
         return;
     }
-    let real = run(&[
+    let real = run_json(&[
         "--workload",
         "memefficiency-128",
         "--alloc",
@@ -121,7 +96,7 @@ fn memcached_takes_the_pages_and_chunks_of_the_slab_model() {
         "--target",
         "memcached",
     ]);
-    let model = run(&[
+    let model = run_json(&[
         "--workload",
         "memefficiency-128",
         "--alloc",
@@ -215,8 +190,8 @@ fn redis_used_memory_growth_matches_the_zmalloc_model_within_one_percent() {
         ];
         let mut args = common.to_vec();
         args.extend(["--target", "redis"]);
-        let real = run(&args);
-        let model = run(&common);
+        let real = run_json(&args);
+        let model = run_json(&common);
         assert_eq!(real["run"]["target"], "redis");
         assert_eq!(real["run"]["values"], values);
         let server = &real["run"]["server"];
@@ -271,8 +246,8 @@ fn memcached_evictions_under_a_limit_match_the_model_within_two_percent() {
     ];
     let mut args = common.to_vec();
     args.extend(["--target", "memcached"]);
-    let real = run(&args);
-    let model = run(&common);
+    let real = run_json(&args);
+    let model = run_json(&common);
     let r = u(&real["summary"]["evictions"]);
     let m = u(&model["summary"]["evictions"]);
     eprintln!(

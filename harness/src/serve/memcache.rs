@@ -33,6 +33,8 @@
 mod meta;
 #[path = "memcache_ops.rs"]
 mod ops;
+#[path = "memcache_slabs.rs"]
+mod slabs;
 #[path = "memcache_state.rs"]
 mod state;
 #[path = "memcache_stats.rs"]
@@ -46,6 +48,7 @@ use fraglab_engine::{CmdError, Layout, LayoutKind, StoreConfig};
 pub use state::{Counters, Entry, Shared};
 
 use ops::{add_delta, delete, flush_all, retime, store, touch};
+use slabs::slabs_reassign;
 
 use super::{Ctx, Handled, Protocol};
 
@@ -175,45 +178,6 @@ pub(crate) fn parse_u64(tok: &[u8]) -> Option<u64> {
 /// `safe_strtoul` into a `uint32_t` (C's truncation to 32 bits).
 pub(crate) fn parse_u32(tok: &[u8]) -> Option<u32> {
     parse_u64(tok).map(|v| v as u32)
-}
-
-/// `slabs reassign SRC DST` (`process_slabs_command`): the engine's page mover, with
-/// memcached's answers.
-fn slabs_reassign<A: Allocator, L: Layout>(
-    ctx: &mut Ctx<A, L>,
-    src: &[u8],
-    dst: &[u8],
-    now: u64,
-    out: &mut Vec<u8>,
-) {
-    use fraglab_allocators::slab::MoveError;
-    use fraglab_engine::ReassignError;
-    let src = match src {
-        b"-1" => Some(None),
-        s => parse_u32(s).map(Some),
-    };
-    let (Some(src), Some(dst)) = (src, parse_u32(dst)) else {
-        line(out, false, b"CLIENT_ERROR bad command line format");
-        return;
-    };
-    let reply: &[u8] = match ctx.store.slabs_reassign(src, dst, now) {
-        Ok(()) => b"OK",
-        Err(ReassignError::Unsupported) => b"CLIENT_ERROR slab reassignment disabled",
-        Err(ReassignError::Move(MoveError::Running)) => {
-            b"BUSY currently processing reassign request"
-        }
-        Err(ReassignError::Move(MoveError::NoSuchClass(_))) => {
-            b"BADCLASS invalid src or dst class id"
-        }
-        Err(ReassignError::Move(MoveError::SameClass(_))) => {
-            b"SAME src and dst class are identical"
-        }
-        Err(ReassignError::Move(MoveError::NoSpare(_)) | ReassignError::NoSource(_)) => {
-            b"NOSPARE source class has no spare pages"
-        }
-        Err(ReassignError::Move(_)) => b"SERVER_ERROR page move failed",
-    };
-    line(out, false, reply);
 }
 
 /// Whether an item of this key, value length and flags can ever be stored

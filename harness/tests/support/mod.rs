@@ -1,8 +1,40 @@
-//! What the harness's integration tests share: a scratch directory of their own. (The tests
+//! What the harness's integration tests share: a scratch directory of their own, and running
+//! the binary. (The tests
 //! of `fraglab serve` include `serve.rs` beside it for a server process.)
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::SystemTime;
+
+/// Runs the `fraglab` binary with `args`.
+#[allow(dead_code)] // Not every test binary runs it this way.
+pub fn fraglab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fraglab"))
+        .args(args)
+        .output()
+        .expect("fraglab runs")
+}
+
+/// Bytes as text, for messages.
+#[allow(dead_code)]
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `fraglab run ARGS --format json --quiet`'s result; the run must succeed.
+#[allow(dead_code)]
+pub fn run_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["run"];
+    all.extend_from_slice(args);
+    all.extend(["--format", "json", "--quiet"]);
+    let o = fraglab(&all);
+    assert!(
+        o.status.success(),
+        "fraglab {all:?} failed: {}",
+        text(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("the result JSON")
+}
 
 /// A directory under the system's temporary directory, unique to this process, tag and moment,
 /// removed when dropped.

@@ -141,7 +141,14 @@ pub(super) fn automove(set: &ResultSet, names: &Names) -> Vec<Spec> {
             .memory_limit
             .map_or("no-limit".into(), |m| short_size(&m.to_string()));
         let s = unique(&mut used, slug(&format!("{w}-{limit_id}")));
-        let phases = Phases::of(&g, ops_axis(&g).hi, 840.0).note();
+        // What every chart of the group says after its own caption: the sampling, the phase
+        // boundaries, and the runs that did not finish.
+        let tail = format!(
+            "{}{}{}",
+            sample_note(&g),
+            Phases::of(&g, ops_axis(&g).hi, 840.0).note(),
+            incomplete_note(&g, names)
+        );
         let items = |t: &[Sample]| -> Vec<(f64, f64)> {
             t.iter()
                 .map(|s| (s.op as f64, s.memory.items as f64))
@@ -158,9 +165,7 @@ pub(super) fn automove(set: &ResultSet, names: &Names) -> Vec<Spec> {
                  moves them.",
                 workload_label(&w)
             );
-            caption.push_str(&sample_note(&g));
-            caption.push_str(&phases);
-            caption.push_str(&incomplete_note(&g, names));
+            caption.push_str(&tail);
             out.push(Spec {
                 id: format!("automove-items-{s}"),
                 caption,
@@ -193,9 +198,7 @@ pub(super) fn automove(set: &ResultSet, names: &Names) -> Vec<Spec> {
                  reads are not drawn.",
                 workload_label(&w)
             );
-            caption.push_str(&sample_note(&g));
-            caption.push_str(&phases);
-            caption.push_str(&incomplete_note(&g, names));
+            caption.push_str(&tail);
             out.push(Spec {
                 id: format!("automove-hit-ratio-{s}"),
                 caption,
