@@ -7,29 +7,10 @@
 //! pid and reads its socket with timeouts (`harness/src/peer`). Without memcached the tests
 //! that need it print why and pass, except under `CI=true`, where they fail.
 
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod support;
-use support::{fraglab, run_json, text, TempDir};
-
-fn memcached() -> bool {
-    let ok = Command::new("memcached")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "memcached is not installed (apt-get install memcached); under CI=true this test \
-             must run"
-        );
-        eprintln!("skipping: memcached is not on PATH (apt-get install memcached)");
-    }
-    ok
-}
+use support::{fraglab, memcached, run_json, text, TempDir};
 
 #[test]
 fn memcached_echoes_the_automove_settings_of_the_spec() {

@@ -14,33 +14,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{fraglab, run_json, text, TempDir};
+use support::{available, fraglab, memcached, run_json, text, TempDir};
 
 use fraglab_reports::RunResult;
-
-/// Whether `program` runs; panics under `CI=true` when it does not.
-fn available(program: &str, package: &str) -> bool {
-    let ok = Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{program} is not installed (apt-get install {package}); under CI=true this test \
-             must run"
-        );
-        eprintln!("skipping: {program} is not on PATH (apt-get install {package})");
-    }
-    ok
-}
-
-fn memcached() -> bool {
-    available("memcached", "memcached")
-}
 
 fn redis() -> bool {
     available("redis-server", "redis-server")

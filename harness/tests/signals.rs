@@ -17,29 +17,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::TempDir;
+use support::{memcached, TempDir};
 
 use fraglab_reports::RunResult;
-
-/// Whether memcached runs; panics under `CI=true` when it does not.
-fn memcached() -> bool {
-    let ok = Command::new("memcached")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "memcached is not installed (apt-get install memcached); under CI=true this test \
-             must run"
-        );
-        eprintln!("skipping: memcached is not on PATH (apt-get install memcached)");
-    }
-    ok
-}
 
 fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: kill(2) has no memory-safety preconditions; the pids are of processes this

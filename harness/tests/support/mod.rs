@@ -6,6 +6,33 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
+/// Whether `program` runs (`--version`); panics under `CI=true` when it does not, so CI never
+/// skips a test against a real server.
+#[allow(dead_code)] // Not every test binary needs a real server.
+pub fn available(program: &str, package: &str) -> bool {
+    let ok = Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{program} is not installed (apt-get install {package}); under CI=true this test \
+             must run"
+        );
+        eprintln!("skipping: {program} is not on PATH (apt-get install {package})");
+    }
+    ok
+}
+
+/// Whether memcached is on PATH (see [`available`]).
+#[allow(dead_code)]
+pub fn memcached() -> bool {
+    available("memcached", "memcached")
+}
+
 /// Runs the `fraglab` binary with `args`.
 #[allow(dead_code)] // Not every test binary runs it this way.
 pub fn fraglab(args: &[&str]) -> Output {
