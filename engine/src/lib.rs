@@ -53,7 +53,7 @@ mod util;
 
 use fraglab_allocators::{AllocSpec, AllocSpecError, Allocator, WithAllocator};
 
-pub use layout::{Layout, LayoutKind};
+pub use layout::{Layout, LayoutKind, PrefetchStage};
 pub use policy::{Policy, UnknownPolicy};
 pub use stats::{StoreCounters, StoreStats, METRICS};
 pub use store::{

@@ -27,6 +27,39 @@ pub fn hash_key(key: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
+/// Asks the CPU to bring the cache line holding `p` into its caches, ahead of a read.
+///
+/// A hint only: it never faults (whatever the address, even a freed or unmapped one), never
+/// changes memory, and so never changes a result; the replay driver's lookahead uses it to
+/// overlap the cache misses of the next ops' lookups (see `Layout::prefetch`).
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` is a hint: it reads no memory architecturally and cannot fault,
+    // whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// The most bytes of one item [`prefetch_bytes`] asks for: 16 cache lines.
+pub const PREFETCH_MAX: usize = 1024;
+
+/// Prefetches the cache lines of `[p, p + len)`, at most [`PREFETCH_MAX`] bytes of them (a
+/// value about to be copied; a hint, as [`prefetch`]).
+#[inline]
+pub fn prefetch_bytes(p: *const u8, len: usize) {
+    let end = p.wrapping_add(len.min(PREFETCH_MAX));
+    // The line holding `p`, then each next line up to the last byte's.
+    let mut line = p.wrapping_sub(p as usize & 63);
+    while line < end {
+        prefetch(line);
+        line = line.wrapping_add(64);
+    }
+}
+
 /// SplitMix64: the engine's own generator for sampling and LFU increments, seeded explicitly
 /// so replays are deterministic.
 #[derive(Debug, Clone)]

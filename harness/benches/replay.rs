@@ -53,6 +53,7 @@ fn spec(workload: Workload, name: &str, alloc: &str, layout: LayoutKind, latency
         seed: 1,
         sample_every: None,
         latency_every: latency,
+        batch: fraglab_harness::driver::lookahead::DEFAULT_BATCH,
         command: Vec::new(),
         values: Default::default(),
         defrag: None,

@@ -20,7 +20,9 @@
 //! key, 100,000 by default), which its TTLs then count in too.
 
 use fraglab_allocators::Allocator;
-use fraglab_engine::{ActiveExpire, CmdError, Layout, LayoutKind, SetOptions, Store};
+use fraglab_engine::{
+    ActiveExpire, CmdError, Layout, LayoutKind, PrefetchStage, SetOptions, Store,
+};
 use fraglab_reports::{AggregateRow, Aggregates, Conversion, Memory, Sample};
 use fraglab_workloads::{Key, Op, OpKind};
 
@@ -64,6 +66,8 @@ pub struct EngineTarget<A: Allocator, L: Layout> {
     out: Vec<u8>,
     errors: [u64; 9],
     member: Vec<u8>,
+    /// The key bytes of the op being prefetched (the driver's lookahead).
+    ahead: Vec<u8>,
     /// The next boundary of logical time for the active expiry pass, its period and mode
     /// (redis layout: Redis's sampling every 100 ms; segcache: whole expired segments every
     /// second).
@@ -119,6 +123,7 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
             out: Vec::new(),
             errors: [0; 9],
             member: Vec::new(),
+            ahead: Vec::with_capacity(256),
             next_expire_us: match layout {
                 LayoutKind::Redis => Some(100_000),
                 LayoutKind::Segcache => Some(1_000_000),
@@ -211,6 +216,25 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
                 self.store.defrag_cycle(&cfg);
             }
         }
+    }
+
+    fn prefetches(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    fn prefetch(&mut self, op: &Op, memo: &mut u64, stage: PrefetchStage) {
+        if matches!(op.kind, OpKind::Scan | OpKind::SlabsReassign) {
+            return;
+        }
+        if stage != PrefetchStage::Item {
+            self.ahead.clear();
+            op.key.write_to(&mut self.ahead);
+        }
+        if stage == PrefetchStage::Index {
+            *memo = fraglab_engine::hash_key(&self.ahead);
+        }
+        self.store.prefetch(&self.ahead, *memo, stage);
     }
 
     #[inline]

@@ -50,6 +50,7 @@ pub fn run(
     let opts = DriveOptions {
         sample_every: spec.sample_every,
         latency_every: spec.latency_every,
+        batch: spec.batch,
         stop,
         progress,
     };
@@ -95,6 +96,7 @@ pub fn run(
             target: target.name().to_string(),
             sample_every: m.sample_every,
             latency_every: spec.latency_every,
+            batch: spec.batch as u64,
             command: spec.command.clone(),
             values: spec.values.name().to_string(),
             server: end.server,

@@ -40,6 +40,11 @@ pub struct RunArgs {
     /// Time one op in this many for latency histograms (0: none).
     #[arg(long, default_value_t = 64)]
     pub latency_every: u64,
+    /// Ops the replay reads ahead of the one it applies, prefetching what each will touch
+    /// (the engine only; 1: one op at a time). Results are the same for every value.
+    #[arg(long, default_value_t = crate::driver::lookahead::DEFAULT_BATCH as u64,
+          value_parser = clap::value_parser!(u64).range(1..=crate::driver::lookahead::MAX_BATCH as u64))]
+    pub batch: u64,
     /// Write the result JSON here (and the timeline CSV beside it).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -153,6 +158,7 @@ impl RunArgs {
             seed: self.opts.seed,
             sample_every: self.sample_every,
             latency_every: self.latency_every,
+            batch: self.batch as usize,
             command: std::env::args().collect(),
             values: self.values,
             defrag,

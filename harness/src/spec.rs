@@ -34,6 +34,8 @@ pub struct RunSpec {
     pub sample_every: Option<u64>,
     /// One op in this many is timed (0: none).
     pub latency_every: u64,
+    /// Ops the driver reads ahead for the engine to prefetch (1: none).
+    pub batch: usize,
     /// The command line, for the record.
     pub command: Vec<String>,
     /// What value bytes look like.

@@ -244,6 +244,7 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
         seed: 1,
         sample_every: None,
         latency_every: 0,
+        batch: crate::driver::lookahead::DEFAULT_BATCH,
         command: vec!["fraglab".into(), "validate".into()],
         values: case.values,
         defrag: None,

@@ -82,6 +82,10 @@ pub struct RunInfo {
     pub sample_every: u64,
     /// One op in this many is timed for latency (0: none).
     pub latency_every: u64,
+    /// Ops the replay read ahead of the one it applied, prefetching for the engine (1: one at
+    /// a time; absent in results made before it existed). It changes the speed only.
+    #[serde(default = "one")]
+    pub batch: u64,
     /// The command line that produced this result.
     pub command: Vec<String>,
     /// What value bytes looked like: `letters` or `digits`.
@@ -108,6 +112,10 @@ pub struct RunInfo {
     /// Active defrag's settings, when the run had `--defrag` (absent: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defrag: Option<DefragSettings>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 fn is_zero(n: &u64) -> bool {

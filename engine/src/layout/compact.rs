@@ -25,8 +25,8 @@ use std::ptr::NonNull;
 use fraglab_allocators::{read_block, write_block, AllocError, Allocator};
 
 use super::table::SlotTable;
-use super::{Layout, LayoutKind, LayoutOptions, NewItem};
-use crate::util::{hash_key, read_at, write_at, Rng};
+use super::{Layout, LayoutKind, LayoutOptions, NewItem, PrefetchStage};
+use crate::util::{hash_key, prefetch_bytes, read_at, write_at, Rng};
 
 /// The fixed header.
 pub const HEADER: usize = 12;
@@ -159,6 +159,28 @@ impl Layout for Compact {
     #[inline]
     fn find<A: Allocator>(&mut self, _a: &mut A, key: &[u8], hash: u64) -> Option<NonNull<u8>> {
         self.table.find(hash, |item| self.key_of(item) == key)
+    }
+
+    fn prefetch<A: Allocator>(
+        &self,
+        _a: &A,
+        key: &[u8],
+        hash: u64,
+        stage: PrefetchStage,
+    ) -> Option<NonNull<u8>> {
+        match stage {
+            PrefetchStage::Index => self.table.prefetch_slot(hash),
+            PrefetchStage::Item => self.table.prefetch_items(hash),
+            PrefetchStage::Find => {
+                let found = self.table.find(hash, |item| self.key_of(item) == key)?;
+                // The value, which a get copies out: the item's head is cached now.
+                // SAFETY: entries are live items of this layout.
+                let size = self.size(unsafe { Self::shape(found) });
+                prefetch_bytes(found.as_ptr(), size);
+                return Some(found);
+            }
+        }
+        None
     }
 
     fn insert<A: Allocator>(

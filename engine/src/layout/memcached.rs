@@ -37,8 +37,8 @@ use std::ptr::NonNull;
 
 use fraglab_allocators::{read_block, write_block, AllocError, Allocator};
 
-use super::{Layout, LayoutKind, LayoutOptions, NewItem};
-use crate::util::{hash_key, read_at, to_raw, write_at, Rng};
+use super::{Layout, LayoutKind, LayoutOptions, NewItem, PrefetchStage};
+use crate::util::{hash_key, prefetch, prefetch_bytes, read_at, to_raw, write_at, Rng};
 
 /// `sizeof(item)`.
 pub const ITEM_HEADER: usize = 48;
@@ -283,6 +283,40 @@ impl Layout for Memcached {
                     return Some(item);
                 }
                 cur = h_next(item);
+            }
+        }
+        None
+    }
+
+    fn prefetch<A: Allocator>(
+        &self,
+        _a: &A,
+        key: &[u8],
+        hash: u64,
+        stage: PrefetchStage,
+    ) -> Option<NonNull<u8>> {
+        let b = self.bucket(hash);
+        match stage {
+            PrefetchStage::Index => prefetch(self.buckets.as_ptr().wrapping_add(b).cast()),
+            PrefetchStage::Item => {
+                // The chain's head: its header, and the key that starts at byte 56.
+                let head = self.buckets[b].cast_const();
+                prefetch(head);
+                prefetch(head.wrapping_add(KEY));
+            }
+            PrefetchStage::Find => {
+                let mut cur = NonNull::new(self.buckets[b]);
+                while let Some(item) = cur {
+                    // SAFETY: chained items are live.
+                    unsafe {
+                        if key_at(item) == key {
+                            // The value, which a get copies out.
+                            prefetch_bytes(item.as_ptr(), shape(item).ntotal());
+                            return Some(item);
+                        }
+                        cur = h_next(item);
+                    }
+                }
             }
         }
         None

@@ -206,6 +206,18 @@ pub struct AggDone<H> {
     pub after: (Encoding, usize),
 }
 
+/// The stages of [`Layout::prefetch`], from the farthest op to the nearest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefetchStage {
+    /// The index slot or bucket the key hashes to.
+    Index,
+    /// What that slot points at: the item (or Redis's dict entry).
+    Item,
+    /// The key found (its lines are cached now), and what its access will write next: the
+    /// item's list neighbours, or Redis's key and value objects.
+    Find,
+}
+
 /// How the store organizes items and its index. See the [module docs](self).
 ///
 /// A `Handle` names a stored key until it is removed or moved (`update`, `append` return the
@@ -242,6 +254,21 @@ pub trait Layout: Sized {
     fn index_bytes(&self) -> u64;
     /// Finds a key.
     fn find<A: Allocator>(&mut self, a: &mut A, key: &[u8], hash: u64) -> Option<Self::Handle>;
+    /// A hint ahead of a lookup of `key` (whose hash is `hash`) a few ops from now; the replay
+    /// driver calls it at each [`PrefetchStage`] in turn as the op comes nearer, so that the
+    /// cache misses of several lookups overlap. It prefetches and reads only: nothing changes,
+    /// so a replay gives the same results with or without it. At
+    /// [`PrefetchStage::Find`] it returns the key's handle if it finds it (its lines are
+    /// cached by then), for the store to prefetch the item's list neighbours.
+    fn prefetch<A: Allocator>(
+        &self,
+        _a: &A,
+        _key: &[u8],
+        _hash: u64,
+        _stage: PrefetchStage,
+    ) -> Option<Self::Handle> {
+        None
+    }
     /// Stores a key that is not present.
     fn insert<A: Allocator>(
         &mut self,

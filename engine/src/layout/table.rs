@@ -18,6 +18,8 @@ const TOMBSTONE: u64 = 1;
 const PTR_BITS: u32 = 48;
 const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
 const MIN_SLOTS: usize = 16;
+/// Items a rebuild prefetches ahead of the one it rehashes.
+const REBUILD_AHEAD: usize = 8;
 
 /// The table.
 #[derive(Debug)]
@@ -97,6 +99,31 @@ impl SlotTable {
         }
     }
 
+    /// Prefetches the slot `hash` probes first (a hint; see `Layout::prefetch`).
+    #[inline]
+    pub fn prefetch_slot(&self, hash: u64) {
+        crate::util::prefetch(self.slots.as_ptr().wrapping_add(hash as usize & self.mask()).cast());
+    }
+
+    /// Prefetches the items of the entries with `hash`'s tag along its probe (a hint: the slots
+    /// are read, nothing else).
+    #[inline]
+    pub fn prefetch_items(&self, hash: u64) {
+        let mask = self.mask();
+        let t = tag(hash);
+        let mut i = hash as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == EMPTY {
+                return;
+            }
+            if s != TOMBSTONE && s & !PTR_MASK == t {
+                crate::util::prefetch(ptr_of(s).as_ptr());
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     fn position(&self, hash: u64, ptr: NonNull<u8>) -> Option<usize> {
         let mask = self.mask();
         let want = entry(ptr, hash);
@@ -165,7 +192,12 @@ impl SlotTable {
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots.max(MIN_SLOTS)]);
         self.tombstones = 0;
         let mask = self.mask();
-        for s in old.into_iter().filter(|&s| s > TOMBSTONE) {
+        let live: Vec<u64> = old.into_iter().filter(|&s| s > TOMBSTONE).collect();
+        for (n, &s) in live.iter().enumerate() {
+            // Rehashing reads every item's key: fetch a few ahead so their misses overlap.
+            if let Some(&ahead) = live.get(n + REBUILD_AHEAD) {
+                crate::util::prefetch(ptr_of(ahead).as_ptr());
+            }
             let p = ptr_of(s);
             let hash = hash_of(p);
             let mut i = hash as usize & mask;

@@ -4,7 +4,7 @@
 use fraglab_allocators::Allocator;
 
 use super::{Store, ITEM_UPDATE_INTERVAL, LFU_DECAY_MINUTES, LFU_INIT, LFU_LOG_FACTOR};
-use crate::layout::{Layout, LayoutKind};
+use crate::layout::{Layout, LayoutKind, PrefetchStage};
 use crate::policy::Policy;
 
 impl<A: Allocator, L: Layout> Store<A, L> {
@@ -68,6 +68,21 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             if let (Some(lists), Some(links)) = (self.lists.as_mut(), self.layout.links(h)) {
                 // SAFETY: with list links on, every stored item is in exactly one list.
                 unsafe { lists.bump(class, links) };
+            }
+        }
+    }
+
+    /// A hint ahead of an op on `key` (whose [`hash_key`](crate::hash_key) is `hash`) a few
+    /// ops from now: the replay driver's lookahead calls it at each stage as the op comes
+    /// nearer ([`Layout::prefetch`]). At the last stage, a key found in a list has its
+    /// neighbours prefetched, which its bump will write. It reads only: results are the same
+    /// with or without it.
+    pub fn prefetch(&self, key: &[u8], hash: u64, stage: PrefetchStage) {
+        let found = self.layout.prefetch(&self.alloc, key, hash, stage);
+        if let (Some(h), Some(lists)) = (found, self.lists.as_ref()) {
+            if let Some(links) = self.layout.links(h) {
+                // SAFETY: with list links on, every stored item is in a list, its links live.
+                unsafe { lists.prefetch_neighbours(links) };
             }
         }
     }

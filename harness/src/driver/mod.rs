@@ -36,12 +36,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use fraglab_engine::PrefetchStage;
 use fraglab_reports::{Latency, PhaseResult, Sample};
 use fraglab_workloads::{Op, OpKind, OpStream};
 use hdrhistogram::Histogram;
 
+pub mod lookahead;
 mod timeline;
 
+use lookahead::Lookahead;
 use timeline::{Recorder, Schedule};
 pub use timeline::{FIRST_ADAPTIVE_INTERVAL, SAMPLES_PER_RUN};
 
@@ -80,6 +83,18 @@ pub trait Target {
     /// Called before each op, outside its latency timing (the engine's periodic expiry pass).
     #[inline]
     fn tick(&mut self, _op: &Op) {}
+
+    /// Whether the driver should read ops ahead and call [`Target::prefetch`] on them (see
+    /// [`lookahead`]).
+    fn prefetches(&self) -> bool {
+        false
+    }
+
+    /// A hint ahead of applying `op` a few ops from now, at each [`PrefetchStage`] in turn;
+    /// `memo` is the target's own word for this op (zero before the first stage). It must not
+    /// change any result.
+    #[inline]
+    fn prefetch(&mut self, _op: &Op, _memo: &mut u64, _stage: PrefetchStage) {}
 
     /// Applies one op. A pipelining target may only queue it; it must then complete it by
     /// the next [`Target::drain`].
@@ -135,6 +150,8 @@ pub struct DriveOptions<'a> {
     pub sample_every: Option<u64>,
     /// One op in this many is timed (0: none), when the target times ops.
     pub latency_every: u64,
+    /// Ops read ahead for targets that prefetch (1: none; see [`lookahead`]).
+    pub batch: usize,
     /// Ctrl-C.
     pub stop: &'a AtomicBool,
     /// Progress display.
@@ -146,6 +163,7 @@ impl std::fmt::Debug for DriveOptions<'_> {
         f.debug_struct("DriveOptions")
             .field("sample_every", &self.sample_every)
             .field("latency_every", &self.latency_every)
+            .field("batch", &self.batch)
             .finish_non_exhaustive()
     }
 }
@@ -266,8 +284,13 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         input: stream.input_progress(),
     };
 
+    let mut ahead = Lookahead::new(if lp.target.prefetches() {
+        opts.batch
+    } else {
+        1
+    });
     let cut: Result<(), Cut> = (|| loop {
-        let op = match stream.next() {
+        let op = match ahead.next(&mut stream, lp.target) {
             None => return Ok(()),
             Some(Ok(op)) => op,
             Some(Err(e)) => {

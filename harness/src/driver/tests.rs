@@ -63,6 +63,7 @@ fn opts(stop: &AtomicBool) -> DriveOptions<'_> {
     DriveOptions {
         sample_every: None,
         latency_every: 0,
+        batch: 1,
         stop,
         progress: &(),
     }

@@ -6,7 +6,8 @@ use std::ptr::NonNull;
 use fraglab_allocators::{AllocError, Allocator};
 
 use super::sds::sds_at;
-use crate::util::{hash_key, read_at, to_raw, write_at, Rng};
+use crate::layout::PrefetchStage;
+use crate::util::{hash_key, prefetch, read_at, to_raw, write_at, Rng};
 
 /// A dict entry: key, value, next.
 pub const ENTRY: usize = 24;
@@ -180,6 +181,35 @@ impl Dict {
             return self.expand(a, used.max(DICT_INITIAL));
         }
         false
+    }
+
+    /// A hint ahead of a lookup (see `Layout::prefetch`): the bucket in each table, then the
+    /// chain's first entry, then that entry's key string and value object. It reads slots and
+    /// entries only; the key is compared when the lookup runs.
+    pub(super) fn prefetch(&self, hash: u64, stage: PrefetchStage) {
+        for ht in self.ht.iter().filter(|ht| ht.size > 0) {
+            let i = hash as usize & (ht.size - 1);
+            let Some(table) = ht.table else { continue };
+            match stage {
+                PrefetchStage::Index => prefetch(table.as_ptr().wrapping_add(i * 8)),
+                PrefetchStage::Item => {
+                    if let Some(e) = ht.slot(i) {
+                        prefetch(e.as_ptr());
+                    }
+                }
+                PrefetchStage::Find => {
+                    if let Some(e) = ht.slot(i) {
+                        // SAFETY: chained entries are live.
+                        let (k, v) = unsafe { (entry_key(e), entry_val(e)) };
+                        // The SDS header sits just before the key's bytes.
+                        prefetch(k.as_ptr().wrapping_sub(1));
+                        if v & 1 == 0 {
+                            prefetch(v as *const u8);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     pub(super) fn find(&self, key: &[u8], hash: u64) -> Option<NonNull<u8>> {

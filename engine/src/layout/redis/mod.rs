@@ -55,7 +55,7 @@ use std::ptr::NonNull;
 
 use fraglab_allocators::{AllocError, Allocator};
 
-use super::{AggDone, Layout, LayoutKind, LayoutOptions, NewItem};
+use super::{AggDone, Layout, LayoutKind, LayoutOptions, NewItem, PrefetchStage};
 use crate::agg::{AggCmd, AggConfig, AggError, AggType, Encoding};
 use crate::util::{hash_key, read_at, write_at, Rng};
 
@@ -206,6 +206,17 @@ impl Layout for Redis {
     fn find<A: Allocator>(&mut self, a: &mut A, key: &[u8], hash: u64) -> Option<NonNull<u8>> {
         self.main.rehash_step(a);
         self.main.find(key, hash)
+    }
+
+    fn prefetch<A: Allocator>(
+        &self,
+        _a: &A,
+        _key: &[u8],
+        hash: u64,
+        stage: PrefetchStage,
+    ) -> Option<NonNull<u8>> {
+        self.main.prefetch(hash, stage);
+        None
     }
 
     fn insert<A: Allocator>(
