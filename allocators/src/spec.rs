@@ -3,7 +3,7 @@
 //!
 //! | spec | keys (defaults) |
 //! |---|---|
-//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`), `automove` (0; or 1, 2), `automove_ratio` (0.8), `automove_window` (30), `tick_ops` (100000: maintainer ticks of an untimed workload), `move_us` (750: microseconds a page move keeps the mover busy) |
+//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`), `automove` (0; or 1, 2), `automove_ratio` (0.8), `automove_window` (30), `tick_ops` (100000: maintainer ticks of an untimed workload), `move_us` (750: microseconds a page move keeps the mover busy), `huge` (0; 1: pages on transparent huge pages), `prefault` (0; 1: pages resident when mapped) |
 //! | `zmalloc` | `backend` (`glibc`; or `jemalloc`, `mimalloc`), `prefix` (`8`: size header; `0`: usable size) |
 //! | `glibc`, `jemalloc`, `mimalloc` | none |
 //! | `bump` | `capacity` (0: bumpalo's default first chunk) |
@@ -158,6 +158,20 @@ pub enum AllocSpecError {
 /// crate shares ([`fraglab_units`]).
 pub use fraglab_units::parse_size;
 
+/// A 0/1 switch (`huge=1`).
+fn parse_switch(alloc: &'static str, key: &'static str, v: &str) -> Result<bool, AllocSpecError> {
+    match v {
+        "1" | "yes" | "on" | "true" => Ok(true),
+        "0" | "no" | "off" | "false" => Ok(false),
+        _ => Err(AllocSpecError::BadValue {
+            alloc,
+            key,
+            value: v.to_string(),
+            reason: "expected 1 or 0".into(),
+        }),
+    }
+}
+
 fn parse_usize(
     alloc: &'static str,
     key: &'static str,
@@ -213,6 +227,8 @@ impl FromStr for AllocSpec {
                     "automove_window",
                     "tick_ops",
                     "move_us",
+                    "huge",
+                    "prefault",
                 ];
                 let mut c = SlabConfig::default();
                 let mut mode = None;
@@ -262,6 +278,8 @@ impl FromStr for AllocSpec {
                             am.move_us = parse_usize("slab", "move_us", v)? as u64;
                             am_keys.push(k);
                         }
+                        "huge" => c.huge = parse_switch("slab", "huge", v)?,
+                        "prefault" => c.prefault = parse_switch("slab", "prefault", v)?,
                         _ => return Err(unknown("slab", k, KEYS)),
                     }
                 }
@@ -404,6 +422,12 @@ impl fmt::Display for AllocSpec {
                         ",automove={},automove_ratio={},automove_window={},tick_ops={},move_us={}",
                         a.mode, a.ratio, a.window, a.tick_ops, a.move_us
                     )?;
+                }
+                if c.huge {
+                    f.write_str(",huge=1")?;
+                }
+                if c.prefault {
+                    f.write_str(",prefault=1")?;
                 }
                 Ok(())
             }

@@ -54,6 +54,7 @@ fn spec(workload: Workload, name: &str, alloc: &str, layout: LayoutKind, latency
         sample_every: None,
         latency_every: latency,
         batch: fraglab_harness::driver::lookahead::DEFAULT_BATCH,
+        threads: None,
         command: Vec::new(),
         values: Default::default(),
         defrag: None,

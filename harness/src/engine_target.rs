@@ -227,14 +227,12 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
         if matches!(op.kind, OpKind::Scan | OpKind::SlabsReassign) {
             return;
         }
-        if stage != PrefetchStage::Item {
+        if stage == PrefetchStage::Index {
             self.ahead.clear();
             op.key.write_to(&mut self.ahead);
-        }
-        if stage == PrefetchStage::Index {
             *memo = fraglab_engine::hash_key(&self.ahead);
         }
-        self.store.prefetch(&self.ahead, *memo, stage);
+        self.store.prefetch(*memo, stage);
     }
 
     #[inline]

@@ -13,6 +13,7 @@ pub mod resp_encode;
 pub mod run;
 pub mod run_cmd;
 pub mod serve;
+pub mod shard;
 pub mod spec;
 pub mod stdout;
 pub mod validate;

@@ -131,7 +131,7 @@ fn slab_classes(
         sizes: slab_sizes
             .map(|s| s.iter().map(|v| size_arg("slab-sizes", v)).collect())
             .transpose()?,
-        automove: None,
+        ..SlabConfig::default()
     };
     let classes = config.classes().map_err(|e| e.to_string())?;
     Ok(match format {

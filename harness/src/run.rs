@@ -54,8 +54,9 @@ pub fn run(
         stop,
         progress,
     };
-    let m = match target {
-        TargetKind::Engine => {
+    let m = match (target, spec.threads) {
+        (TargetKind::Engine, Some(n)) => drive(crate::shard::Sharded::start(spec, n)?, stream, &opts),
+        (TargetKind::Engine, None) => {
             let config = StoreConfig {
                 policy: spec.policy,
                 seed: spec.seed,
@@ -73,7 +74,7 @@ pub fn run(
             with_store(&spec.alloc, spec.layout, spec.memory, config, replay)
                 .map_err(|e| e.to_string())?
         }
-        server => crate::peer::replay(spec, server, stream, &opts)?,
+        (server, _) => crate::peer::replay(spec, server, stream, &opts)?,
     };
     let summary =
         Summary::from_timeline(&m.timeline, m.ops, m.elapsed.as_secs_f64(), m.rss_baseline);
@@ -97,6 +98,7 @@ pub fn run(
             sample_every: m.sample_every,
             latency_every: spec.latency_every,
             batch: spec.batch as u64,
+            shards: spec.threads.map(|n| n as u64),
             command: spec.command.clone(),
             values: spec.values.name().to_string(),
             server: end.server,

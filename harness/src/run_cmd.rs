@@ -45,6 +45,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = crate::driver::lookahead::DEFAULT_BATCH as u64,
           value_parser = clap::value_parser!(u64).range(1..=crate::driver::lookahead::MAX_BATCH as u64))]
     pub batch: u64,
+    /// Split the keyspace by key hash over this many engines, each with its own allocator
+    /// and an equal share of --memory, replayed on as many threads (the engine only). The
+    /// result is marked sharded: each shard evicts on its own. Without it, one engine.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::shard::MAX_SHARDS as u64))]
+    pub threads: Option<u64>,
     /// Write the result JSON here (and the timeline CSV beside it).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -146,6 +151,12 @@ impl RunArgs {
             )
             .into());
         }
+        if self.threads.is_some() && self.target != crate::spec::TargetKind::Engine {
+            return Err(
+                "--threads shards the engine; a real server runs its own threads (drop --threads)"
+                    .into(),
+            );
+        }
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
             workload_arg: self.workload.clone(),
@@ -159,6 +170,7 @@ impl RunArgs {
             sample_every: self.sample_every,
             latency_every: self.latency_every,
             batch: self.batch as usize,
+            threads: self.threads.map(|n| n as usize),
             command: std::env::args().collect(),
             values: self.values,
             defrag,

@@ -36,6 +36,8 @@ pub struct RunSpec {
     pub latency_every: u64,
     /// Ops the driver reads ahead for the engine to prefetch (1: none).
     pub batch: usize,
+    /// Shards of a sharded engine replay (`--threads`); `None` for one engine.
+    pub threads: Option<usize>,
     /// The command line, for the record.
     pub command: Vec<String>,
     /// What value bytes look like.

@@ -245,6 +245,7 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
         sample_every: None,
         latency_every: 0,
         batch: crate::driver::lookahead::DEFAULT_BATCH,
+        threads: None,
         command: vec!["fraglab".into(), "validate".into()],
         values: case.values,
         defrag: None,

@@ -86,6 +86,11 @@ pub struct RunInfo {
     /// a time; absent in results made before it existed). It changes the speed only.
     #[serde(default = "one")]
     pub batch: u64,
+    /// Present when the engine was sharded (`fraglab run --threads N`): the keyspace split by
+    /// key hash over this many engines, each with its own allocator and `memory_limit / N`.
+    /// Memory figures and counters are the shards' sums; each shard evicted on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u64>,
     /// The command line that produced this result.
     pub command: Vec<String>,
     /// What value bytes looked like: `letters` or `digits`.

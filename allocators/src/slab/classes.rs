@@ -27,6 +27,14 @@ pub struct SlabConfig {
     /// measures the allocator alone unless the spec asks for it (`slab:automove=1`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub automove: Option<AutomoveConfig>,
+    /// Pages from 2 MiB-aligned reservations backed by transparent huge pages (`huge=1`; see
+    /// [`crate::page::MapOptions`]). Off by default: memcached without `-L`.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub huge: bool,
+    /// Every mapping made resident when it is made (`prefault=1`), so no op takes a
+    /// first-touch fault. Off by default.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub prefault: bool,
 }
 
 /// The slab automover's settings (memcached 1.6.18's `slab_automove*` options).
@@ -79,6 +87,8 @@ impl Default for SlabConfig {
             item_max: PAGE_SIZE,
             sizes: None,
             automove: None,
+            huge: false,
+            prefault: false,
         }
     }
 }

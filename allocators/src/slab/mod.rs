@@ -62,7 +62,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::ptr::{self, NonNull};
 
-use crate::page::{MmapPages, PageSource};
+use crate::page::{MapOptions, MmapPages, PageSource};
 use crate::stats::{Detail, MemStats, Tally};
 pub use crate::stats::{MoveStats, SlabClassStats, SlabDetail};
 use crate::{AllocError, Allocator, Block, LimitKind, PageMover};
@@ -147,9 +147,13 @@ impl<P: PageSource> fmt::Debug for Slab<P> {
 }
 
 impl Slab<MmapPages> {
-    /// A slab allocator taking its pages with `mmap`.
+    /// A slab allocator taking its pages with `mmap` (as its `huge` and `prefault` say).
     pub fn new(config: SlabConfig) -> Result<Self, ConfigError> {
-        Self::with_source(config, MmapPages)
+        let options = MapOptions {
+            huge: config.huge,
+            prefault: config.prefault,
+        };
+        Self::with_source(config, MmapPages::new(options))
     }
 }
 

@@ -164,7 +164,6 @@ impl Layout for Compact {
     fn prefetch<A: Allocator>(
         &self,
         _a: &A,
-        key: &[u8],
         hash: u64,
         stage: PrefetchStage,
     ) -> Option<NonNull<u8>> {
@@ -172,7 +171,7 @@ impl Layout for Compact {
             PrefetchStage::Index => self.table.prefetch_slot(hash),
             PrefetchStage::Item => self.table.prefetch_items(hash),
             PrefetchStage::Find => {
-                let found = self.table.find(hash, |item| self.key_of(item) == key)?;
+                let found = self.table.find(hash, |_| true)?;
                 // The value, which a get copies out: the item's head is cached now.
                 // SAFETY: entries are live items of this layout.
                 let size = self.size(unsafe { Self::shape(found) });

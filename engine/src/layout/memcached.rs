@@ -291,7 +291,6 @@ impl Layout for Memcached {
     fn prefetch<A: Allocator>(
         &self,
         _a: &A,
-        key: &[u8],
         hash: u64,
         stage: PrefetchStage,
     ) -> Option<NonNull<u8>> {
@@ -305,18 +304,12 @@ impl Layout for Memcached {
                 prefetch(head.wrapping_add(KEY));
             }
             PrefetchStage::Find => {
-                let mut cur = NonNull::new(self.buckets[b]);
-                while let Some(item) = cur {
-                    // SAFETY: chained items are live.
-                    unsafe {
-                        if key_at(item) == key {
-                            // The value, which a get copies out.
-                            prefetch_bytes(item.as_ptr(), shape(item).ntotal());
-                            return Some(item);
-                        }
-                        cur = h_next(item);
-                    }
-                }
+                // The chain's head (chains average under 1.5 items), and its value, which a
+                // get copies out.
+                let head = NonNull::new(self.buckets[b])?;
+                // SAFETY: chained items are live.
+                prefetch_bytes(head.as_ptr(), unsafe { shape(head) }.ntotal());
+                return Some(head);
             }
         }
         None

@@ -254,16 +254,16 @@ pub trait Layout: Sized {
     fn index_bytes(&self) -> u64;
     /// Finds a key.
     fn find<A: Allocator>(&mut self, a: &mut A, key: &[u8], hash: u64) -> Option<Self::Handle>;
-    /// A hint ahead of a lookup of `key` (whose hash is `hash`) a few ops from now; the replay
+    /// A hint ahead of a lookup of the key whose hash is `hash` a few ops from now; the replay
     /// driver calls it at each [`PrefetchStage`] in turn as the op comes nearer, so that the
     /// cache misses of several lookups overlap. It prefetches and reads only: nothing changes,
-    /// so a replay gives the same results with or without it. At
-    /// [`PrefetchStage::Find`] it returns the key's handle if it finds it (its lines are
-    /// cached by then), for the store to prefetch the item's list neighbours.
+    /// so a replay gives the same results with or without it. At [`PrefetchStage::Find`] it
+    /// returns the item the key most likely is (the first whose hash tag matches, or the
+    /// chain's head: keys are not compared, to keep the hint cheap), for the store to prefetch
+    /// its list neighbours.
     fn prefetch<A: Allocator>(
         &self,
         _a: &A,
-        _key: &[u8],
         _hash: u64,
         _stage: PrefetchStage,
     ) -> Option<Self::Handle> {

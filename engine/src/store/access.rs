@@ -72,13 +72,13 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         }
     }
 
-    /// A hint ahead of an op on `key` (whose [`hash_key`](crate::hash_key) is `hash`) a few
+    /// A hint ahead of an op on the key whose [`hash_key`](crate::hash_key) is `hash`, a few
     /// ops from now: the replay driver's lookahead calls it at each stage as the op comes
-    /// nearer ([`Layout::prefetch`]). At the last stage, a key found in a list has its
+    /// nearer ([`Layout::prefetch`]). At the last stage, the item found has its list
     /// neighbours prefetched, which its bump will write. It reads only: results are the same
     /// with or without it.
-    pub fn prefetch(&self, key: &[u8], hash: u64, stage: PrefetchStage) {
-        let found = self.layout.prefetch(&self.alloc, key, hash, stage);
+    pub fn prefetch(&self, hash: u64, stage: PrefetchStage) {
+        let found = self.layout.prefetch(&self.alloc, hash, stage);
         if let (Some(h), Some(lists)) = (found, self.lists.as_ref()) {
             if let Some(links) = self.layout.links(h) {
                 // SAFETY: with list links on, every stored item is in a list, its links live.

@@ -41,6 +41,7 @@ use fraglab_reports::{Latency, PhaseResult, Sample};
 use fraglab_workloads::{Op, OpKind, OpStream};
 use hdrhistogram::Histogram;
 
+mod feed;
 pub mod lookahead;
 mod timeline;
 
@@ -258,7 +259,7 @@ enum Cut {
 }
 
 /// Replays `stream` into `target`, then ends the target.
-pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions<'_>) -> Replayed {
+pub fn drive<T: Target>(mut target: T, stream: OpStream, opts: &DriveOptions<'_>) -> Replayed {
     let declared = stream.declared_ops();
     let mut schedule = Schedule::new(opts.sample_every, declared);
     let rss_baseline = target.rss_baseline();
@@ -278,19 +279,19 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         ops: 0,
         last_time_us: 0,
     };
-    let position = |ops: u64, stream: &OpStream| Position {
+    let position = |ops: u64, ahead: &Lookahead| Position {
         ops,
         declared_ops: declared,
-        input: stream.input_progress(),
+        input: ahead.feed().input_progress(),
     };
-
-    let mut ahead = Lookahead::new(if lp.target.prefetches() {
+    let window = if lp.target.prefetches() {
         opts.batch
     } else {
         1
-    });
+    };
+    let mut ahead = Lookahead::new(stream, window, true);
     let cut: Result<(), Cut> = (|| loop {
-        let op = match ahead.next(&mut stream, lp.target) {
+        let op = match ahead.next(lp.target) {
             None => return Ok(()),
             Some(Ok(op)) => op,
             Some(Err(e)) => {
@@ -331,7 +332,7 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
                 lp.rec.thin(schedule.every);
                 schedule.next = (lp.ops / schedule.every + 1) * schedule.every;
             }
-            opts.progress.update(&position(lp.ops, &stream));
+            opts.progress.update(&position(lp.ops, &ahead));
             if opts.stop.load(Ordering::Relaxed) {
                 return Err(Cut::Stopped);
             }
@@ -376,7 +377,7 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
     {
         crate::note!("error: {why}");
     }
-    opts.progress.update(&position(lp.ops, &stream));
+    opts.progress.update(&position(lp.ops, &ahead));
     let Loop {
         rec, elapsed, ops, ..
     } = lp;
@@ -401,8 +402,8 @@ pub fn drive<T: Target>(mut target: T, mut stream: OpStream, opts: &DriveOptions
         phases: rec.phases,
         latency,
         sample_every: schedule.every,
-        input: stream.input_progress(),
-        skipped: (stream.skipped(), stream.skipped_reasons().to_vec()),
+        input: ahead.feed().input_progress(),
+        skipped: (ahead.feed().skipped(), ahead.feed().skipped_reasons().to_vec()),
         incomplete,
         end,
     }

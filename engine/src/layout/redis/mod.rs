@@ -211,7 +211,6 @@ impl Layout for Redis {
     fn prefetch<A: Allocator>(
         &self,
         _a: &A,
-        _key: &[u8],
         hash: u64,
         stage: PrefetchStage,
     ) -> Option<NonNull<u8>> {
