@@ -55,7 +55,9 @@ pub fn run(
         progress,
     };
     let m = match (target, spec.threads) {
-        (TargetKind::Engine, Some(n)) => drive(crate::shard::Sharded::start(spec, n)?, stream, &opts),
+        (TargetKind::Engine, Some(n)) => {
+            drive(crate::shard::Sharded::start(spec, n)?, stream, &opts)
+        }
         (TargetKind::Engine, None) => {
             let config = StoreConfig {
                 policy: spec.policy,

@@ -14,10 +14,10 @@
 //!
 //! What differs from one engine: each shard evicts within its own share of the memory limit,
 //! by its own policy's view of its keys, so evictions and hits are not those of one global
-//! cache (the README states how much on `etc`). Only single-key ops can be routed: a scan
+//! cache (the README states how much on `etc`). Only single-key ops can be split: a scan
 //! (which reads a range of keys) or a `slabs reassign` (which names a class of one slab) ends a
-//! sharded run with a clear error. With one shard the replay is the unsharded one, op for op:
-//! the same results.
+//! run of two shards or more with a clear error. With one shard the replay is the unsharded
+//! one, op for op: the same results.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
@@ -259,7 +259,7 @@ impl Target for Sharded {
 
     #[inline]
     fn apply(&mut self, op: &Op) -> Result<(), TargetFailure> {
-        if matches!(op.kind, OpKind::Scan | OpKind::SlabsReassign) {
+        if self.shards.len() > 1 && matches!(op.kind, OpKind::Scan | OpKind::SlabsReassign) {
             return Err(TargetFailure(format!(
                 "a sharded run (--threads) replays single-key ops only, and this workload has \
                  a `{}`; run it without --threads",

@@ -41,6 +41,17 @@ pub fn run_summary(r: &RunResult) -> String {
     if r.run.skipped_records > 0 {
         let _ = writeln!(t, "{}", skipped_note(r));
     }
+    if let Some(n) = r.run.shards {
+        let _ = writeln!(
+            t,
+            "sharded over {n} engines by key hash, each with its own allocator{}: figures are \
+             their sums, and each evicts on its own",
+            match r.run.memory_limit {
+                Some(m) => format!(" and {}", mib(m / n.max(1))),
+                None => String::new(),
+            }
+        );
+    }
     let _ = writeln!(
         t,
         "ops        {} in {:.3} s: {:.2} M ops/s",

@@ -102,7 +102,12 @@ impl SlotTable {
     /// Prefetches the slot `hash` probes first (a hint; see `Layout::prefetch`).
     #[inline]
     pub fn prefetch_slot(&self, hash: u64) {
-        crate::util::prefetch(self.slots.as_ptr().wrapping_add(hash as usize & self.mask()).cast());
+        crate::util::prefetch(
+            self.slots
+                .as_ptr()
+                .wrapping_add(hash as usize & self.mask())
+                .cast(),
+        );
     }
 
     /// Prefetches the items of the entries with `hash`'s tag along its probe (a hint: the slots

@@ -403,7 +403,10 @@ pub fn drive<T: Target>(mut target: T, stream: OpStream, opts: &DriveOptions<'_>
         latency,
         sample_every: schedule.every,
         input: ahead.feed().input_progress(),
-        skipped: (ahead.feed().skipped(), ahead.feed().skipped_reasons().to_vec()),
+        skipped: (
+            ahead.feed().skipped(),
+            ahead.feed().skipped_reasons().to_vec(),
+        ),
         incomplete,
         end,
     }

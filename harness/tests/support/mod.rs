@@ -67,6 +67,7 @@ pub fn run_json(args: &[&str]) -> serde_json::Value {
 /// removed when dropped.
 pub struct TempDir(pub PathBuf);
 
+#[allow(dead_code)] // Not every test binary makes one.
 impl TempDir {
     /// A new, empty directory named after `tag`.
     pub fn new(tag: &str) -> TempDir {
