@@ -19,7 +19,7 @@ const PTR_BITS: u32 = 48;
 const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
 const MIN_SLOTS: usize = 16;
 /// Items a rebuild prefetches ahead of the one it rehashes.
-const REBUILD_AHEAD: usize = 8;
+const REBUILD_AHEAD: usize = 16;
 
 /// The table.
 #[derive(Debug)]
@@ -198,18 +198,26 @@ impl SlotTable {
         self.tombstones = 0;
         let mask = self.mask();
         let live: Vec<u64> = old.into_iter().filter(|&s| s > TOMBSTONE).collect();
-        for (n, &s) in live.iter().enumerate() {
-            // Rehashing reads every item's key: fetch a few ahead so their misses overlap.
-            if let Some(&ahead) = live.get(n + REBUILD_AHEAD) {
-                crate::util::prefetch(ptr_of(ahead).as_ptr());
+        // Rehashing reads every item's key, and placing it writes a random slot: two passes,
+        // each fetching a few entries ahead so that their cache misses overlap. The entries go
+        // in the old slots' order, as one pass would put them.
+        let hashes: Vec<u64> = (0..live.len())
+            .map(|n| {
+                if let Some(&ahead) = live.get(n + REBUILD_AHEAD) {
+                    crate::util::prefetch(ptr_of(ahead).as_ptr());
+                }
+                hash_of(ptr_of(live[n]))
+            })
+            .collect();
+        for (n, (&s, &hash)) in live.iter().zip(&hashes).enumerate() {
+            if let Some(&ahead) = hashes.get(n + REBUILD_AHEAD) {
+                self.prefetch_slot(ahead);
             }
-            let p = ptr_of(s);
-            let hash = hash_of(p);
             let mut i = hash as usize & mask;
             while self.slots[i] != EMPTY {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = entry(p, hash);
+            self.slots[i] = entry(ptr_of(s), hash);
         }
     }
 
