@@ -14,12 +14,13 @@
 //! exceeds the cap after any request (unless one write alone is larger than the cap: that
 //! write deletes nothing).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
 
 use crate::agg::{mix_types, AggGen};
 use crate::dist::{Clock, KeyChooser, KeyLengths, SizeSampler, Weighted};
-use crate::rng::{mix64, IdBuildHasher, Rng};
+use crate::live::LiveSet;
+use crate::rng::{mix64, Rng};
 use crate::spec::{MixOp, WorkloadSpec, WorkloadSpecError};
 use crate::{Key, Op, OpKind};
 
@@ -41,55 +42,6 @@ struct Phase {
     ttl: Weighted<u32>,
     clock: Clock,
     live_cap: Option<u64>,
-}
-
-/// Live keys: key id -> (position in `ids`, live bytes), and the ids in a vector for O(1)
-/// random choice and removal.
-#[derive(Debug, Default)]
-struct LiveSet {
-    index: HashMap<u64, (usize, u64), IdBuildHasher>,
-    ids: Vec<u64>,
-    bytes: u64,
-}
-
-impl LiveSet {
-    fn get(&self, id: u64) -> Option<u64> {
-        self.index.get(&id).map(|e| e.1)
-    }
-
-    fn put(&mut self, id: u64, bytes: u64) {
-        match self.index.get_mut(&id) {
-            Some(e) => {
-                self.bytes = self.bytes - e.1 + bytes;
-                e.1 = bytes;
-            }
-            None => {
-                self.index.insert(id, (self.ids.len(), bytes));
-                self.ids.push(id);
-                self.bytes += bytes;
-            }
-        }
-    }
-
-    fn remove(&mut self, id: u64) {
-        if let Some((pos, bytes)) = self.index.remove(&id) {
-            self.bytes -= bytes;
-            self.ids.swap_remove(pos);
-            if let Some(&moved) = self.ids.get(pos) {
-                if let Some(e) = self.index.get_mut(&moved) {
-                    e.0 = pos;
-                }
-            }
-        }
-    }
-
-    fn random(&self, rng: &mut Rng) -> Option<u64> {
-        if self.ids.is_empty() {
-            None
-        } else {
-            Some(self.ids[rng.below(self.ids.len() as u64) as usize])
-        }
-    }
 }
 
 /// A running workload. Iterate it for its ops.
@@ -249,7 +201,7 @@ impl Generator {
 
     /// Number of live keys, when the workload tracks them.
     pub fn live_keys(&self) -> Option<u64> {
-        self.live.as_ref().map(|l| l.ids.len() as u64)
+        self.live.as_ref().map(|l| l.len() as u64)
     }
 
     #[inline]
@@ -279,13 +231,12 @@ impl Generator {
         let Some(live) = &mut self.live else { return };
         let id = op.key.id;
         let bytes = u64::from(op.key.len) + u64::from(op.value_len);
-        let present = live.get(id);
         match op.kind {
             OpKind::Set => live.put(id, bytes),
-            OpKind::Add if present.is_none() => live.put(id, bytes),
-            OpKind::Replace | OpKind::Cas if present.is_some() => live.put(id, bytes),
+            OpKind::Add if live.get(id).is_none() => live.put(id, bytes),
+            OpKind::Replace | OpKind::Cas if live.get(id).is_some() => live.put(id, bytes),
             OpKind::Append | OpKind::Prepend => {
-                if let Some(old) = present {
+                if let Some(old) = live.get(id) {
                     live.put(id, old + u64::from(op.value_len));
                 }
             }
@@ -316,8 +267,9 @@ impl Generator {
         if !stores || alone > cap {
             return;
         }
+        // Victims are never `id`, so its bytes stay `old` throughout.
+        let old = present.unwrap_or(0);
         loop {
-            let old = live.get(id).unwrap_or(0);
             let after = match op.kind {
                 OpKind::Append | OpKind::Prepend => live.bytes + u64::from(op.value_len),
                 _ => live.bytes - old + new,
@@ -325,14 +277,13 @@ impl Generator {
             if after <= cap {
                 return;
             }
-            let Some(victim) = live.random(&mut self.rng) else {
+            let Some(victim) = live.remove_random(&mut self.rng, Some(id)) else {
                 return;
             };
             if victim == id {
                 // `alone <= cap`, so some other key is live and can go.
                 continue;
             }
-            live.remove(victim);
             let d = Op {
                 time_us: op.time_us,
                 kind: OpKind::Delete,
@@ -410,15 +361,14 @@ impl Generator {
             let live = self.live.as_mut().expect("delete phases track live keys");
             let left = *self
                 .deletes_left
-                .get_or_insert_with(|| (f * live.ids.len() as f64).round() as u64);
+                .get_or_insert_with(|| (f * live.len() as f64).round() as u64);
             // An empty fraction (or no live keys) ends the phase at the top of the loop.
             if left == 0 {
                 continue;
             }
             let victim = live
-                .random(&mut self.rng)
+                .remove_random(&mut self.rng, None)
                 .expect("a fraction of live keys remains");
-            live.remove(victim);
             self.deletes_left = Some(left - 1);
             self.phase_ops += 1;
             return Some(self.op(OpKind::Delete, victim, 0, 0, phase_no));

@@ -35,6 +35,7 @@ pub mod describe;
 pub mod dist;
 pub mod error;
 pub mod gen;
+mod live;
 mod op;
 pub mod presets;
 pub mod rng;
