@@ -38,7 +38,9 @@ use crate::spec::RunSpec;
 use crate::values::ValueBytes;
 
 /// Ops sent to a shard at a time.
-pub const SHARD_BATCH: usize = 256;
+pub const SHARD_BATCH: usize = 4096;
+/// Batches queued to a shard at most.
+const QUEUED: usize = 8;
 /// The most shards a run may have.
 pub const MAX_SHARDS: usize = 64;
 
@@ -76,6 +78,9 @@ struct ShardEnd {
 struct Worker {
     rx: Receiver<ToShard>,
     tx: Sender<FromShard>,
+    /// Applied batches go back here to be refilled (fresh buffers each time would make the
+    /// allocator fault new pages in).
+    spare: SyncSender<Vec<Op>>,
     layout: LayoutKind,
     values: ValueBytes,
     alloc_name: String,
@@ -100,7 +105,7 @@ impl WithStore for Worker {
         let mut memos = Vec::new();
         while let Ok(msg) = self.rx.recv() {
             let reply = match msg {
-                ToShard::Ops(ops) => {
+                ToShard::Ops(mut ops) => {
                     memos.clear();
                     memos.resize(ops.len(), 0);
                     if self.window > 1 {
@@ -131,6 +136,8 @@ impl WithStore for Worker {
                             return;
                         }
                     }
+                    ops.clear();
+                    let _ = self.spare.try_send(ops);
                     continue;
                 }
                 ToShard::Sync => FromShard::Synced,
@@ -157,6 +164,7 @@ impl WithStore for Worker {
 struct Shard {
     tx: SyncSender<ToShard>,
     rx: Receiver<FromShard>,
+    spare: Receiver<Vec<Op>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -199,11 +207,13 @@ impl Sharded {
         let n = n.clamp(1, MAX_SHARDS);
         let mut shards = Vec::with_capacity(n);
         for i in 0..n {
-            let (to_tx, to_rx) = sync_channel(8);
+            let (to_tx, to_rx) = sync_channel(QUEUED);
             let (from_tx, from_rx) = channel();
+            let (spare_tx, spare_rx) = sync_channel(QUEUED + 2);
             let worker = Worker {
                 rx: to_rx,
                 tx: from_tx.clone(),
+                spare: spare_tx,
                 layout: spec.layout,
                 values: spec.values,
                 alloc_name: spec.alloc.name().to_string(),
@@ -230,6 +240,7 @@ impl Sharded {
             let shard = Shard {
                 tx: to_tx,
                 rx: from_rx,
+                spare: spare_rx,
                 thread: Some(thread),
             };
             match shard.rx.recv() {
@@ -247,7 +258,11 @@ impl Sharded {
     }
 
     fn flush(&mut self, i: usize) -> Result<(), TargetFailure> {
-        let ops = std::mem::replace(&mut self.pending[i], Vec::with_capacity(SHARD_BATCH));
+        let fresh = self.shards[i]
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(SHARD_BATCH));
+        let ops = std::mem::replace(&mut self.pending[i], fresh);
         self.shards[i].send(i, ToShard::Ops(ops))
     }
 }
