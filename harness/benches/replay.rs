@@ -101,11 +101,29 @@ fn replay(c: &mut Criterion) {
         ("slab", LayoutKind::Compact, 0, 1, None),
         ("slab", LayoutKind::Compact, 0, DEFAULT_BATCH, Some(2)),
         ("slab", LayoutKind::Memcached, 0, DEFAULT_BATCH, None),
-        ("zmalloc:backend=jemalloc", LayoutKind::Redis, 0, DEFAULT_BATCH, None),
+        (
+            "zmalloc:backend=jemalloc",
+            LayoutKind::Redis,
+            0,
+            DEFAULT_BATCH,
+            None,
+        ),
         ("jemalloc", LayoutKind::Compact, 0, DEFAULT_BATCH, None),
         ("log", LayoutKind::Compact, 0, DEFAULT_BATCH, None),
-        ("log:segment=1m", LayoutKind::Compact, 0, DEFAULT_BATCH, None),
-        ("log:segment=1m", LayoutKind::Segcache, 0, DEFAULT_BATCH, None),
+        (
+            "log:segment=1m",
+            LayoutKind::Compact,
+            0,
+            DEFAULT_BATCH,
+            None,
+        ),
+        (
+            "log:segment=1m",
+            LayoutKind::Segcache,
+            0,
+            DEFAULT_BATCH,
+            None,
+        ),
         ("slab", LayoutKind::Compact, 64, DEFAULT_BATCH, None),
     ] {
         let s = spec_with(small_etc(), "etc", alloc, layout, latency, batch, threads);
@@ -144,11 +162,41 @@ fn replay(c: &mut Criterion) {
 fn goal_case() {
     let etc = || Workload::preset("etc", &PresetParams::default()).expect("the etc preset");
     let cases: [(&str, &str, LayoutKind, usize, Option<usize>); 5] = [
-        ("slab/compact --batch 1", "slab", LayoutKind::Compact, 1, None),
-        ("slab/compact", "slab", LayoutKind::Compact, DEFAULT_BATCH, None),
-        ("slab/compact --threads 2", "slab", LayoutKind::Compact, DEFAULT_BATCH, Some(2)),
-        ("slab/memcached", "slab", LayoutKind::Memcached, DEFAULT_BATCH, None),
-        ("zmalloc/redis", "zmalloc", LayoutKind::Redis, DEFAULT_BATCH, None),
+        (
+            "slab/compact --batch 1",
+            "slab",
+            LayoutKind::Compact,
+            1,
+            None,
+        ),
+        (
+            "slab/compact",
+            "slab",
+            LayoutKind::Compact,
+            DEFAULT_BATCH,
+            None,
+        ),
+        (
+            "slab/compact --threads 2",
+            "slab",
+            LayoutKind::Compact,
+            DEFAULT_BATCH,
+            Some(2),
+        ),
+        (
+            "slab/memcached",
+            "slab",
+            LayoutKind::Memcached,
+            DEFAULT_BATCH,
+            None,
+        ),
+        (
+            "zmalloc/redis",
+            "zmalloc",
+            LayoutKind::Redis,
+            DEFAULT_BATCH,
+            None,
+        ),
     ];
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for round in 0..3 {

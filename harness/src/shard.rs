@@ -48,7 +48,7 @@ pub const MAX_SHARDS: usize = 64;
 /// which no shard's own index uses to place the key (the compact and memcached layouts index
 /// by the low bits, and the compact table's tag is the top 16).
 pub fn shard_of(hash: u64, n: usize) -> usize {
-    (((hash >> 32) & 0xFFFF_FFFF) * n as u64 >> 32) as usize
+    ((((hash >> 32) & 0xFFFF_FFFF) * n as u64) >> 32) as usize
 }
 
 enum ToShard {
