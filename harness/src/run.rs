@@ -51,6 +51,7 @@ pub fn run(
         sample_every: spec.sample_every,
         latency_every: spec.latency_every,
         batch: spec.batch,
+        feed_thread: target != TargetKind::Engine || !crate::spec::process_wide(&spec.alloc),
         stop,
         progress,
     };

@@ -151,6 +151,12 @@ impl RunArgs {
             )
             .into());
         }
+        if self.threads.is_some_and(|n| n > 1) && crate::spec::process_wide(&alloc) {
+            return Err(format!(
+                "--threads: {alloc}'s figures are glibc's, for the whole process (mallinfo2), so \
+                 shards cannot be told apart; shard jemalloc, mimalloc, slab, bump or log"
+            ));
+        }
         if self.threads.is_some() && self.target != crate::spec::TargetKind::Engine {
             return Err(
                 "--threads shards the engine; a real server runs its own threads (drop --threads)"

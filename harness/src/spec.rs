@@ -141,6 +141,19 @@ pub fn check_defrag(
     Ok(())
 }
 
+/// Whether the allocator's figures are glibc's process-wide ones (`glibc`, and `zmalloc` over
+/// glibc: `mallinfo2` counts every arena of the process). Another thread that touches glibc's
+/// malloc changes them: a new thread's first allocation (Rust's thread start calls
+/// `pthread_getattr_np`, which reallocs) makes it an arena of its own. Such runs draw their ops
+/// on the replay's thread, and cannot be sharded.
+pub fn process_wide(alloc: &AllocSpec) -> bool {
+    match alloc {
+        AllocSpec::Glibc => true,
+        AllocSpec::Zmalloc(z) => z.backend == fraglab_allocators::spec::Backend::Glibc,
+        _ => false,
+    }
+}
+
 /// The default layout and eviction policy for an allocator: the system it models.
 pub fn defaults_for(alloc: &AllocSpec) -> (LayoutKind, Policy) {
     match alloc {

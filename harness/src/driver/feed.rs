@@ -1,5 +1,6 @@
 //! Where the driver's ops come from: the workload's stream, read in batches, on a thread of
-//! its own when the stream can move to one.
+//! its own unless the run measures glibc's process-wide figures (`spec::process_wide`: a
+//! second thread's first malloc would add a glibc arena to them).
 //!
 //! Drawing an op costs about as much as applying one that hits the cache (a size from a
 //! quantile table, a key from a popularity law, `exp` and `ln` for the arrivals), so the

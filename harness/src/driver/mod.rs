@@ -153,6 +153,9 @@ pub struct DriveOptions<'a> {
     pub latency_every: u64,
     /// Ops read ahead for targets that prefetch (1: none; see [`lookahead`]).
     pub batch: usize,
+    /// Draw the ops on a producer thread (see `feed`); `false` draws them on the replay's
+    /// thread, for allocators whose figures another thread would change.
+    pub feed_thread: bool,
     /// Ctrl-C.
     pub stop: &'a AtomicBool,
     /// Progress display.
@@ -289,7 +292,7 @@ pub fn drive<T: Target>(mut target: T, stream: OpStream, opts: &DriveOptions<'_>
     } else {
         1
     };
-    let mut ahead = Lookahead::new(stream, window, true);
+    let mut ahead = Lookahead::new(stream, window, opts.feed_thread);
     let cut: Result<(), Cut> = (|| loop {
         let op = match ahead.next(lp.target) {
             None => return Ok(()),

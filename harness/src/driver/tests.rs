@@ -64,6 +64,7 @@ fn opts(stop: &AtomicBool) -> DriveOptions<'_> {
         sample_every: None,
         latency_every: 0,
         batch: 1,
+        feed_thread: true,
         stop,
         progress: &(),
     }
