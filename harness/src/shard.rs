@@ -31,7 +31,7 @@ use fraglab_workloads::{Op, OpKind};
 use hdrhistogram::Histogram;
 
 use crate::driver::lookahead::{hint, hint_first};
-use crate::driver::{histogram, latency, Target, TargetEnd, TargetFailure};
+use crate::driver::{op_histograms, op_latency, Target, TargetEnd, TargetFailure};
 use crate::engine_target::EngineTarget;
 use crate::env::rss_bytes;
 use crate::spec::RunSpec;
@@ -96,11 +96,7 @@ impl WithStore for Worker {
         let mut t = EngineTarget::new(store, self.layout, self.values, &self.alloc_name)
             .with_defrag(self.defrag);
         let _ = self.tx.send(FromShard::Ready(Ok(())));
-        let mut hist: Vec<Histogram<u64>> = OpKind::ALL
-            .iter()
-            .map(|_| histogram(60_000_000_000))
-            .collect();
-        let mut counts = [0u64; OpKind::ALL.len()];
+        let (mut hist, mut counts) = op_histograms();
         let mut countdown = self.latency_every;
         let mut memos = Vec::new();
         while let Ok(msg) = self.rx.recv() {
@@ -379,11 +375,7 @@ fn add_samples(mut t: Sample, x: &Sample) -> Sample {
 /// counters added, each shard's allocator detail kept (one shard's as is).
 fn merge_ends(ends: Vec<ShardEnd>, timed: bool) -> TargetEnd {
     let shards = ends.len();
-    let mut hist: Vec<Histogram<u64>> = OpKind::ALL
-        .iter()
-        .map(|_| histogram(60_000_000_000))
-        .collect();
-    let mut counts = [0u64; OpKind::ALL.len()];
+    let (mut hist, mut counts) = op_histograms();
     let mut out = TargetEnd::default();
     let mut details = Vec::new();
     for e in ends {
@@ -410,12 +402,7 @@ fn merge_ends(ends: Vec<ShardEnd>, timed: bool) -> TargetEnd {
         AllocatorDetail::Other(serde_json::json!({ "shards": details }))
     };
     if timed {
-        out.latency = OpKind::ALL
-            .iter()
-            .zip(hist.iter().zip(counts))
-            .filter(|(_, (_, n))| *n > 0)
-            .map(|(k, (h, n))| (k.name().to_string(), latency(n, h)))
-            .collect();
+        out.latency = op_latency(&hist, &counts);
     }
     out
 }

@@ -220,7 +220,15 @@ fn sharding_refuses_what_it_cannot_split() {
         text(&o.stdout),
         text(&o.stderr)
     );
-    let o = fraglab(&["run", "--workload", "etc", "--threads", "2", "--alloc", "zmalloc"]);
+    let o = fraglab(&[
+        "run",
+        "--workload",
+        "etc",
+        "--threads",
+        "2",
+        "--alloc",
+        "zmalloc",
+    ]);
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("mallinfo2"), "{}", text(&o.stderr));
     for (flag, bad) in [

@@ -158,7 +158,7 @@ impl Layout for Compact {
 
     #[inline]
     fn find<A: Allocator>(&mut self, _a: &mut A, key: &[u8], hash: u64) -> Option<NonNull<u8>> {
-        self.table.find(hash, |item| self.key_of(item) == key)
+        self.table.find(hash, |item| self.key_of(*item) == key)
     }
 
     fn prefetch<A: Allocator>(

@@ -77,26 +77,29 @@ impl SlotTable {
         self.slots.len() - 1
     }
 
-    /// Finds the entry whose key `is_key` accepts, among those with this hash's tag.
+    /// The items of the entries with `hash`'s tag, in the order its probe meets them (up to
+    /// the first empty slot).
     #[inline]
-    pub fn find(
-        &self,
-        hash: u64,
-        mut is_key: impl FnMut(NonNull<u8>) -> bool,
-    ) -> Option<NonNull<u8>> {
+    fn probe(&self, hash: u64) -> impl Iterator<Item = NonNull<u8>> + '_ {
         let mask = self.mask();
         let t = tag(hash);
         let mut i = hash as usize & mask;
-        loop {
+        std::iter::from_fn(move || loop {
             let s = self.slots[i];
             if s == EMPTY {
                 return None;
             }
-            if s != TOMBSTONE && s & !PTR_MASK == t && is_key(ptr_of(s)) {
+            i = (i + 1) & mask;
+            if s != TOMBSTONE && s & !PTR_MASK == t {
                 return Some(ptr_of(s));
             }
-            i = (i + 1) & mask;
-        }
+        })
+    }
+
+    /// Finds the entry whose key `is_key` accepts, among those with this hash's tag.
+    #[inline]
+    pub fn find(&self, hash: u64, is_key: impl FnMut(&NonNull<u8>) -> bool) -> Option<NonNull<u8>> {
+        self.probe(hash).find(is_key)
     }
 
     /// Prefetches the slot `hash` probes first (a hint; see `Layout::prefetch`).
@@ -114,19 +117,8 @@ impl SlotTable {
     /// are read, nothing else).
     #[inline]
     pub fn prefetch_items(&self, hash: u64) {
-        let mask = self.mask();
-        let t = tag(hash);
-        let mut i = hash as usize & mask;
-        loop {
-            let s = self.slots[i];
-            if s == EMPTY {
-                return;
-            }
-            if s != TOMBSTONE && s & !PTR_MASK == t {
-                crate::util::prefetch(ptr_of(s).as_ptr());
-            }
-            i = (i + 1) & mask;
-        }
+        self.probe(hash)
+            .for_each(|p| crate::util::prefetch(p.as_ptr()));
     }
 
     fn position(&self, hash: u64, ptr: NonNull<u8>) -> Option<usize> {

@@ -215,6 +215,25 @@ pub fn latency(count: u64, h: &Histogram<u64>) -> Latency {
     }
 }
 
+/// One latency histogram per op kind (up to 60 s), and a count of ops per kind.
+pub fn op_histograms() -> (Vec<Histogram<u64>>, [u64; OpKind::ALL.len()]) {
+    let hist = OpKind::ALL
+        .iter()
+        .map(|_| histogram(60_000_000_000))
+        .collect();
+    (hist, [0; OpKind::ALL.len()])
+}
+
+/// The latency figures per op kind, of the kinds with ops.
+pub fn op_latency(hist: &[Histogram<u64>], counts: &[u64]) -> BTreeMap<String, Latency> {
+    OpKind::ALL
+        .iter()
+        .zip(hist.iter().zip(counts))
+        .filter(|(_, (_, n))| **n > 0)
+        .map(|(k, (h, n))| (k.name().to_string(), latency(*n, h)))
+        .collect()
+}
+
 /// A latency histogram in nanoseconds up to `max_ns`, 3 significant digits.
 pub fn histogram(max_ns: u64) -> Histogram<u64> {
     Histogram::new_with_bounds(1, max_ns, 3).expect("valid bounds")
@@ -268,11 +287,7 @@ pub fn drive<T: Target>(mut target: T, stream: OpStream, opts: &DriveOptions<'_>
     let rss_baseline = target.rss_baseline();
     let times_ops = target.times_ops();
     let time_ops = times_ops && opts.latency_every > 0;
-    let mut hist: Vec<Histogram<u64>> = OpKind::ALL
-        .iter()
-        .map(|_| histogram(60_000_000_000))
-        .collect();
-    let mut counts = [0u64; OpKind::ALL.len()];
+    let (mut hist, mut counts) = op_histograms();
     let mut lat_countdown = opts.latency_every;
     let mut lp = Loop {
         target: &mut target,
@@ -385,12 +400,7 @@ pub fn drive<T: Target>(mut target: T, stream: OpStream, opts: &DriveOptions<'_>
         rec, elapsed, ops, ..
     } = lp;
     let mut latency: BTreeMap<String, Latency> = if times_ops {
-        OpKind::ALL
-            .iter()
-            .zip(hist.iter().zip(counts))
-            .filter(|(_, (_, n))| *n > 0)
-            .map(|(k, (h, n))| (k.name().to_string(), self::latency(n, h)))
-            .collect()
+        op_latency(&hist, &counts)
     } else {
         BTreeMap::new()
     };
