@@ -2,20 +2,36 @@
 //! lookahead's prefetch hints (`--batch 16`, the default, and `--batch 64`) gives the same
 //! results JSON as one op at a time (`--batch 1`), and a sharded replay of one shard
 //! (`--threads 1`) the same as the unsharded one. Timings, the resident set (the process's, so
-//! it moves with the harness) and the settings that name the mode are left out of the
-//! comparison; every memory figure, counter, sample, phase and eviction is in it.
+//! it moves with the harness), jemalloc's time-decayed page counts and the settings that name
+//! the mode are left out of the comparison; every memory figure, counter, sample, phase and
+//! eviction is in it.
 
 mod support;
 use fraglab_workloads::presets::NAMES;
 use serde_json::Value;
 use support::{fraglab, run_json, text};
 
-/// Keys that hold timings, the process's resident set or the replay mode.
+/// Keys that hold timings, the process's resident set, the replay mode, or jemalloc's page
+/// figures that follow its wall-clock decay (dirty pages are purged by time, so `mapped`,
+/// `resident`, `pdirty` and `pmuzzy` move with the machine's speed; `pactive`, which the
+/// footprint is, does not).
 fn ignored(key: &str) -> bool {
     key.contains("rss")
         || key.contains("elapsed")
         || key.contains("per_sec")
-        || matches!(key, "latency" | "env" | "command" | "batch" | "shards")
+        || matches!(
+            key,
+            "latency"
+                | "env"
+                | "command"
+                | "batch"
+                | "shards"
+                | "mapped"
+                | "resident"
+                | "pdirty"
+                | "pmuzzy"
+                | "retained"
+        )
 }
 
 /// `v` without the ignored keys, at any depth.
