@@ -44,8 +44,11 @@ pub fn prefetch(p: *const u8) {
     let _ = p;
 }
 
-/// The most bytes of one item [`prefetch_bytes`] asks for: 16 cache lines.
-pub const PREFETCH_MAX: usize = 1024;
+/// The most bytes of one item [`prefetch_bytes`] asks for: 4 cache lines. The rest of a large
+/// value is left to the hardware's stream prefetcher as the copy runs. On full-size `etc`,
+/// 256 bytes replayed faster than 1 KiB (2.0 against 1.77 M ops/s, medians of 6 alternating
+/// runs: more hints per op filled the fill buffers and stalled) and no slower than 128.
+pub const PREFETCH_MAX: usize = 256;
 
 /// Prefetches the cache lines of `[p, p + len)`, at most [`PREFETCH_MAX`] bytes of them (a
 /// value about to be copied; a hint, as [`prefetch`]).
