@@ -100,7 +100,12 @@ pub fn run(
             target: target.name().to_string(),
             sample_every: m.sample_every,
             latency_every: spec.latency_every,
-            batch: spec.batch as u64,
+            // Only the engine reads ahead.
+            batch: if target == TargetKind::Engine {
+                spec.batch as u64
+            } else {
+                1
+            },
             shards: spec.threads.map(|n| n as u64),
             command: spec.command.clone(),
             values: spec.values.name().to_string(),

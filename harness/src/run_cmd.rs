@@ -151,7 +151,7 @@ impl RunArgs {
             )
             .into());
         }
-        if self.threads.is_some_and(|n| n > 1) && crate::spec::process_wide(&alloc) {
+        if self.threads.is_some() && crate::spec::process_wide(&alloc) {
             return Err(format!(
                 "--threads: {alloc}'s figures are glibc's, for the whole process (mallinfo2), so \
                  shards cannot be told apart; shard jemalloc, mimalloc, slab, bump or log"

@@ -14,7 +14,9 @@
 //!
 //! What differs from one engine: each shard evicts within its own share of the memory limit,
 //! by its own policy's view of its keys, so evictions and hits are not those of one global
-//! cache (the README states how much on `etc`). Only single-key ops can be split: a scan
+//! cache (the README states how much on `etc`). A workload without timestamps gives the slab
+//! automover a clock of one second per `tick_ops` ops; a shard counts its own ops, so its
+//! clock runs `N` times slower than one engine's. Only single-key ops can be split: a scan
 //! (which reads a range of keys) or a `slabs reassign` (which names a class of one slab) ends a
 //! run of two shards or more with a clear error. With one shard the replay is the unsharded
 //! one, op for op: the same results.
@@ -44,11 +46,11 @@ const QUEUED: usize = 8;
 /// The most shards a run may have.
 pub const MAX_SHARDS: usize = 64;
 
-/// The shard of a key whose [`hash_key`] is `hash`, out of `n`: from the hash's bits 32..63,
-/// which no shard's own index uses to place the key (the compact and memcached layouts index
-/// by the low bits, and the compact table's tag is the top 16).
+/// The shard of a key whose [`hash_key`] is `hash`, out of `n`: from the hash's bits 32..47,
+/// which no shard's own index uses (the compact and memcached layouts place a key by the low
+/// bits, and the compact table's tag is the top 16), so every shard keeps full tags.
 pub fn shard_of(hash: u64, n: usize) -> usize {
-    ((((hash >> 32) & 0xFFFF_FFFF) * n as u64) >> 32) as usize
+    ((((hash >> 32) & 0xFFFF) * n as u64) >> 16) as usize
 }
 
 enum ToShard {
@@ -166,16 +168,26 @@ struct Shard {
 
 impl Shard {
     fn send(&self, i: usize, msg: ToShard) -> Result<(), TargetFailure> {
-        self.tx
-            .send(msg)
-            .map_err(|_| TargetFailure(format!("shard {i} stopped")))
+        self.tx.send(msg).map_err(|_| self.stopped(i))
+    }
+
+    /// Why shard `i` stopped: the failure it sent, if any.
+    fn stopped(&self, i: usize) -> TargetFailure {
+        while let Ok(m) = self.rx.try_recv() {
+            if let FromShard::Failed(why) = m {
+                return TargetFailure(format!("shard {i}: {why}"));
+            }
+        }
+        TargetFailure(format!("shard {i} stopped (its thread ended)"))
     }
 
     fn recv(&self, i: usize) -> Result<FromShard, TargetFailure> {
         match self.rx.recv() {
             Ok(FromShard::Failed(why)) => Err(TargetFailure(format!("shard {i}: {why}"))),
             Ok(m) => Ok(m),
-            Err(_) => Err(TargetFailure(format!("shard {i} stopped"))),
+            Err(_) => Err(TargetFailure(format!(
+                "shard {i} stopped (its thread ended)"
+            ))),
         }
     }
 }
@@ -271,6 +283,8 @@ impl Target for Sharded {
     #[inline]
     fn apply(&mut self, op: &Op) -> Result<(), TargetFailure> {
         if self.shards.len() > 1 && matches!(op.kind, OpKind::Scan | OpKind::SlabsReassign) {
+            // The ops before it are replayed, so that the result covers every op counted.
+            self.drain()?;
             return Err(TargetFailure(format!(
                 "a sharded run (--threads) replays single-key ops only, and this workload has \
                  a `{}`; run it without --threads",
@@ -340,7 +354,7 @@ impl Target for Sharded {
                 let _ = t.join();
             }
         }
-        merge_ends(ends, self.latency_every > 0)
+        merge_ends(ends, self.shards.len(), self.latency_every > 0)
     }
 }
 
@@ -373,8 +387,7 @@ fn add_samples(mut t: Sample, x: &Sample) -> Sample {
 
 /// The shards' ends as one: counts and latency histograms added, aggregates and defrag
 /// counters added, each shard's allocator detail kept (one shard's as is).
-fn merge_ends(ends: Vec<ShardEnd>, timed: bool) -> TargetEnd {
-    let shards = ends.len();
+fn merge_ends(ends: Vec<ShardEnd>, shards: usize, timed: bool) -> TargetEnd {
     let (mut hist, mut counts) = op_histograms();
     let mut out = TargetEnd::default();
     let mut details = Vec::new();

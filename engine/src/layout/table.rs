@@ -20,6 +20,8 @@ const PTR_MASK: u64 = (1 << PTR_BITS) - 1;
 const MIN_SLOTS: usize = 16;
 /// Items a rebuild prefetches ahead of the one it rehashes.
 const REBUILD_AHEAD: usize = 16;
+/// Entries a rebuild hashes before it places them.
+const REBUILD_CHUNK: usize = 4096;
 
 /// The table.
 #[derive(Debug)]
@@ -189,27 +191,38 @@ impl SlotTable {
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; slots.max(MIN_SLOTS)]);
         self.tombstones = 0;
         let mask = self.mask();
-        let live: Vec<u64> = old.into_iter().filter(|&s| s > TOMBSTONE).collect();
-        // Rehashing reads every item's key, and placing it writes a random slot: two passes,
-        // each fetching a few entries ahead so that their cache misses overlap. The entries go
-        // in the old slots' order, as one pass would put them.
-        let hashes: Vec<u64> = (0..live.len())
-            .map(|n| {
-                if let Some(&ahead) = live.get(n + REBUILD_AHEAD) {
+        // Rehashing reads every item's key, and placing it writes a random slot: each chunk of
+        // entries is hashed in one pass and placed in another, each fetching a few entries
+        // ahead so that their cache misses overlap. The entries go in the old slots' order, as
+        // one pass would put them, and the extra memory is one chunk.
+        let mut live = old.into_iter().filter(|&s| s > TOMBSTONE);
+        let mut chunk: Vec<(u64, u64)> = Vec::with_capacity(REBUILD_CHUNK);
+        loop {
+            chunk.clear();
+            chunk.extend(live.by_ref().take(REBUILD_CHUNK).map(|s| (s, 0)));
+            if chunk.is_empty() {
+                break;
+            }
+            for &(s, _) in chunk.iter().take(REBUILD_AHEAD) {
+                crate::util::prefetch(ptr_of(s).as_ptr());
+            }
+            for n in 0..chunk.len() {
+                if let Some(&(ahead, _)) = chunk.get(n + REBUILD_AHEAD) {
                     crate::util::prefetch(ptr_of(ahead).as_ptr());
                 }
-                hash_of(ptr_of(live[n]))
-            })
-            .collect();
-        for (n, (&s, &hash)) in live.iter().zip(&hashes).enumerate() {
-            if let Some(&ahead) = hashes.get(n + REBUILD_AHEAD) {
-                self.prefetch_slot(ahead);
+                chunk[n].1 = hash_of(ptr_of(chunk[n].0));
             }
-            let mut i = hash as usize & mask;
-            while self.slots[i] != EMPTY {
-                i = (i + 1) & mask;
+            for n in 0..chunk.len() {
+                if let Some(&(_, ahead)) = chunk.get(n + REBUILD_AHEAD) {
+                    self.prefetch_slot(ahead);
+                }
+                let (s, hash) = chunk[n];
+                let mut i = hash as usize & mask;
+                while self.slots[i] != EMPTY {
+                    i = (i + 1) & mask;
+                }
+                self.slots[i] = entry(ptr_of(s), hash);
             }
-            self.slots[i] = entry(ptr_of(s), hash);
         }
     }
 

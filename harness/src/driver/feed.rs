@@ -11,8 +11,10 @@
 //! with each batch.
 //!
 //! When the replay stops early (Ctrl-C, a failed target) the producer finds the channel closed
-//! at its next batch and ends; it is never waited for, so a trace blocked on a pipe cannot
-//! hold the run. What the run reports of the input (bytes read, records skipped) is what the
+//! at its next batch and ends; it is never waited for. A replay of a slow pipe (`trace:-`
+//! fed live) waits for a whole batch, or the end of the input, before it applies the batch's
+//! ops, and Ctrl-C is read between batches there: a live trace lags by up to [`BATCH`]
+//! records. What the run reports of the input (bytes read, records skipped) is what the
 //! producer had read when it sent the last batch the replay took.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
