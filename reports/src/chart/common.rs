@@ -180,3 +180,28 @@ impl Phases {
         )
     }
 }
+
+/// A line with a few markers, staggered between the `n` lines of a panel (the `k`-th here),
+/// in the style of series `i`: lines that differ only in colour can still be told apart. A
+/// single point is a marker alone.
+pub(super) fn marked_line(points: Vec<(f64, f64)>, i: usize, k: usize, n: usize) -> Vec<Shape> {
+    let mut shapes = Vec::new();
+    let every = (points.len() / 8).max(1);
+    let offset = (k * every) / n.max(1);
+    for p in points.iter().skip(offset).step_by(every) {
+        shapes.push(Shape::Marker {
+            at: *p,
+            color: color_of(i),
+            shape: i % MARKERS,
+        });
+    }
+    if points.len() > 1 {
+        shapes.push(Shape::Line {
+            points,
+            color: color_of(i),
+            width: 2,
+            dashed: alt_of(i),
+        });
+    }
+    shapes
+}

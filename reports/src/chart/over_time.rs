@@ -11,40 +11,14 @@ use crate::over_time::{
 use crate::schema::Sample;
 use crate::set::{human_bytes, Cell, ResultSet};
 
-use super::common::{incomplete_note, series_line, Phases, Spec};
-use super::figure::{
-    alt_of, color_of, Axis, Entry, Figure, Key, Panel, Shape, Ticks, GREY, MARKERS,
-};
+use super::common::{incomplete_note, marked_line, series_line, Phases, Spec};
+use super::figure::{Axis, Entry, Figure, Key, Panel, Shape, Ticks, GREY};
 use super::labels::{fmt_count, fmt_num, short_size, slug, workload_label, Names};
 
 /// Classes drawn on the pages chart; the rest are summed into one line.
 const PAGE_CLASSES: usize = 8;
 /// Height of one panel of the pages chart.
 const PAGES_PANEL_H: u32 = 250;
-
-/// A line with a few markers, staggered between the `n` lines of a panel (the `k`-th here),
-/// in the style of series `i`.
-fn line(points: Vec<(f64, f64)>, i: usize, k: usize, n: usize) -> Vec<Shape> {
-    let mut shapes = Vec::new();
-    let every = (points.len() / 8).max(1);
-    let offset = (k * every) / n.max(1);
-    for p in points.iter().skip(offset).step_by(every) {
-        shapes.push(Shape::Marker {
-            at: *p,
-            color: color_of(i),
-            shape: i % MARKERS,
-        });
-    }
-    if points.len() > 1 {
-        shapes.push(Shape::Line {
-            points,
-            color: color_of(i),
-            width: 2,
-            dashed: alt_of(i),
-        });
-    }
-    shapes
-}
 
 /// A unique id from `base`: `base`, then `base-2`, ...
 fn unique(used: &mut Vec<String>, base: String) -> String {
@@ -104,7 +78,12 @@ fn lines_chart(
     let phases = Phases::of(&drawn, x.hi, 840.0);
     let mut shapes = phases.shapes(&y);
     for (k, (c, points)) in lines.iter().enumerate() {
-        shapes.extend(line(points.clone(), names.index(&c.key), k, lines.len()));
+        shapes.extend(marked_line(
+            points.clone(),
+            names.index(&c.key),
+            k,
+            lines.len(),
+        ));
     }
     let legend = lines
         .iter()
@@ -284,7 +263,7 @@ fn pages(names: &Names, g: &[&Cell], s: &str, w: &str, limit: &str) -> Option<Sp
                     (s.op as f64, pages as f64)
                 })
                 .collect();
-            shapes.extend(line(points, k, k, n));
+            shapes.extend(marked_line(points, k, k, n));
         }
         if others {
             let points = timeline
@@ -300,7 +279,7 @@ fn pages(names: &Names, g: &[&Cell], s: &str, w: &str, limit: &str) -> Option<Sp
                     (s.op as f64, pages as f64)
                 })
                 .collect();
-            shapes.extend(line(points, shown.len(), shown.len(), n));
+            shapes.extend(marked_line(points, shown.len(), shown.len(), n));
         }
         let mut x = x.clone();
         x.area = 36;

@@ -2,8 +2,8 @@
 
 use crate::set::{byte_unit, Cell, ResultSet};
 
-use super::common::{baseline, incomplete_note, series_line, Phases, Spec};
-use super::figure::{alt_of, color_of, Axis, Figure, Panel, Shape, Ticks, MARKERS, PANELS_HEIGHT};
+use super::common::{baseline, incomplete_note, marked_line, series_line, Phases, Spec};
+use super::figure::{Axis, Figure, Panel, Ticks, PANELS_HEIGHT};
 use super::labels::{fmt_count, workload_label, Names};
 
 /// One figure of a timeline sample.
@@ -61,26 +61,7 @@ pub(super) fn timeline(set: &ResultSet, names: &Names, w: &str, slug: &str) -> O
                 .iter()
                 .map(|s| (s.op as f64, get(&s.memory) as f64 / unit))
                 .collect();
-            // A few markers per line, staggered between lines, so that lines that differ
-            // only in colour can still be told apart.
-            let every = (points.len() / 8).max(1);
-            let offset = (k * every) / cells.len().max(1);
-            for p in points.iter().skip(offset).step_by(every) {
-                shapes.push(Shape::Marker {
-                    at: *p,
-                    color: color_of(i),
-                    shape: i % MARKERS,
-                });
-            }
-            if points.len() == 1 {
-                continue;
-            }
-            shapes.push(Shape::Line {
-                points,
-                color: color_of(i),
-                width: 2,
-                dashed: alt_of(i),
-            });
+            shapes.extend(marked_line(points, i, k, cells.len()));
         }
         panels.push(Panel {
             caption: Some(title.to_string()),

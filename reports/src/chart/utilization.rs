@@ -7,8 +7,8 @@ use plotters::style::text_anchor::{HPos, VPos};
 use crate::ramcloud::{is_ramcloud, log_figures, utilization_of, PAPER, PAPER_UTILIZATION};
 use crate::set::{Cell, ResultSet};
 
-use super::common::{baseline, incomplete_note, series_line, Phases, Spec};
-use super::figure::{alt_of, color_of, Axis, Entry, Figure, Key, Shape, Ticks, GREY, MARKERS};
+use super::common::{baseline, incomplete_note, marked_line, series_line, Phases, Spec};
+use super::figure::{Axis, Entry, Figure, Key, Shape, Ticks, GREY};
 use super::labels::{fmt_count, fmt_num, workload_label, Names};
 
 /// The paper's operating range, shaded (as on the write-amplification chart).
@@ -100,24 +100,7 @@ pub(super) fn utilization(set: &ResultSet, names: &Names, w: &str, slug: &str) -
     }
     for (k, (c, points)) in lines.iter().enumerate() {
         let i = names.index(&c.key);
-        // A few markers per line, staggered between lines, as on the timeline.
-        let every = (points.len() / 8).max(1);
-        let offset = (k * every) / lines.len().max(1);
-        for p in points.iter().skip(offset).step_by(every) {
-            shapes.push(Shape::Marker {
-                at: *p,
-                color: color_of(i),
-                shape: i % MARKERS,
-            });
-        }
-        if points.len() > 1 {
-            shapes.push(Shape::Line {
-                points: points.clone(),
-                color: color_of(i),
-                width: 2,
-                dashed: alt_of(i),
-            });
-        }
+        shapes.extend(marked_line(points.clone(), i, k, lines.len()));
     }
     let mut legend: Vec<Entry> = lines
         .iter()
