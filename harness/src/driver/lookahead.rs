@@ -90,8 +90,9 @@ pub(crate) fn hint_first<T: Target>(target: &mut T, ops: &[Op], memos: &mut [u64
 }
 
 /// The hints given before op `i` of `ops` runs, to the ops `window`, `2 window / 3` and
-/// `window / 3` ahead of it (see the [module docs](self)).
-#[inline]
+/// `window / 3` ahead of it (see the [module docs](self)). Never inlined, so that a profile
+/// (`scripts/replay-profile`) shows the hints' stalls apart from the driver's own work.
+#[inline(never)]
 pub(crate) fn hint<T: Target>(
     target: &mut T,
     ops: &[Op],
