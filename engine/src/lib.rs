@@ -47,6 +47,7 @@ pub mod defrag;
 pub mod layout;
 mod list;
 mod policy;
+pub mod snapshot;
 mod stats;
 mod store;
 mod util;

@@ -351,6 +351,14 @@ impl Layout for Compact {
         self.table.entries().collect()
     }
 
+    fn for_each_handle(&self, f: &mut dyn FnMut(NonNull<u8>) -> bool) {
+        for h in self.table.entries() {
+            if !f(h) {
+                return;
+            }
+        }
+    }
+
     fn handle_at_block(&self, block: NonNull<u8>) -> NonNull<u8> {
         block
     }

@@ -476,15 +476,24 @@ impl Layout for Memcached {
 
     fn handles(&self) -> Vec<NonNull<u8>> {
         let mut out = Vec::with_capacity(self.items);
+        self.for_each_handle(&mut |h| {
+            out.push(h);
+            true
+        });
+        out
+    }
+
+    fn for_each_handle(&self, f: &mut dyn FnMut(NonNull<u8>) -> bool) {
         for &head in &self.buckets {
             let mut cur = NonNull::new(head);
             while let Some(item) = cur {
-                out.push(item);
-                // SAFETY: chained items are live.
+                // SAFETY: chained items are live; `f` does not unlink them.
                 cur = unsafe { h_next(item) };
+                if !f(item) {
+                    return;
+                }
             }
         }
-        out
     }
 
     fn handle_at_block(&self, block: NonNull<u8>) -> NonNull<u8> {

@@ -345,6 +345,16 @@ pub trait Layout: Sized {
     ) -> Option<Self::Handle>;
     /// Every stored key.
     fn handles(&self) -> Vec<Self::Handle>;
+    /// Calls `f` on every stored key until it returns `false`. The layouts walk their index
+    /// without allocating, so a forked child that saves the store (`Store::dump`) copies no
+    /// page of its own for the walk; the default collects [`handles`](Layout::handles).
+    fn for_each_handle(&self, f: &mut dyn FnMut(Self::Handle) -> bool) {
+        for h in self.handles() {
+            if !f(h) {
+                return;
+            }
+        }
+    }
     /// Calls `f(start, len)` for every piece of memory the key holds in the allocator (the
     /// item or its chunks; Redis's entry, key, value and expires entry).
     fn blocks<A: Allocator>(&self, a: &A, h: Self::Handle, f: &mut dyn FnMut(usize, usize));
@@ -444,6 +454,15 @@ pub trait Layout: Sized {
             return None;
         }
         blob::blob_type(&[f as u8])
+    }
+
+    /// An aggregate key's elements, read without changing anything (what a snapshot saves).
+    /// By default, the decoded blob.
+    fn agg_elements<A: Allocator>(&self, a: &mut A, h: Self::Handle, cfg: &AggConfig) -> AggData {
+        let _ = cfg;
+        let mut v = Vec::new();
+        self.read_value(a, h, &mut v);
+        blob::decode(&v).expect("an item flagged as a blob decodes")
     }
 
     /// An aggregate's encoding and element count. By default, the blob's count.

@@ -106,7 +106,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         }
     }
 
-    fn insert(
+    pub(super) fn insert(
         &mut self,
         key: &[u8],
         hash: u64,

@@ -12,6 +12,7 @@ mod defrag;
 mod evict;
 mod expire;
 mod pages;
+mod snapshot;
 
 use fraglab_allocators::{AllocError, Allocator, LimitKind, MemStats};
 

@@ -17,7 +17,8 @@ use super::quicklist::Quicklist;
 use super::sds::sds_at;
 use super::skiplist::Zsl;
 use super::{hash, list, set, zset};
-use crate::agg::{AggCmd, AggConfig, AggError, AggType, Encoding, Reply};
+use crate::agg::model::AggData;
+use crate::agg::{split_elems, AggCmd, AggConfig, AggError, AggType, Encoding, Reply};
 use crate::util::{read_at, Rng};
 
 /// The aggregate type of robj `o`, `None` for a string.
@@ -234,5 +235,45 @@ impl super::Redis {
             before: None,
             after: (encoding(o), len(o)),
         })
+    }
+}
+
+/// Every element of aggregate `o`, read with the type's read commands (HGETALL, SMEMBERS,
+/// LRANGE 0 -1, ZRANGE 0 -1 and each member's ZSCORE), which change nothing.
+pub(super) fn elements<A: Allocator>(a: &mut A, o: NonNull<u8>, cfg: &AggConfig) -> AggData {
+    let mut rng = Rng::new(0);
+    let mut out = Vec::new();
+    let t = type_of(o);
+    let all = match t {
+        AggType::Hash => AggCmd::HGetAll,
+        AggType::Set => AggCmd::SMembers,
+        AggType::List => AggCmd::LRange { start: 0, stop: -1 },
+        AggType::Zset => AggCmd::ZRange { start: 0, stop: -1 },
+    };
+    apply(a, o, cfg, &all, &mut rng, &mut out).expect("a read of the aggregate's own type");
+    let elems = split_elems(&out);
+    let own = |b: &&[u8]| b.to_vec();
+    match t {
+        AggType::Hash => AggData::Hash(
+            elems
+                .chunks_exact(2)
+                .map(|p| (p[0].to_vec(), p[1].to_vec()))
+                .collect(),
+        ),
+        AggType::Set => AggData::Set(elems.iter().map(own).collect()),
+        AggType::List => AggData::List(elems.iter().map(own).collect()),
+        AggType::Zset => {
+            let mut z = Vec::with_capacity(elems.len());
+            let mut none = Vec::new();
+            for m in &elems {
+                let cmd = AggCmd::ZScore { member: m };
+                let score = match apply(a, o, cfg, &cmd, &mut rng, &mut none) {
+                    Ok((Reply::Score(s), _)) => s,
+                    _ => unreachable!("a member ZRANGE gave has a score"),
+                };
+                z.push((score, m.to_vec()));
+            }
+            AggData::Zset(z)
+        }
     }
 }

@@ -487,6 +487,24 @@ impl Layout for Redis {
         self.main.entries()
     }
 
+    fn for_each_handle(&self, f: &mut dyn FnMut(NonNull<u8>) -> bool) {
+        let mut go = true;
+        self.main.for_each_entry(&mut |e| {
+            if go {
+                go = f(e);
+            }
+        });
+    }
+
+    fn agg_elements<A: Allocator>(
+        &self,
+        a: &mut A,
+        h: NonNull<u8>,
+        cfg: &AggConfig,
+    ) -> crate::agg::model::AggData {
+        aggregate::elements(a, Self::agg_obj(h).expect("an aggregate key"), cfg)
+    }
+
     fn blocks<A: Allocator>(&self, _a: &A, h: NonNull<u8>, f: &mut dyn FnMut(usize, usize)) {
         let mut block = |p: NonNull<u8>, size: usize| f(p.as_ptr() as usize, size);
         block(h, ENTRY);

@@ -507,6 +507,14 @@ impl Layout for Segcache {
         self.table.locs().collect()
     }
 
+    fn for_each_handle(&self, f: &mut dyn FnMut(Loc) -> bool) {
+        for h in self.table.locs() {
+            if !f(h) {
+                return;
+            }
+        }
+    }
+
     fn blocks<A: Allocator>(&self, _a: &A, h: Loc, f: &mut dyn FnMut(usize, usize)) {
         f(self.item(h).as_ptr() as usize, self.shape(h).size())
     }
