@@ -276,6 +276,15 @@ pub trait Allocator {
         f(ptr, size)
     }
 
+    /// Calls `f(start, len, block)` for every region of memory the allocator owns and cuts
+    /// into blocks of `block` bytes from `start` (a slab class's page and its chunk size),
+    /// for a copy-on-write done in user space at block granularity; returns whether the
+    /// allocator owns its blocks so (by default it does not: its memory is a library's).
+    fn for_each_block_region(&self, f: &mut dyn FnMut(NonNull<u8>, usize, usize)) -> bool {
+        let _ = f;
+        false
+    }
+
     /// A snapshot of the allocator's accounting. Cheap enough to call every few thousand ops.
     fn stats(&self) -> MemStats;
 

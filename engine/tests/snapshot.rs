@@ -38,7 +38,9 @@ fn records(file: &[u8]) -> Vec<Record> {
 
 fn dump<A: Allocator, L: Layout>(store: &mut Store<A, L>, now: u64) -> Vec<u8> {
     let mut w = Writer::new(Vec::new()).unwrap();
-    assert!(store.dump(&mut w, now, &mut || true).unwrap());
+    assert!(store
+        .dump(now, &mut |k, f, e, v| w.record(k, f, e, v).map(|_| true))
+        .unwrap());
     let (file, keys, bytes) = w.finish().unwrap();
     assert_eq!(bytes, file.len() as u64);
     assert_eq!(keys, records(&file).len() as u64);

@@ -85,6 +85,8 @@ pub struct EngineTarget<A: Allocator, L: Layout> {
     /// Active defrag (`--defrag`): its settings and the next 100 ms boundary of logical time
     /// at which Redis's cron runs its cycle (`hz 10`).
     defrag: Option<(fraglab_engine::defrag::DefragConfig, u64)>,
+    /// Snapshots and the append-only file (`--snapshot-at`, `--aof`).
+    persist: Option<Box<crate::persist::Persist>>,
 }
 
 impl<A: Allocator, L: Layout> std::fmt::Debug for EngineTarget<A, L> {
@@ -135,6 +137,23 @@ impl<A: Allocator, L: Layout> EngineTarget<A, L> {
                 (ActiveExpire::Sample, 100_000)
             },
             defrag: None,
+            persist: None,
+        }
+    }
+
+    /// Forks snapshots and keeps an append-only file as `persist` says.
+    pub fn with_persist(mut self, persist: Option<crate::persist::Persist>) -> Self {
+        self.persist = persist.map(Box::new);
+        self
+    }
+
+    /// The store's time for `op`, seconds.
+    #[inline]
+    fn now(&self, op: &Op) -> u64 {
+        if self.tick_ops.is_some() {
+            self.clock
+        } else {
+            op.time_us / 1_000_000
         }
     }
 
@@ -216,6 +235,12 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
                 self.store.defrag_cycle(&cfg);
             }
         }
+        if self.persist.is_some() {
+            let now = self.now(op);
+            if let Some(p) = &mut self.persist {
+                p.tick(&mut self.store, op, now);
+            }
+        }
     }
 
     fn prefetches(&self) -> bool {
@@ -237,11 +262,8 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
 
     #[inline]
     fn apply(&mut self, op: &Op) -> Result<(), TargetFailure> {
-        let now = if self.tick_ops.is_some() {
-            self.clock
-        } else {
-            op.time_us / 1_000_000
-        };
+        let now = self.now(op);
+        let mut filled = false;
         let store = &mut self.store;
         let errors = &mut self.errors;
         let key = &mut self.key;
@@ -258,6 +280,7 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
                 let hit = store.get_into(key, now, &mut self.out).is_some();
                 if !hit && op.fill {
                     let r = store.set(key, self.values.get(op.value_len), opts, now);
+                    filled = r.is_ok();
                     Self::note(errors, r);
                 }
             }
@@ -324,6 +347,15 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
                 Self::note(errors, r);
             }
         }
+        if let Some(p) = &mut self.persist {
+            let wrote = filled || crate::persist::writes(op);
+            let value = if filled || op.kind.writes_value() || op.kind == OpKind::Hset {
+                self.values.get(op.value_len)
+            } else {
+                &[]
+            };
+            p.applied(&mut self.store, op, value, wrote, now);
+        }
         Ok(())
     }
 
@@ -371,7 +403,11 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
         })
     }
 
-    fn end(self) -> TargetEnd {
+    fn end(mut self) -> TargetEnd {
+        let (snapshot, aof) = match self.persist.take() {
+            Some(p) => (*p).finish(&mut self.store),
+            None => (None, None),
+        };
         let mem = self.store.mem_stats();
         let mut end = TargetEnd {
             command_errors: ERROR_NAMES
@@ -383,6 +419,8 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
             allocator_detail: crate::detail::allocator_detail(&mem.detail),
             aggregates: aggregates(&self.store),
             defrag: self.defrag_stats(),
+            snapshot,
+            aof,
             ..TargetEnd::default()
         };
         if let Some(v) = self.store.allocator().library_version() {

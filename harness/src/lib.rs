@@ -8,6 +8,7 @@ pub mod driver;
 pub mod engine_target;
 pub mod env;
 pub mod peer;
+pub mod persist;
 pub mod report_cmd;
 pub mod resp_encode;
 pub mod run;

@@ -22,6 +22,7 @@ struct EngineReplay<'a> {
     values: ValueBytes,
     alloc_name: &'a str,
     defrag: Option<fraglab_engine::defrag::DefragConfig>,
+    persist: Option<crate::persist::Persist>,
 }
 
 impl WithStore for EngineReplay<'_> {
@@ -29,7 +30,8 @@ impl WithStore for EngineReplay<'_> {
 
     fn run<A: Allocator, L: Layout>(self, store: Store<A, L>) -> Replayed {
         let target = EngineTarget::new(store, self.layout, self.values, self.alloc_name)
-            .with_defrag(self.defrag);
+            .with_defrag(self.defrag)
+            .with_persist(self.persist);
         drive(target, self.stream, self.opts)
     }
 }
@@ -47,6 +49,14 @@ pub fn run(
 ) -> Result<RunResult, String> {
     let env = env();
     let stream = spec.workload.stream(spec.seed).map_err(|e| e.to_string())?;
+    let persist = if spec.persist.any() {
+        Some(crate::persist::Persist::new(
+            &spec.persist,
+            stream.declared_ops(),
+        )?)
+    } else {
+        None
+    };
     let opts = DriveOptions {
         sample_every: spec.sample_every,
         latency_every: spec.latency_every,
@@ -73,6 +83,7 @@ pub fn run(
                 values: spec.values,
                 alloc_name: spec.alloc.name(),
                 defrag: spec.defrag,
+                persist,
             };
             with_store(&spec.alloc, spec.layout, spec.memory, config, replay)
                 .map_err(|e| e.to_string())?
@@ -134,5 +145,7 @@ pub fn run(
         allocator_detail: end.allocator_detail,
         aggregates: end.aggregates,
         defrag: end.defrag,
+        snapshot: end.snapshot,
+        aof: end.aof,
     })
 }

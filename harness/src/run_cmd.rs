@@ -77,6 +77,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub pace: bool,
     #[command(flatten)]
+    pub persist: crate::persist::PersistArgs,
+    #[command(flatten)]
     pub opts: WorkloadOpts,
 }
 
@@ -163,6 +165,7 @@ impl RunArgs {
                     .into(),
             );
         }
+        let persist = self.persist.config(self.target, self.threads)?;
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
             workload_arg: self.workload.clone(),
@@ -181,6 +184,7 @@ impl RunArgs {
             values: self.values,
             defrag,
             pace: self.pace,
+            persist,
         })
     }
 }

@@ -48,6 +48,8 @@ pub struct RunSpec {
     /// after the first op's (`--pace`), so the server's once-a-second work (memcached's slab
     /// automover) sees the seconds the engine's maintainer sees.
     pub pace: bool,
+    /// Snapshots and the append-only file (`--snapshot-at`, `--aof`).
+    pub persist: crate::persist::PersistConfig,
 }
 
 /// Parses `--defrag`: `on` (or an empty value) for Redis 7.0's defaults, or

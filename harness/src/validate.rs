@@ -251,6 +251,7 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
         defrag: None,
         // The engine runs on the trace's time; the real server is paced to it.
         pace: matches!(case.kind, Kind::Automove(_)),
+        persist: Default::default(),
     })
 }
 

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 mod defrag;
 mod detail;
+mod persist;
 pub use defrag::{DefragSettings, DefragStats};
 pub use detail::{AllocatorDetail, LogDetail, RedisDetail, SlabClassDetail, SlabDetail, SlabMoves};
+pub use persist::{AofSection, ForkSave, SnapshotSection};
 
 /// The schema version this crate writes and reads.
 pub const SCHEMA: u32 = 1;
@@ -51,6 +53,12 @@ pub struct RunResult {
     /// What active defrag did, when the run had `--defrag` (absent: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defrag: Option<DefragStats>,
+    /// The forked snapshots, when the run had `--snapshot-at` (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotSection>,
+    /// The append-only file, when the run had `--aof` (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aof: Option<AofSection>,
 }
 
 /// What ran.

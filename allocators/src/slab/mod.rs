@@ -501,6 +501,16 @@ impl<P: PageSource> Allocator for Slab<P> {
         self.config.chunk_max
     }
 
+    fn for_each_block_region(&self, f: &mut dyn FnMut(NonNull<u8>, usize, usize)) -> bool {
+        for c in &self.classes {
+            let used = c.chunks_per_page as usize * c.size as usize;
+            for &page in &c.page_list {
+                f(page, used, c.size as usize);
+            }
+        }
+        true
+    }
+
     unsafe fn for_each_segment(
         &self,
         ptr: NonNull<u8>,

@@ -1,31 +1,32 @@
 //! Saving every key to a snapshot file and putting the records back
 //! ([`crate::snapshot`] has the format).
 
-use std::io::{self, Write};
+use std::io;
 
 use fraglab_allocators::Allocator;
 
 use super::Store;
 use crate::agg::AggCmd;
 use crate::layout::Layout;
-use crate::snapshot::{Record, Value, Writer};
+use crate::snapshot::{Record, Value};
 use crate::util::hash_key;
 use crate::CmdError;
 
 impl<A: Allocator, L: Layout> Store<A, L> {
-    /// Writes every key live at `now` (expired keys are skipped, as Redis's `rdbSaveRio`
-    /// does) to `w`, in the index's order, calling `per_key` after each; `per_key` returning
-    /// `false` stops the walk (Ctrl-C), and the result is then `Ok(false)`.
+    /// Hands every key live at `now` (expired keys are skipped, as Redis's `rdbSaveRio`
+    /// does) to `emit(key, flags, exptime, value)`, in the index's order, until `emit`
+    /// returns `Ok(false)` (Ctrl-C; the result is then `Ok(false)`) or an error. A snapshot
+    /// file's [`Writer::record`](crate::snapshot::Writer::record) is one such `emit`; an
+    /// AOF rewrite's command writer another.
     ///
     /// It reads and changes nothing the replay could see: no access time, list link or
     /// counter moves. The walk itself allocates nothing (each aggregate's elements are read
     /// into a buffer of their own), so a forked child saving the store copies few pages of
     /// its own.
-    pub fn dump<W: Write>(
+    pub fn dump(
         &mut self,
-        w: &mut Writer<W>,
         now: u64,
-        per_key: &mut dyn FnMut() -> bool,
+        emit: &mut dyn FnMut(&[u8], u32, u32, &Value) -> io::Result<bool>,
     ) -> io::Result<bool> {
         let Store {
             layout,
@@ -63,13 +64,16 @@ impl<A: Allocator, L: Layout> Store<A, L> {
                 Some(_) => value = Value::Agg(layout.agg_elements(alloc, h, agg_config)),
             }
             let flags = layout.flags(alloc, h);
-            if let Err(e) = w.record(&key, flags, exptime, &value) {
-                failed = Some(e);
-                return false;
-            }
-            if !per_key() {
-                stopped = true;
-                return false;
+            match emit(&key, flags, exptime, &value) {
+                Ok(true) => {}
+                Ok(false) => {
+                    stopped = true;
+                    return false;
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    return false;
+                }
             }
             true
         });

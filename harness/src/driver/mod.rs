@@ -74,6 +74,10 @@ pub struct TargetEnd {
     pub aggregates: fraglab_reports::Aggregates,
     /// What active defrag did (engine runs with `--defrag`).
     pub defrag: Option<fraglab_reports::DefragStats>,
+    /// The forked snapshots (engine runs with `--snapshot-at`).
+    pub snapshot: Option<fraglab_reports::SnapshotSection>,
+    /// The append-only file (engine runs with `--aof`).
+    pub aof: Option<fraglab_reports::AofSection>,
 }
 
 /// What a workload is replayed into.

@@ -431,6 +431,8 @@ impl<P: Peer> Target for PeerTarget<P> {
                 fraglab_reports::Aggregates::default()
             },
             defrag: None,
+            snapshot: None,
+            aof: None,
         }
         // The server stops when `self.peer` drops, here.
     }

@@ -1,0 +1,94 @@
+//! Persistence in a result: fork snapshots (`--snapshot-at`) and the append-only file
+//! (`--aof`), each save measured as Redis measures a BGSAVE or a BGREWRITEAOF (`rdb.c`,
+//! `aof.c`, `server.c`'s `sendChildInfo`: the child's `Private_Dirty` from
+//! `/proc/self/smaps` at its end is `rdb_last_cow_size`). Documented in
+//! `docs/results-schema.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// One forked save: a snapshot, or an AOF rewrite.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ForkSave {
+    /// The ops replayed when the child was forked.
+    pub at_op: u64,
+    /// How long `fork` held the replay, microseconds (Redis's `latest_fork_usec`).
+    pub fork_us: u64,
+    /// From the fork to the child's report, seconds.
+    pub duration_s: f64,
+    /// Keys saved.
+    pub keys: u64,
+    /// Bytes of the file the child wrote.
+    pub bytes: u64,
+    /// The child's private dirty bytes at its end (`Private_Dirty` of
+    /// `/proc/<child>/smaps_rollup`): the pages the parent's writes made the kernel copy, plus
+    /// the child's own few (its stack and buffers). Redis's `rdb_last_cow_size`.
+    pub cow_bytes: u64,
+    /// The growth of the replaying process's own private dirty bytes from the fork to the
+    /// child's end: the pages it copied, plus pages it newly touched.
+    pub parent_dirty_bytes: u64,
+    /// Copy-on-write in user space at the allocator's block granularity over the same
+    /// window (`--snapshot-at` on an allocator that owns its memory, `slab`): the bytes of
+    /// the blocks live at the fork that were written before the child ended. Absent where
+    /// the allocator does not own its blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_cow_bytes: Option<u64>,
+    /// The same window counted in 4 KiB pages of the allocator's memory, as the kernel
+    /// copies them (the part of `cow_bytes` the allocator's blocks explain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_page_cow_bytes: Option<u64>,
+    /// Ops the parent replayed while the child ran, and how many of them wrote.
+    pub ops_during: u64,
+    /// Writes among `ops_during` (sets, deletes, aggregate writes, ...).
+    pub writes_during: u64,
+    /// Whether the child finished (false: Ctrl-C, or an error, in `error`).
+    pub complete: bool,
+    /// Why the save failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the file was kept (`--snapshot-to`); absent when it was a temporary file, removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl ForkSave {
+    /// Writes per second of the save, the rate its copy-on-write grows with.
+    pub fn write_rate(&self) -> f64 {
+        if self.duration_s > 0.0 {
+            self.writes_during as f64 / self.duration_s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The `snapshot` section: the forked snapshots of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotSection {
+    /// `--snapshot-key-delay`, microseconds per key (Redis's `rdb-key-save-delay`).
+    pub key_delay_us: u64,
+    /// The largest `cow_bytes` of the saves: what memory must be sized for.
+    pub cow_bytes: u64,
+    /// Each save, in order.
+    pub saves: Vec<ForkSave>,
+}
+
+/// The `aof` section: what the append-only file cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AofSection {
+    /// `always`, `everysec` or `no` (Redis's `appendfsync`).
+    pub fsync: String,
+    /// The file's size at the end.
+    pub aof_bytes: u64,
+    /// Bytes appended over the run (rewrites' files not included).
+    pub bytes_appended: u64,
+    /// Write commands appended.
+    pub commands: u64,
+    /// `fsync` calls made.
+    pub fsyncs: u64,
+    /// `auto-aof-rewrite-percentage` and `auto-aof-rewrite-min-size` as used.
+    pub rewrite_percentage: u64,
+    /// See `rewrite_percentage`.
+    pub rewrite_min_size: u64,
+    /// Each rewrite, a forked child writing the whole dataset as commands.
+    pub rewrites: Vec<ForkSave>,
+}
