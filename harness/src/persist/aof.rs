@@ -169,6 +169,10 @@ impl Aof {
         ops: u64,
         now: u64,
     ) {
+        if let Some(r) = &mut self.rewrite {
+            r.child.save.ops_during += 1;
+            r.child.save.writes_during += u64::from(wrote);
+        }
         if wrote {
             let mark = self.buf.len();
             let set;
@@ -332,7 +336,7 @@ impl Aof {
     }
 
     /// Ends the file: a running rewrite is waited for (killed on Ctrl-C), the buffer written
-    /// and synced (except under `no`); a temporary file is removed.
+    /// (and synced under `everysec`); a temporary file is removed.
     pub fn finish<A: Allocator, L: Layout>(mut self, _store: &mut Store<A, L>) -> AofSection {
         if let Some(r) = &mut self.rewrite {
             r.child.wait(
@@ -341,7 +345,8 @@ impl Aof {
             );
             self.end_rewrite();
         }
-        self.flush(self.cfg.fsync != Fsync::No);
+        // `always` synced every write already; `everysec` syncs what is left.
+        self.flush(self.cfg.fsync == Fsync::Everysec);
         if self.cfg.to.is_none() {
             let _ = std::fs::remove_file(&self.path);
         }
