@@ -11,7 +11,9 @@
 //!   growth within 1%;
 //! - Redis's own memory test (`memefficiency-*`): the efficiency it computes, written bytes
 //!   (key + value + 2 per entry) over `used_memory` growth, model against real within 1%, and
-//!   both at or above the test's threshold.
+//!   both at or above the test's threshold;
+//! - a BGSAVE with writes during it (`validate_persist.rs`): the model's forked snapshot's
+//!   copy-on-write against Redis's `rdb_last_cow_size`, within 25%.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -31,6 +33,8 @@ use serde::Serialize;
 mod agg;
 #[path = "validate_automove.rs"]
 mod automove;
+#[path = "validate_persist.rs"]
+mod persist;
 #[path = "validate_reassign.rs"]
 mod reassign;
 
@@ -112,6 +116,8 @@ pub(crate) enum Kind {
     /// `slabs reassign SRC DST` by hand after the workload, for each pair: pages moved,
     /// rescues, evictions and pages per class, exactly (`validate_reassign.rs`).
     Reassign(Vec<(u32, u32)>),
+    /// A BGSAVE with writes during it: the child's copy-on-write (`validate_persist.rs`).
+    Bgsave,
 }
 
 fn cases() -> Vec<Case> {
@@ -221,6 +227,7 @@ fn cases() -> Vec<Case> {
     out.extend(agg::cases());
     out.extend(automove::cases());
     out.extend(reassign::cases());
+    out.extend(persist::cases());
     out
 }
 
@@ -294,6 +301,9 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
         // Not one replay per side: the moves are asked for after the workload.
         return reassign::check(case, &spec, moves, stop);
     }
+    if let Kind::Bgsave = case.kind {
+        return persist::check(case, spec, stop);
+    }
     let target = match case.kind {
         Kind::Memcached | Kind::Automove(_) | Kind::Reassign(_) => TargetKind::Memcached,
         _ => TargetKind::Redis,
@@ -360,7 +370,7 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
         }
         Kind::Automove(ref tol) => automove::rows(case, tol, &model, &real),
         // Checked above.
-        Kind::Reassign(_) => Vec::new(),
+        Kind::Reassign(_) | Kind::Bgsave => Vec::new(),
         Kind::Redis => {
             let (m, r) = (
                 model.summary.allocated_bytes as f64,

@@ -58,6 +58,7 @@ fn validate_passes_every_case() {
         "TTLs",
         "deleting half",
         "memefficiency-16384",
+        "bgsave copy-on-write, jemalloc",
     ] {
         assert!(names.iter().any(|n| n.contains(want)), "{want}");
     }

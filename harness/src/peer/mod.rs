@@ -183,6 +183,7 @@
 //! a slice: the run then ends `interrupted after N ops; no last sample: memcached (pid N,
 //! 127.0.0.1:PORT) was not answering`, with the samples taken before.
 
+mod bgsave;
 mod conn;
 #[cfg(test)]
 mod fuzz;
@@ -197,6 +198,7 @@ mod resp;
 mod server;
 mod text;
 
+pub use bgsave::{redis_bgsave, Bgsave};
 pub use group::kill_server_groups;
 pub use pipeline::{BATCH, BATCH_BYTES};
 pub use reassign::memcached_reassign;

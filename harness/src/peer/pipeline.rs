@@ -236,6 +236,12 @@ impl<P: Peer> PeerTarget<P> {
         &self.peer
     }
 
+    /// The server's peer, to ask it what the op stream does not (after what is queued is
+    /// sent: see [`PeerTarget::command`]).
+    pub(crate) fn peer_mut(&mut self) -> &mut P {
+        &mut self.peer
+    }
+
     /// Encodes `op` into the batch, or counts why it cannot be sent.
     fn encode(&mut self, op: &Op) {
         let value = self.values.get(op.value_len);

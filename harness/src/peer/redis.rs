@@ -301,6 +301,17 @@ impl RedisPeer {
         Ok(())
     }
 
+    /// The server's process id.
+    pub(crate) fn server_pid(&self) -> u32 {
+        self.server.pid()
+    }
+
+    /// One section of `INFO` (`persistence`), on the data connection.
+    pub(crate) fn info_section(&mut self, section: &str) -> io::Result<Info> {
+        let cmd = command(&[b"INFO", section.as_bytes()]);
+        Ok(parse_info(&self.conn.exchange(&cmd, bulk)?))
+    }
+
     /// `INFO` on a fresh connection, once the server has freed the previous one, with
     /// `used_memory` less the new client's reply buffer (which Redis's cron resizes):
     /// every sample then counts one fresh client, as the baseline does. The new connection

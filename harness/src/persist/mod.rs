@@ -198,16 +198,17 @@ impl Snapshots {
             self.due.pop();
             self.waiting += 1;
         }
-        if let Some((child, _)) = &mut self.running {
-            child.save.ops_during += 1;
-            child.save.writes_during += u64::from(writes(op));
-            if ops % 64 == 0 {
-                self.reap(store);
-            }
+        if self.running.is_some() && ops % 64 == 0 {
+            self.reap(store);
         }
         if self.running.is_none() && self.waiting > 0 {
             self.waiting -= 1;
             self.start(store, ops, now);
+        }
+        // The op about to be applied is replayed while the child runs.
+        if let Some((child, _)) = &mut self.running {
+            child.save.ops_during += 1;
+            child.save.writes_during += u64::from(writes(op));
         }
     }
 
