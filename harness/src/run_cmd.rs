@@ -165,7 +165,8 @@ impl RunArgs {
                     .into(),
             );
         }
-        let persist = self.persist.config(self.target, self.threads)?;
+        let engine = self.target == crate::spec::TargetKind::Engine;
+        let persist = self.persist.config(engine, self.threads)?;
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
             workload_arg: self.workload.clone(),

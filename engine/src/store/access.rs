@@ -43,6 +43,11 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     }
 
     pub(super) fn touch_access(&mut self, h: L::Handle, now: u64) {
+        // Redis leaves the access time alone while a child saves ("this will trigger a copy
+        // on write madness": `db.c`, `lookupKey`, `hasActiveChildProcess`).
+        if self.child_active && L::KIND == LayoutKind::Redis {
+            return;
+        }
         // memcached bumps an item at most once per ITEM_UPDATE_INTERVAL (60 s).
         if L::KIND == LayoutKind::Memcached
             && !self.policy.uses_lfu()

@@ -165,6 +165,8 @@ pub struct Store<A: Allocator, L: Layout> {
     maintainer: Option<pages::Maintainer>,
     /// Active defrag's scan state (`store/defrag.rs`).
     defrag: defrag::DefragState,
+    /// A forked child is saving the store ([`Store::set_child_active`]).
+    child_active: bool,
 }
 
 /// A combination the store cannot run.
@@ -241,6 +243,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             aggs: AggBook::default(),
             maintainer,
             defrag: defrag::DefragState::default(),
+            child_active: false,
         })
     }
 
@@ -336,6 +339,12 @@ impl<A: Allocator, L: Layout> Store<A, L> {
         let r = self.with_room(Some(h), now, step);
         self.list_add(*r.as_ref().unwrap_or(&h));
         r
+    }
+
+    /// Says whether a forked child is saving the store (a snapshot or an AOF rewrite): the
+    /// redis layout then leaves access times alone, as Redis does while it has a child.
+    pub fn set_child_active(&mut self, active: bool) {
+        self.child_active = active;
     }
 
     /// The store's statistics.

@@ -228,6 +228,7 @@ impl Aof {
     fn check<A: Allocator, L: Layout>(&mut self, store: &mut Store<A, L>, ops: u64, now: u64) {
         if let Some(r) = &mut self.rewrite {
             if r.child.poll(&mut |_| {}) {
+                store.set_child_active(false);
                 self.end_rewrite();
             }
             return;
@@ -264,6 +265,7 @@ impl Aof {
                 return;
             }
         };
+        let allocated = store.mem_stats().allocated_bytes;
         let mut work = |file: File| {
             let mut out = BufWriter::with_capacity(1 << 16, file);
             let mut cmd = Vec::new();
@@ -281,7 +283,9 @@ impl Aof {
             Ok((keys, bytes, whole))
         };
         match Child::fork(&dest, true, ops, &mut work) {
-            Ok(child) => {
+            Ok(mut child) => {
+                child.save.allocated_at_fork = allocated;
+                store.set_child_active(true);
                 self.rewrite = Some(Rewrite {
                     child,
                     incr,
@@ -337,12 +341,13 @@ impl Aof {
 
     /// Ends the file: a running rewrite is waited for (killed on Ctrl-C), the buffer written
     /// (and synced under `everysec`); a temporary file is removed.
-    pub fn finish<A: Allocator, L: Layout>(mut self, _store: &mut Store<A, L>) -> AofSection {
+    pub fn finish<A: Allocator, L: Layout>(mut self, store: &mut Store<A, L>) -> AofSection {
         if let Some(r) = &mut self.rewrite {
             r.child.wait(
                 &|| crate::STOP.load(std::sync::atomic::Ordering::Relaxed),
                 &mut |_| {},
             );
+            store.set_child_active(false);
             self.end_rewrite();
         }
         // `always` synced every write already; `everysec` syncs what is left.

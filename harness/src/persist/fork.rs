@@ -155,6 +155,9 @@ impl Child {
             Ok(REPORT) => {
                 let word = |i: usize| u64::from_le_bytes(buf[i * 8..i * 8 + 8].try_into().unwrap());
                 self.save.duration_s = self.started.elapsed().as_secs_f64();
+                if self.save.overlap_s == 0.0 {
+                    self.save.overlap_s = self.save.duration_s;
+                }
                 self.save.parent_dirty_bytes = private_dirty().saturating_sub(self.dirty_at_fork);
                 before_release(&mut self.save);
                 self.save.keys = word(0);
@@ -181,9 +184,17 @@ impl Child {
         }
     }
 
+    /// Notes that the replay has ended while the child still runs: the overlap ends here.
+    pub fn replay_ended(&mut self) {
+        if self.save.overlap_s == 0.0 {
+            self.save.overlap_s = self.started.elapsed().as_secs_f64();
+        }
+    }
+
     /// Waits for the child's report, reading `stop` every 5 ms; when it is set, the child is
     /// killed.
     pub fn wait(&mut self, stop: &dyn Fn() -> bool, before_release: &mut dyn FnMut(&mut ForkSave)) {
+        self.replay_ended();
         while !self.poll(before_release) {
             if stop() {
                 self.save.error = Some("stopped (Ctrl-C) before the save was whole".into());

@@ -227,6 +227,7 @@ impl Snapshots {
         };
         let delay = Duration::from_micros(self.cfg.key_delay_us);
         let watch = blocks::BlockWatch::start(store.allocator());
+        let allocated = store.mem_stats().allocated_bytes;
         let mut work = |file: File| {
             let mut w = Writer::new(BufWriter::with_capacity(1 << 16, file))?;
             let whole = store.dump(now, &mut |key, flags, exptime, value| {
@@ -245,7 +246,11 @@ impl Snapshots {
             Ok((keys, bytes, true))
         };
         match Child::fork(&dest, keep, ops, &mut work) {
-            Ok(child) => self.running = Some((child, watch)),
+            Ok(mut child) => {
+                child.save.allocated_at_fork = allocated;
+                store.set_child_active(true);
+                self.running = Some((child, watch));
+            }
             Err(e) => self.saves.push(ForkSave {
                 at_op: ops,
                 error: Some(e),
@@ -254,7 +259,7 @@ impl Snapshots {
         }
     }
 
-    fn reap<A: Allocator, L: Layout>(&mut self, store: &Store<A, L>) {
+    fn reap<A: Allocator, L: Layout>(&mut self, store: &mut Store<A, L>) {
         let Some((child, watch)) = &mut self.running else {
             return;
         };
@@ -265,6 +270,7 @@ impl Snapshots {
         });
         if done {
             let (child, _) = self.running.take().expect("a running child");
+            store.set_child_active(false);
             self.saves.push(child.save.clone());
         }
     }
@@ -279,6 +285,7 @@ impl Snapshots {
                     }
                 });
                 let (child, _) = self.running.take().expect("a running child");
+                store.set_child_active(false);
                 self.saves.push(child.save.clone());
             }
             if self.waiting == 0 || stopped() {
@@ -321,12 +328,9 @@ pub struct PersistArgs {
 }
 
 impl PersistArgs {
-    /// The persistence of a run on `target`, refused where it cannot be measured.
-    pub fn config(
-        &self,
-        target: crate::spec::TargetKind,
-        threads: Option<u64>,
-    ) -> Result<PersistConfig, String> {
+    /// The persistence of a run (`engine`: on the engine, not a real server), refused where
+    /// it cannot be measured.
+    pub fn config(&self, engine: bool, threads: Option<u64>) -> Result<PersistConfig, String> {
         let snapshot = match &self.snapshot_at {
             None => None,
             Some(at) => {
@@ -352,7 +356,7 @@ impl PersistArgs {
         };
         let cfg = PersistConfig { snapshot, aof };
         if cfg.any() {
-            if target != crate::spec::TargetKind::Engine {
+            if !engine {
                 return Err("--snapshot-at and --aof persist the engine; a real server's own persistence is measured by `fraglab validate` (bgsave-cow)".into());
             }
             if threads.is_some() {

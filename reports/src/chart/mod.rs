@@ -22,6 +22,8 @@
 //! | `automove-hit-ratio-<workload>-<limit>` | the same runs: hit ratio of each interval between samples (workloads that read) |
 //! | `automove-pages-<workload>-<limit>` | the same runs: pages per slab class (and the global pool) over the ops, one panel per mode that records them |
 //! | `defrag-fragmentation-<workload>` | footprint / allocated over the ops with and without `--defrag`; on delete-half the 1.15 goal |
+//! | `snapshot-cow-<workload>` | forked snapshots (`--snapshot-at`): MiB the kernel copied (the child's private dirty bytes) beside the allocator blocks a user-space copy-on-write would copy, per configuration |
+//! | `snapshot-cow-rate` | each snapshot's copy-on-write against the writes per second replayed during it, every workload of the set |
 //!
 //! Text is drawn with the embedded DejaVu Sans (registered as `sans-serif`), so no system font
 //! library is needed. Colours are Okabe and Ito's colour-blind-safe palette, then Paul Tol's
@@ -31,7 +33,7 @@
 //! formats), `figure` (the figure as data, its layout, the palette, the font), `draw` (a figure
 //! on a plotters backend), `common` (what the chart families share), then one module per chart
 //! family (`memory`, `throughput`, `log`, `bytes`, `timeline`, `utilization`, `slab`,
-//! `latency`, `miss_ratio`, `aggregates`, `over_time`).
+//! `latency`, `miss_ratio`, `aggregates`, `over_time`, `persist`).
 
 mod aggregates;
 mod bytes;
@@ -44,6 +46,7 @@ mod log;
 mod memory;
 mod miss_ratio;
 mod over_time;
+mod persist;
 mod slab;
 mod throughput;
 mod timeline;
@@ -138,6 +141,7 @@ fn charts(set: &ResultSet) -> Vec<Spec> {
     out.extend(log::write_amplification(set, &names));
     out.extend(over_time::automove(set, &names));
     out.extend(over_time::defrag(set, &names));
+    out.extend(persist::cow_against_rate(set, &names));
     let mut used: Vec<String> = Vec::new();
     for w in set.workloads() {
         let mut s = slug(&w);
@@ -155,6 +159,7 @@ fn charts(set: &ResultSet) -> Vec<Spec> {
         out.extend(latency::latency(set, &names, &w, &s));
         out.extend(miss_ratio::miss_ratio(set, &names, &w, &s));
         out.extend(aggregates::bytes_per_element(set, &names, &w, &s));
+        out.extend(persist::snapshot_cow(set, &names, &w, &s));
     }
     out
 }

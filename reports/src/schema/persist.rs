@@ -15,8 +15,16 @@ pub struct ForkSave {
     pub fork_us: u64,
     /// From the fork to the child's report, seconds.
     pub duration_s: f64,
+    /// Seconds of the save during which the parent replayed: `duration_s`, or less when the
+    /// replay ended first (the parent then waited for the child).
+    #[serde(default)]
+    pub overlap_s: f64,
     /// Keys saved.
     pub keys: u64,
+    /// The allocator's allocated bytes when the child was forked (the data the save
+    /// shares), the scale for `cow_bytes`.
+    #[serde(default)]
+    pub allocated_at_fork: u64,
     /// Bytes of the file the child wrote.
     pub bytes: u64,
     /// The child's private dirty bytes at its end (`Private_Dirty` of
@@ -51,10 +59,20 @@ pub struct ForkSave {
 }
 
 impl ForkSave {
-    /// Writes per second of the save, the rate its copy-on-write grows with.
+    /// `cow_bytes` as a share of `allocated_at_fork` (0 when nothing was allocated).
+    pub fn cow_share(&self) -> f64 {
+        if self.allocated_at_fork > 0 {
+            self.cow_bytes as f64 / self.allocated_at_fork as f64
+        } else {
+            0.0
+        }
+    }
+
+    /// The parent's writes per second while it replayed during the save (`writes_during /
+    /// overlap_s`), the rate the copy-on-write grows with.
     pub fn write_rate(&self) -> f64 {
-        if self.duration_s > 0.0 {
-            self.writes_during as f64 / self.duration_s
+        if self.overlap_s > 0.0 {
+            self.writes_during as f64 / self.overlap_s
         } else {
             0.0
         }
