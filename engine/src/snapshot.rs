@@ -220,6 +220,7 @@ pub struct Reader<R: Read> {
     sum: Fnv,
     at: u64,
     done: bool,
+    records: u64,
 }
 
 impl<R: Read> Reader<R> {
@@ -230,6 +231,7 @@ impl<R: Read> Reader<R> {
             sum: Fnv::new(),
             at: 0,
             done: false,
+            records: 0,
         };
         let mut magic = [0; 8];
         r.take(&mut magic)?;
@@ -323,8 +325,13 @@ impl<R: Read> Reader<R> {
                     format!("checksum {got:#018x}, but the bytes sum to {want:#018x}"),
                 ));
             }
+            if keys != self.records {
+                return Err(self.bad(
+                    self.at,
+                    format!("the end says {keys} keys, but {} were read", self.records),
+                ));
+            }
             self.done = true;
-            let _ = keys;
             return Ok(None);
         }
         let key = self.bytes(KEY_MAX, "a key")?;
@@ -359,6 +366,7 @@ impl<R: Read> Reader<R> {
             }
             other => return Err(self.bad(at, format!("unknown record type {other}"))),
         };
+        self.records += 1;
         Ok(Some(Record {
             key,
             flags,

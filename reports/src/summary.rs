@@ -147,6 +147,7 @@ pub fn run_summary(r: &RunResult) -> String {
             ratio
         );
     }
+    t.push_str(&persist_lines(r));
     if !r.command_errors.is_empty() {
         let _ = writeln!(t, "command errors {:?}", r.command_errors);
     }
@@ -179,6 +180,57 @@ pub fn run_summary(r: &RunResult) -> String {
                 mib(p.end.memory.footprint_bytes),
                 mib(p.peak.footprint_bytes)
             );
+        }
+    }
+    t
+}
+
+/// One line per forked save (snapshot or AOF rewrite), and the AOF's totals.
+fn persist_lines(r: &RunResult) -> String {
+    let mut t = String::new();
+    let save = |t: &mut String, what: &str, v: &crate::ForkSave| {
+        let state = match (&v.error, v.complete) {
+            (_, true) => String::new(),
+            (Some(e), false) => format!(" | INCOMPLETE: {e}"),
+            (None, false) => " | INCOMPLETE".into(),
+        };
+        let block = v
+            .block_cow_bytes
+            .map(|b| format!(" | user-space blocks {}", mib(b)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            t,
+            "{what} at op {}: copy-on-write {} (child's private dirty, {:.0}% of {} allocated){block} | parent {} | {} keys, {} in {:.2} s | {} writes during it | fork {} us{state}",
+            v.at_op,
+            mib(v.cow_bytes),
+            v.cow_share() * 100.0,
+            mib(v.allocated_at_fork),
+            mib(v.parent_dirty_bytes),
+            v.keys,
+            mib(v.bytes),
+            v.duration_s,
+            v.writes_during,
+            v.fork_us,
+        );
+    };
+    if let Some(s) = &r.snapshot {
+        for v in &s.saves {
+            save(&mut t, "snapshot", v);
+        }
+    }
+    if let Some(a) = &r.aof {
+        let _ = writeln!(
+            t,
+            "aof ({}): {} at end | {} appended in {} commands | {} fsyncs | {} rewrites",
+            a.fsync,
+            mib(a.aof_bytes),
+            mib(a.bytes_appended),
+            a.commands,
+            a.fsyncs,
+            a.rewrites.len()
+        );
+        for v in &a.rewrites {
+            save(&mut t, "  aof rewrite", v);
         }
     }
     t

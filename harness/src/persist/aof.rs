@@ -9,7 +9,7 @@
 //! Rewrites follow Redis's rule (`serverCron`): when no rewrite runs and the file is at least
 //! `auto-aof-rewrite-min-size` (64 MiB) and has grown by `auto-aof-rewrite-percentage` (100%)
 //! over its size after the last rewrite, a forked child writes the whole dataset as commands
-//! (SET, HSET, SADD, RPUSH, ZADD, then EXPIREAT for keys with a TTL) to a new file, measured
+//! (SET, HSET, SADD, RPUSH, ZADD, then EXPIRE for keys with a TTL) to a new file, measured
 //! as a snapshot's child is ([`super::fork`]). Meanwhile the parent appends to the old file and
 //! to an increment file; when the child ends, the increment is appended to the new file and
 //! the new file replaces the old (Redis 7 keeps the two as parts of a manifest; the bytes are
@@ -272,7 +272,7 @@ impl Aof {
             let (mut keys, mut bytes) = (0u64, 0u64);
             let whole = store.dump(now, &mut |key, _flags, exptime, value| {
                 cmd.clear();
-                rewrite_commands(key, exptime, value, &mut cmd);
+                rewrite_commands(key, exptime, now, value, &mut cmd);
                 out.write_all(&cmd)?;
                 keys += 1;
                 bytes += cmd.len() as u64;
@@ -368,9 +368,12 @@ impl Aof {
     }
 }
 
-/// The commands that rebuild one key, as Redis's `rewriteAppendOnlyFileRio` writes them
-/// (one command per element here; Redis batches 64 per command, `AOF_REWRITE_ITEMS_PER_CMD`).
-pub fn rewrite_commands(key: &[u8], exptime: u32, value: &Value, out: &mut Vec<u8>) {
+/// The commands that rebuild one key at `now`, as Redis's `rewriteAppendOnlyFileRio` writes
+/// them (one command per element here; Redis batches 64 per command,
+/// `AOF_REWRITE_ITEMS_PER_CMD`). A TTL is an EXPIRE of the seconds left, where Redis writes
+/// a PEXPIREAT of wall-clock milliseconds: the lab's clock is the workload's, from 0, and an
+/// absolute time from it would be in 1970 to a server that loads the file.
+pub fn rewrite_commands(key: &[u8], exptime: u32, now: u64, value: &Value, out: &mut Vec<u8>) {
     let mut cmd = |name: &[u8], rest: &[&[u8]]| {
         array(out, 2 + rest.len());
         arg(out, name);
@@ -391,6 +394,7 @@ pub fn rewrite_commands(key: &[u8], exptime: u32, value: &Value, out: &mut Vec<u
         }),
     }
     if exptime != 0 {
-        cmd(b"EXPIREAT", &[exptime.to_string().as_bytes()]);
+        let left = u64::from(exptime).saturating_sub(now).max(1);
+        cmd(b"EXPIRE", &[left.to_string().as_bytes()]);
     }
 }
