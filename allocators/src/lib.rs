@@ -47,6 +47,7 @@ pub mod jemalloc;
 pub mod log;
 pub mod mimalloc;
 pub mod page;
+pub mod page_file;
 pub mod slab;
 pub mod spec;
 mod stats;
@@ -283,6 +284,27 @@ pub trait Allocator {
     fn for_each_block_region(&self, f: &mut dyn FnMut(NonNull<u8>, usize, usize)) -> bool {
         let _ = f;
         false
+    }
+
+    /// A warm restart (memcached's `-e`): writes what a new process needs to find the
+    /// allocator's memory again, and opens it again at a new address as a new allocator whose
+    /// blocks are all taken, none free, until [`adopt_blocks`](Allocator::adopt_blocks) says
+    /// which hold live data. Returns it and the bytes of metadata written. Only an allocator
+    /// whose memory is a file can (`slab:file=PATH`, `allocators/src/slab/restart.rs`).
+    fn restart(&mut self) -> Result<(Self, u64), String>
+    where
+        Self: Sized,
+    {
+        Err(format!(
+            "{} keeps no memory across a restart; use slab:file=PATH",
+            self.name()
+        ))
+    }
+
+    /// After [`restart`](Allocator::restart): `live(block, block_size)` says, for every block
+    /// of the reopened memory, whether it holds live data (its requested size) or is free.
+    fn adopt_blocks(&mut self, live: &mut dyn FnMut(NonNull<u8>, usize) -> Option<usize>) {
+        let _ = live;
     }
 
     /// A snapshot of the allocator's accounting. Cheap enough to call every few thousand ops.

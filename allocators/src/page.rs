@@ -23,6 +23,28 @@ pub trait PageSource {
 
     /// A short name for reports (`mmap`, `heap`).
     fn name(&self) -> &'static str;
+
+    /// The file the pages live in, when they outlive the process (`slab:file=PATH`).
+    fn page_file(&self) -> Option<&crate::page_file::PageFile> {
+        None
+    }
+
+    /// The page file, mutably.
+    fn page_file_mut(&mut self) -> Option<&mut crate::page_file::PageFile> {
+        None
+    }
+
+    /// A new source over the same page file, every page mapped again at a new base (a warm
+    /// restart); an error for a source whose pages are not a file's.
+    fn reopen(&self) -> Result<Self, String>
+    where
+        Self: Sized,
+    {
+        Err(format!(
+            "{} pages are not in a file (slab:file=PATH)",
+            self.name()
+        ))
+    }
 }
 
 /// How [`MmapPages`] maps its pages (the slab's `huge` and `prefault` keys).
@@ -50,6 +72,8 @@ pub struct MmapPages {
     options: MapOptions,
     /// With `huge`: the untaken rest of the current reservation (start, bytes).
     region: Option<(NonNull<u8>, usize)>,
+    /// With `slab:file=PATH`: every page is a page of this file.
+    file: Option<crate::page_file::PageFile>,
 }
 
 // SAFETY: the reservation is memory this source alone maps; nothing else refers to it.
@@ -110,6 +134,16 @@ impl MmapPages {
         MmapPages {
             options,
             region: None,
+            file: None,
+        }
+    }
+
+    /// A source whose pages are the pages of `file` (shared mappings of it).
+    pub fn with_file(file: crate::page_file::PageFile) -> Self {
+        MmapPages {
+            options: MapOptions::default(),
+            region: None,
+            file: Some(file),
         }
     }
 
@@ -154,6 +188,9 @@ impl Drop for MmapPages {
 
 impl PageSource for MmapPages {
     fn take_page(&mut self, size: usize) -> Option<NonNull<u8>> {
+        if let Some(f) = &mut self.file {
+            return f.take();
+        }
         if !self.options.huge || size > REGION || size % 4096 != 0 {
             let page = map(size)?;
             if self.options.prefault {
@@ -180,13 +217,39 @@ impl PageSource for MmapPages {
     }
 
     unsafe fn return_page(&mut self, page: NonNull<u8>, size: usize) {
+        if let Some(f) = &mut self.file {
+            // The page stays in the file (and mapped) until the file is closed.
+            f.give(page);
+            return;
+        }
         // A page of a reservation is unmapped alone, as a page mapped by itself is (the kernel
         // splits the huge page it sat in).
         // SAFETY: the caller promises `page` is `size` bytes made by `take_page`.
         unsafe { unmap(page.as_ptr(), size) };
     }
 
+    fn page_file(&self) -> Option<&crate::page_file::PageFile> {
+        self.file.as_ref()
+    }
+
+    fn page_file_mut(&mut self) -> Option<&mut crate::page_file::PageFile> {
+        self.file.as_mut()
+    }
+
+    fn reopen(&self) -> Result<Self, String> {
+        let f = self
+            .file
+            .as_ref()
+            .ok_or("the slab's pages are not in a file (slab:file=PATH)")?;
+        let again = crate::page_file::PageFile::open(f.path(), f.page_size(), f.reserved())
+            .map_err(|e| format!("{}: {e}", f.path().display()))?;
+        Ok(MmapPages::with_file(again))
+    }
+
     fn name(&self) -> &'static str {
+        if self.file.is_some() {
+            return "file";
+        }
         match (self.options.huge, self.options.prefault) {
             (false, false) => "mmap",
             (true, false) => "mmap, huge pages",

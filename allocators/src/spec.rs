@@ -3,7 +3,7 @@
 //!
 //! | spec | keys (defaults) |
 //! |---|---|
-//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`), `automove` (0; or 1, 2), `automove_ratio` (0.8), `automove_window` (30), `tick_ops` (100000: maintainer ticks of an untimed workload), `move_us` (750: microseconds a page move keeps the mover busy), `huge` (0; 1: pages on transparent huge pages), `prefault` (0; 1: pages resident when mapped) |
+//! | `slab` | `factor` (1.25), `min` (48), `chunk_max` (524288), `item_max` (1048576), `sizes` (none; `96-192-384`), `automove` (0; or 1, 2), `automove_ratio` (0.8), `automove_window` (30), `tick_ops` (100000: maintainer ticks of an untimed workload), `move_us` (750: microseconds a page move keeps the mover busy), `huge` (0; 1: pages on transparent huge pages), `prefault` (0; 1: pages resident when mapped), `file` (none; a path: the pages live in that file, for `--restart-at`; needs `item_max` at most `chunk_max`) |
 //! | `zmalloc` | `backend` (`glibc`; or `jemalloc`, `mimalloc`), `prefix` (`8`: size header; `0`: usable size) |
 //! | `glibc`, `jemalloc`, `mimalloc` | none |
 //! | `bump` | `capacity` (0: bumpalo's default first chunk) |
@@ -229,6 +229,7 @@ impl FromStr for AllocSpec {
                     "move_us",
                     "huge",
                     "prefault",
+                    "file",
                 ];
                 let mut c = SlabConfig::default();
                 let mut mode = None;
@@ -280,6 +281,7 @@ impl FromStr for AllocSpec {
                         }
                         "huge" => c.huge = parse_switch("slab", "huge", v)?,
                         "prefault" => c.prefault = parse_switch("slab", "prefault", v)?,
+                        "file" => c.file = Some(std::path::PathBuf::from(v)),
                         _ => return Err(unknown("slab", k, KEYS)),
                     }
                 }
@@ -428,6 +430,9 @@ impl fmt::Display for AllocSpec {
                 }
                 if c.prefault {
                     f.write_str(",prefault=1")?;
+                }
+                if let Some(p) = &c.file {
+                    write!(f, ",file={}", p.display())?;
                 }
                 Ok(())
             }

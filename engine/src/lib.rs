@@ -58,8 +58,8 @@ pub use layout::{Layout, LayoutKind, PrefetchStage};
 pub use policy::{Policy, UnknownPolicy};
 pub use stats::{StoreCounters, StoreStats, METRICS};
 pub use store::{
-    ActiveExpire, AggBook, AggCount, CmdError, ReassignError, SetOptions, Store, StoreConfig, Ttl,
-    Unsupported, KEY_MAX,
+    ActiveExpire, AggBook, AggCount, CmdError, ReassignError, Restarted, SetOptions, Store,
+    StoreConfig, Ttl, Unsupported, KEY_MAX,
 };
 pub use util::hash_key;
 

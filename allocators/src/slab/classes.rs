@@ -35,6 +35,11 @@ pub struct SlabConfig {
     /// first-touch fault. Off by default.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub prefault: bool,
+    /// Keep the pages in this file (`file=PATH`, memcached's `-e PATH`), so that a restart
+    /// finds the items there (`slab/restart.rs`). Items must fit one chunk
+    /// (`item_max <= chunk_max`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// The slab automover's settings (memcached 1.6.18's `slab_automove*` options).
@@ -89,6 +94,7 @@ impl Default for SlabConfig {
             automove: None,
             huge: false,
             prefault: false,
+            file: None,
         }
     }
 }
@@ -175,6 +181,17 @@ impl SlabConfig {
                 "chunk_max ({}) must divide evenly into item_max ({})",
                 self.chunk_max, self.item_max
             ));
+        }
+        if self.file.is_some() && self.item_max > self.chunk_max {
+            return err(format!(
+                "file keeps every item in one chunk, so a restart reads it whole: item_max ({}) must be at most chunk_max ({}); add item_max={}",
+                self.item_max, self.chunk_max, self.chunk_max
+            ));
+        }
+        if self.file.is_some() && self.huge {
+            return err(
+                "file and huge cannot go together: a file's pages are its own mappings".into(),
+            );
         }
         if let Some(a) = &self.automove {
             if !(1..=2).contains(&a.mode) {

@@ -56,6 +56,7 @@ mod chunked;
 mod classes;
 mod mover;
 mod rebalance;
+mod restart;
 mod stats;
 
 use std::collections::{BTreeMap, HashSet};
@@ -147,8 +148,14 @@ impl<P: PageSource> fmt::Debug for Slab<P> {
 }
 
 impl Slab<MmapPages> {
-    /// A slab allocator taking its pages with `mmap` (as its `huge` and `prefault` say).
+    /// A slab allocator taking its pages with `mmap` (as its `huge` and `prefault` say), or
+    /// from the file its `file` names (created anew, or emptied).
     pub fn new(config: SlabConfig) -> Result<Self, ConfigError> {
+        if let Some(path) = &config.file {
+            let file = crate::page_file::PageFile::create(path, PAGE_SIZE, restart::RESERVED)
+                .map_err(|e| ConfigError(format!("file {}: {e}", path.display())))?;
+            return Self::with_source(config, MmapPages::with_file(file));
+        }
         let options = MapOptions {
             huge: config.huge,
             prefault: config.prefault,
@@ -304,6 +311,12 @@ impl<P: PageSource> Slab<P> {
 
     /// `split_slab_page_into_freelist`: cuts a page into class `id`'s chunks.
     fn carve(&mut self, id: usize, page: NonNull<u8>) {
+        if self.source.page_file().is_some() {
+            // A page of a file outlives its items: no stale item may show through the new
+            // class's chunk boundaries at a restart.
+            // SAFETY: the page is ours, PAGE_SIZE bytes, and unused until carved.
+            unsafe { ptr::write_bytes(page.as_ptr(), 0, PAGE_SIZE) };
+        }
         self.pages.insert(page.as_ptr() as usize, Some(id as u8));
         let class = &mut self.classes[id];
         class.pages += 1;
@@ -499,6 +512,14 @@ impl<P: PageSource> Allocator for Slab<P> {
 
     fn max_contiguous(&self) -> usize {
         self.config.chunk_max
+    }
+
+    fn restart(&mut self) -> Result<(Self, u64), String> {
+        self.restart_slab()
+    }
+
+    fn adopt_blocks(&mut self, live: &mut dyn FnMut(NonNull<u8>, usize) -> Option<usize>) {
+        self.adopt_chunks(live);
     }
 
     fn for_each_block_region(&self, f: &mut dyn FnMut(NonNull<u8>, usize, usize)) -> bool {

@@ -53,6 +53,9 @@ const REFCOUNT: usize = 36;
 const IT_FLAGS: usize = 38;
 const CLSID: usize = 40;
 const NKEY: usize = 41;
+/// Set while the item is in the hash table (`do_item_link`), cleared when it leaves it: a
+/// restart takes exactly the chunks marked so.
+const ITEM_LINKED: u16 = 1;
 const ITEM_CAS: u16 = 2;
 const ITEM_CFLAGS: u16 = 256;
 /// memcached's initial `hashpower`.
@@ -147,7 +150,11 @@ impl Memcached {
     fn link(&mut self, item: NonNull<u8>, hash: u64) {
         let b = self.bucket(hash);
         // SAFETY: `item` is live and not chained yet.
-        unsafe { write_at(item, H_NEXT, self.buckets[b]) };
+        unsafe {
+            write_at(item, H_NEXT, self.buckets[b]);
+            let f = read_at::<u16>(item, IT_FLAGS);
+            write_at::<u16>(item, IT_FLAGS, f | ITEM_LINKED);
+        }
         self.buckets[b] = item.as_ptr();
         self.items += 1;
         if self.items > self.buckets.len() * 3 / 2 {
@@ -189,6 +196,11 @@ impl Memcached {
                     // SAFETY: `p` is a live chained item.
                     Some(p) => unsafe { write_at(p, H_NEXT, to_raw(next)) },
                     None => self.buckets[b] = to_raw(next),
+                }
+                // SAFETY: `c` is live until its caller frees it.
+                unsafe {
+                    let f = read_at::<u16>(c, IT_FLAGS);
+                    write_at::<u16>(c, IT_FLAGS, f & !ITEM_LINKED);
                 }
                 self.items -= 1;
                 return true;
@@ -498,6 +510,41 @@ impl Layout for Memcached {
 
     fn handle_at_block(&self, block: NonNull<u8>) -> NonNull<u8> {
         block
+    }
+
+    fn adopt(
+        &mut self,
+        item: NonNull<u8>,
+        block_size: usize,
+    ) -> Result<Option<(NonNull<u8>, usize)>, String> {
+        // SAFETY: the block is `block_size` bytes of mapped memory; the header is read first,
+        // and nothing past it until the sizes it gives are checked against the block.
+        unsafe {
+            let flags = read_at::<u16>(item, IT_FLAGS);
+            if flags & ITEM_LINKED == 0 {
+                return Ok(None);
+            }
+            let nkey = read_at::<u8>(item, NKEY) as usize;
+            let nbytes = read_at::<i32>(item, NBYTES);
+            if nkey == 0 || nbytes < 2 {
+                return Err(format!("a key of {nkey} bytes, a value of {nbytes}"));
+            }
+            let s = shape(item);
+            let ntotal = s.ntotal();
+            if ntotal > block_size {
+                return Err(format!("{ntotal} bytes in a chunk of {block_size}"));
+            }
+            if read_at::<u8>(item, KEY + nkey) != 0 {
+                return Err("the key is not NUL-terminated".into());
+            }
+            if read_at::<[u8; 2]>(item, ntotal - 2) != *b"\r\n" {
+                return Err("the value does not end in CRLF".into());
+            }
+            self.cas = self.cas.max(read_at::<u64>(item, ITEM_HEADER));
+            let hash = hash_key(key_at(item));
+            self.link(item, hash);
+            Ok(Some((item, ntotal)))
+        }
     }
 
     fn relocated(&mut self, from: NonNull<u8>, to: NonNull<u8>) -> (NonNull<u8>, NonNull<u8>) {

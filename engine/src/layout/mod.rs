@@ -345,6 +345,22 @@ pub trait Layout: Sized {
     ) -> Option<Self::Handle>;
     /// Every stored key.
     fn handles(&self) -> Vec<Self::Handle>;
+    /// After a warm restart: takes the block at `block` (of `block_size` bytes, in memory
+    /// opened again at a new address) into the index if it holds a live item, which it checks
+    /// whole first. `Ok(Some((handle, requested size)))` for a live item, `Ok(None)` for a free
+    /// block, `Err` (why) for a block marked live that does not hold a sound item. By default
+    /// the layout cannot restart.
+    fn adopt(
+        &mut self,
+        block: NonNull<u8>,
+        block_size: usize,
+    ) -> Result<Option<(Self::Handle, usize)>, String> {
+        let _ = (block, block_size);
+        Err(format!(
+            "the {} layout cannot restart (only memcached's can)",
+            Self::KIND
+        ))
+    }
     /// Calls `f` on every stored key until it returns `false`. The layouts walk their index
     /// without allocating, so a forked child that saves the store (`Store::dump`) copies no
     /// page of its own for the walk; the default collects [`handles`](Layout::handles).

@@ -12,6 +12,7 @@ mod defrag;
 mod evict;
 mod expire;
 mod pages;
+mod restart;
 mod snapshot;
 
 use fraglab_allocators::{AllocError, Allocator, LimitKind, MemStats};
@@ -26,6 +27,7 @@ use crate::util::Rng;
 pub use aggregate::{AggBook, AggCount};
 use evict::Candidate;
 pub use pages::ReassignError;
+pub use restart::Restarted;
 
 /// memcached's `KEY_MAX_LENGTH`, applied by the memcached and compact layouts.
 pub const KEY_MAX: usize = 250;
@@ -167,6 +169,8 @@ pub struct Store<A: Allocator, L: Layout> {
     defrag: defrag::DefragState,
     /// A forked child is saving the store ([`Store::set_child_active`]).
     child_active: bool,
+    /// What the layout was built with (a restart builds it again).
+    layout_opts: LayoutOptions,
 }
 
 /// A combination the store cannot run.
@@ -244,6 +248,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
             maintainer,
             defrag: defrag::DefragState::default(),
             child_active: false,
+            layout_opts: opts,
         })
     }
 

@@ -1,0 +1,159 @@
+//! A warm restart (`slab:file=PATH`, memcached's `-e`): every item is intact afterwards, bytes
+//! compared, after eviction, deletes, overwrites and appends; the store goes on working.
+
+use std::collections::BTreeMap;
+
+use fraglab_allocators::slab::{Slab, SlabConfig};
+use fraglab_allocators::{AllocSpec, Allocator};
+use fraglab_engine::layout::Memcached;
+use fraglab_engine::{with_store, LayoutKind, Policy, SetOptions, Store, StoreConfig};
+
+fn temp(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fraglab-restart-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("slabs")
+}
+
+fn value(i: u64, round: u64) -> Vec<u8> {
+    let len = 10 + (i * 7919 + round * 31) as usize % 3000;
+    (0..len)
+        .map(|j| b'a' + ((i + j as u64 + round) % 26) as u8)
+        .collect()
+}
+
+#[test]
+fn every_item_is_intact_after_a_restart() {
+    let path = temp("intact");
+    let config = SlabConfig {
+        item_max: 512 << 10,
+        file: Some(path.clone()),
+        ..SlabConfig::default()
+    };
+    let mut slab = Slab::new(config).unwrap();
+    slab.set_limit(Some(8 << 20));
+    let store_config = StoreConfig {
+        policy: Policy::SlabLru,
+        limited: true,
+        ..StoreConfig::default()
+    };
+    let mut store: Store<_, Memcached> = Store::new(slab, store_config).unwrap();
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    for i in 0..30_000u64 {
+        let key = format!("key:{}", i % 12_000).into_bytes();
+        let round = i / 12_000;
+        let v = value(i, round);
+        let ttl = (i % 9 == 0).then_some(1000);
+        let flags = (i % 4) as u32;
+        store.set(&key, &v, SetOptions { ttl, flags }, 1).unwrap();
+        model.insert(key.clone(), v);
+        if i % 5 == 0 {
+            let k = format!("key:{}", (i * 3) % 12_000).into_bytes();
+            store.delete(&k, 1);
+            model.remove(&k);
+        }
+        if i % 11 == 0 {
+            if store.append(&key, b"+tail", 1).unwrap() {
+                model.get_mut(&key).unwrap().extend_from_slice(b"+tail");
+            }
+        }
+    }
+    assert!(store.stats().counters.evictions > 0, "the limit evicted");
+    // What the store holds, as the model says it should be.
+    let mut held = BTreeMap::new();
+    for (k, v) in &model {
+        if let Some(got) = store.get(k, 2) {
+            assert_eq!(&got, v);
+            held.insert(k.clone(), (got, store.ttl(k, 2)));
+        }
+    }
+    assert_eq!(held.len(), store.len());
+    let before = store.mem_stats();
+    let r = store.restart().unwrap();
+    assert_eq!(r.bad_items, 0, "{:?}", r.bad_reasons);
+    assert_eq!(r.items_before, held.len() as u64);
+    assert_eq!(r.items_after, r.items_before);
+    assert!(r.meta_bytes > 0);
+    assert!(super_meta_exists(&path));
+    let after = store.mem_stats();
+    assert_eq!(
+        after.footprint_bytes, before.footprint_bytes,
+        "the same pages"
+    );
+    assert_eq!(
+        after.requested_bytes, before.requested_bytes,
+        "the same items"
+    );
+    for (k, (v, ttl)) in &held {
+        assert_eq!(
+            store.get(k, 2).as_ref(),
+            Some(v),
+            "{}",
+            String::from_utf8_lossy(k)
+        );
+        assert_eq!(&store.ttl(k, 2), ttl);
+    }
+    // The store goes on: new keys, overwrites, deletes, and eviction under the same limit.
+    for i in 0..20_000u64 {
+        let key = format!("new:{i}").into_bytes();
+        store
+            .set(&key, &value(i, 9), SetOptions::default(), 3)
+            .unwrap();
+    }
+    assert_eq!(store.get(b"new:19999", 3), Some(value(19_999, 9)));
+    // A second restart of the restarted store.
+    let n = store.len() as u64;
+    let r = store.restart().unwrap();
+    assert_eq!((r.items_after, r.bad_items), (n, 0));
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+fn super_meta_exists(path: &std::path::Path) -> bool {
+    let mut m = path.as_os_str().to_owned();
+    m.push(".meta");
+    std::path::Path::new(&m).is_file()
+}
+
+struct TryRestart;
+
+impl fraglab_engine::WithStore for TryRestart {
+    type Output = Result<fraglab_engine::Restarted, String>;
+    fn run<A: Allocator, L: fraglab_engine::Layout>(self, mut store: Store<A, L>) -> Self::Output {
+        store.set(b"k", b"v", SetOptions::default(), 0).unwrap();
+        store.restart()
+    }
+}
+
+#[test]
+fn a_restart_is_refused_without_a_file_or_with_another_layout() {
+    let slab: AllocSpec = "slab".parse().unwrap();
+    let e = with_store(
+        &slab,
+        LayoutKind::Memcached,
+        None,
+        StoreConfig::default(),
+        TryRestart,
+    )
+    .unwrap()
+    .unwrap_err();
+    assert!(e.contains("slab:file=PATH"), "{e}");
+    let path = temp("refused");
+    let spec: AllocSpec = format!("slab:file={},item_max=524288", path.display())
+        .parse()
+        .unwrap();
+    let e = with_store(
+        &spec,
+        LayoutKind::Compact,
+        None,
+        StoreConfig::default(),
+        TryRestart,
+    )
+    .unwrap()
+    .unwrap_err();
+    assert!(e.contains("only memcached's"), "{e}");
+    let e = "slab:file=/tmp/x"
+        .parse::<AllocSpec>()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("item_max"), "{e}");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
