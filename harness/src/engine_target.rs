@@ -404,9 +404,9 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
     }
 
     fn end(mut self) -> TargetEnd {
-        let (snapshot, aof) = match self.persist.take() {
+        let (snapshot, aof, restart) = match self.persist.take() {
             Some(p) => (*p).finish(&mut self.store),
-            None => (None, None),
+            None => (None, None, None),
         };
         let mem = self.store.mem_stats();
         let mut end = TargetEnd {
@@ -421,6 +421,7 @@ impl<A: Allocator, L: Layout> Target for EngineTarget<A, L> {
             defrag: self.defrag_stats(),
             snapshot,
             aof,
+            restart,
             ..TargetEnd::default()
         };
         if let Some(v) = self.store.allocator().library_version() {

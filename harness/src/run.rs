@@ -147,5 +147,6 @@ pub fn run(
         defrag: end.defrag,
         snapshot: end.snapshot,
         aof: end.aof,
+        restart: end.restart,
     })
 }

@@ -166,7 +166,16 @@ impl RunArgs {
             );
         }
         let engine = self.target == crate::spec::TargetKind::Engine;
-        let persist = self.persist.config(engine, self.threads)?;
+        let file = match &alloc {
+            AllocSpec::Slab(c) => c.file.as_deref(),
+            _ => None,
+        };
+        if self.persist.restart_at.is_some() && layout != fraglab_engine::LayoutKind::Memcached {
+            return Err(format!(
+                "--restart-at: the {layout} layout cannot restart; memcached's can (--layout memcached)"
+            ));
+        }
+        let persist = self.persist.config(engine, self.threads, file)?;
         let workload = self.opts.resolve(&self.workload, &alloc, layout)?;
         Ok(RunSpec {
             workload_arg: self.workload.clone(),

@@ -62,6 +62,7 @@ pub(crate) fn check(
             key_delay_us: KEY_DELAY_US,
         }),
         aof: None,
+        restart: None,
     };
     let model = run(&spec, TargetKind::Engine, stop, &())?;
     spec.persist = PersistConfig::default();

@@ -272,3 +272,57 @@ fn persistence_is_refused_where_it_cannot_be_measured() {
         "character device",
     );
 }
+
+#[test]
+fn a_restart_part_way_finds_every_item_and_the_run_goes_on() {
+    let dir = TempDir::new("persist-restart");
+    let file = dir.file("slabs");
+    let alloc = format!("slab:file={},item_max=524288", s(&file));
+    let v = run_json(&[
+        "--workload",
+        "etc",
+        "--scale",
+        "0.1",
+        "--alloc",
+        &alloc,
+        "--memory",
+        "12m",
+        "--restart-at",
+        "0.5",
+    ]);
+    let r = &v["restart"];
+    assert!(r.get("error").is_none(), "{r}");
+    assert_eq!(r["bad_items"], 0, "{r}");
+    assert!(r["items_before"].as_u64().unwrap() > 1000, "{r}");
+    assert_eq!(r["items_after"], r["items_before"], "{r}");
+    assert!(r["meta_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(v["complete"], true);
+    // The evictions went on after the restart, under the same limit.
+    assert!(v["summary"]["evictions"].as_u64().unwrap() > 0);
+    assert!(std::fs::metadata(&file).unwrap().len() >= 12 << 20);
+    let says = |args: &[&str], what: &str| {
+        let mut all = vec!["run", "--workload", "etc", "--scale", "0.001", "--quiet"];
+        all.extend_from_slice(args);
+        let o = fraglab(&all);
+        assert!(!o.status.success(), "{args:?} ran");
+        let err = text(&o.stderr);
+        assert!(err.contains(what), "{args:?}: {err}");
+    };
+    says(
+        &["--restart-at", "0.5", "--alloc", "slab"],
+        "slab:file=PATH",
+    );
+    says(
+        &[
+            "--restart-at",
+            "0.5",
+            "--alloc",
+            &alloc,
+            "--layout",
+            "compact",
+        ],
+        "cannot restart",
+    );
+    says(&["--restart-at", "2", "--alloc", &alloc], "inside (0, 1)");
+    says(&["--alloc", &format!("slab:file={}", s(&file))], "item_max");
+}

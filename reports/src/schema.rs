@@ -12,7 +12,7 @@ mod detail;
 mod persist;
 pub use defrag::{DefragSettings, DefragStats};
 pub use detail::{AllocatorDetail, LogDetail, RedisDetail, SlabClassDetail, SlabDetail, SlabMoves};
-pub use persist::{AofSection, ForkSave, SnapshotSection};
+pub use persist::{AofSection, ForkSave, RestartSection, SnapshotSection};
 
 /// The schema version this crate writes and reads.
 pub const SCHEMA: u32 = 1;
@@ -59,6 +59,9 @@ pub struct RunResult {
     /// The append-only file, when the run had `--aof` (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aof: Option<AofSection>,
+    /// A warm restart part way, when the run had `--restart-at` (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartSection>,
 }
 
 /// What ran.

@@ -218,6 +218,33 @@ fn persist_lines(r: &RunResult) -> String {
             save(&mut t, "snapshot", v);
         }
     }
+    if let Some(x) = &r.restart {
+        match &x.error {
+            Some(e) => {
+                let _ = writeln!(t, "restart at op {}: REFUSED: {e}", x.at_op);
+            }
+            None => {
+                let _ = writeln!(
+                    t,
+                    "restart at op {} from {}: {} of {} items found and checked in {:.1} ms{} | metadata {} B ({:.3} B per item) | links rebuilt {} B per item (offsets would take {})",
+                    x.at_op,
+                    x.file,
+                    x.items_after,
+                    x.items_before,
+                    x.duration_s * 1e3,
+                    if x.bad_items > 0 {
+                        format!(" | {} BAD: {}", x.bad_items, x.bad_reasons.join("; "))
+                    } else {
+                        String::new()
+                    },
+                    x.meta_bytes,
+                    x.meta_bytes_per_item,
+                    x.link_bytes_per_item,
+                    x.offset_bytes_per_item
+                );
+            }
+        }
+    }
     if let Some(a) = &r.aof {
         let _ = writeln!(
             t,

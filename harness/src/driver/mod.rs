@@ -78,6 +78,8 @@ pub struct TargetEnd {
     pub snapshot: Option<fraglab_reports::SnapshotSection>,
     /// The append-only file (engine runs with `--aof`).
     pub aof: Option<fraglab_reports::AofSection>,
+    /// A warm restart (engine runs with `--restart-at`).
+    pub restart: Option<fraglab_reports::RestartSection>,
 }
 
 /// What a workload is replayed into.

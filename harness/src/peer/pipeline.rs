@@ -439,6 +439,7 @@ impl<P: Peer> Target for PeerTarget<P> {
             defrag: None,
             snapshot: None,
             aof: None,
+            restart: None,
         }
         // The server stops when `self.peer` drops, here.
     }

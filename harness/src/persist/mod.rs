@@ -48,12 +48,23 @@ pub struct PersistConfig {
     pub snapshot: Option<SnapshotConfig>,
     /// The append-only file.
     pub aof: Option<aof::AofConfig>,
+    /// A warm restart part way (`--restart-at`, `slab:file=PATH`).
+    pub restart: Option<RestartConfig>,
+}
+
+/// `--restart-at` on `slab:file=PATH`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestartConfig {
+    /// The fraction of the ops at which to restart, in (0, 1).
+    pub at: f64,
+    /// The slab's page file.
+    pub file: PathBuf,
 }
 
 impl PersistConfig {
     /// Whether anything is persisted.
     pub fn any(&self) -> bool {
-        self.snapshot.is_some() || self.aof.is_some()
+        self.snapshot.is_some() || self.aof.is_some() || self.restart.is_some()
     }
 }
 
@@ -103,6 +114,9 @@ pub struct Persist {
     ops: u64,
     snapshots: Option<Snapshots>,
     aof: Option<aof::Aof>,
+    /// The op at which to restart, until it is done, and what it found.
+    restart_at: Option<(u64, PathBuf)>,
+    restart: Option<fraglab_reports::RestartSection>,
 }
 
 impl Persist {
@@ -130,10 +144,21 @@ impl Persist {
             }
         };
         let aof = cfg.aof.as_ref().map(aof::Aof::open).transpose()?;
+        let restart_at = match &cfg.restart {
+            None => None,
+            Some(r) => {
+                let total = total_ops.ok_or(
+                    "--restart-at takes a fraction of the ops, and this workload does not say how many it has; give a preset or a spec measured in requests",
+                )?;
+                Some(((r.at * total as f64) as u64, r.file.clone()))
+            }
+        };
         Ok(Persist {
             ops: 0,
             snapshots,
             aof,
+            restart_at,
+            restart: None,
         })
     }
 
@@ -142,6 +167,14 @@ impl Persist {
     pub fn tick<A: Allocator, L: Layout>(&mut self, store: &mut Store<A, L>, op: &Op, now: u64) {
         if let Some(s) = &mut self.snapshots {
             s.tick(store, op, self.ops, now);
+        }
+        if self
+            .restart_at
+            .as_ref()
+            .is_some_and(|(at, _)| *at == self.ops)
+        {
+            let (_, file) = self.restart_at.take().expect("checked");
+            self.restart = Some(restart(store, self.ops, &file));
         }
         self.ops += 1;
     }
@@ -166,7 +199,11 @@ impl Persist {
     pub fn finish<A: Allocator, L: Layout>(
         mut self,
         store: &mut Store<A, L>,
-    ) -> (Option<SnapshotSection>, Option<AofSection>) {
+    ) -> (
+        Option<SnapshotSection>,
+        Option<AofSection>,
+        Option<fraglab_reports::RestartSection>,
+    ) {
         let snapshot = self.snapshots.take().map(|mut s| {
             s.drain(store, self.ops);
             SnapshotSection {
@@ -176,8 +213,42 @@ impl Persist {
             }
         });
         let aof = self.aof.take().map(|a| a.finish(store));
-        (snapshot, aof)
+        (snapshot, aof, self.restart.take())
     }
+}
+
+/// Bytes of a memcached item that are addresses: the LRU links and the hash chain.
+const LINK_BYTES: u64 = 24;
+
+/// Restarts `store` at op `ops` (`fraglab_engine::Store::restart`), into the result's section.
+fn restart<A: Allocator, L: Layout>(
+    store: &mut Store<A, L>,
+    ops: u64,
+    file: &std::path::Path,
+) -> fraglab_reports::RestartSection {
+    let mut s = fraglab_reports::RestartSection {
+        at_op: ops,
+        file: file.display().to_string(),
+        link_bytes_per_item: LINK_BYTES,
+        offset_bytes_per_item: LINK_BYTES / 2,
+        ..Default::default()
+    };
+    match store.restart() {
+        Ok(r) => {
+            s.duration_s = r.duration.as_secs_f64();
+            s.items_before = r.items_before;
+            s.items_after = r.items_after;
+            s.bad_items = r.bad_items;
+            s.bad_reasons = r.bad_reasons;
+            s.meta_bytes = r.meta_bytes;
+            s.meta_bytes_per_item = r.meta_bytes as f64 / r.items_before.max(1) as f64;
+        }
+        Err(e) => {
+            crate::note!("--restart-at: {e}");
+            s.error = Some(e);
+        }
+    }
+    s
 }
 
 /// Whether `op` changes the dataset (what Redis propagates to the AOF).
@@ -325,12 +396,42 @@ pub struct PersistArgs {
     /// `auto-aof-rewrite-min-size` (a size: 64m).
     #[arg(long, default_value = "64m", requires = "aof")]
     pub aof_rewrite_min_size: String,
+    /// End the engine at this fraction of the ops, open its memory file again at a new
+    /// address, check and index every item, and go on (memcached's warm restart; needs
+    /// `--alloc slab:file=PATH` and the memcached layout).
+    #[arg(long)]
+    pub restart_at: Option<f64>,
 }
 
 impl PersistArgs {
-    /// The persistence of a run (`engine`: on the engine, not a real server), refused where
-    /// it cannot be measured.
-    pub fn config(&self, engine: bool, threads: Option<u64>) -> Result<PersistConfig, String> {
+    /// The persistence of a run (`engine`: on the engine, not a real server; `file`: the
+    /// slab's page file, if it has one), refused where it cannot be measured.
+    pub fn config(
+        &self,
+        engine: bool,
+        threads: Option<u64>,
+        file: Option<&std::path::Path>,
+    ) -> Result<PersistConfig, String> {
+        let restart = match self.restart_at {
+            None => None,
+            Some(at) => {
+                if !(at > 0.0 && at < 1.0) {
+                    return Err(format!(
+                        "--restart-at {at}: a fraction of the ops, inside (0, 1)"
+                    ));
+                }
+                let file = file.ok_or(
+                    "--restart-at restarts the engine on its memory file: give --alloc slab:file=PATH,item_max=524288 (and the memcached layout)",
+                )?;
+                if self.snapshot_at.is_some() {
+                    return Err("--restart-at and --snapshot-at: one at a time".into());
+                }
+                Some(RestartConfig {
+                    at,
+                    file: file.to_path_buf(),
+                })
+            }
+        };
         let snapshot = match &self.snapshot_at {
             None => None,
             Some(at) => {
@@ -354,15 +455,24 @@ impl PersistArgs {
                 Some(c)
             }
         };
-        let cfg = PersistConfig { snapshot, aof };
+        let cfg = PersistConfig {
+            snapshot,
+            aof,
+            restart,
+        };
         if cfg.any() {
             if !engine {
                 return Err("--snapshot-at and --aof persist the engine; a real server's own persistence is measured by `fraglab validate` (bgsave-cow)".into());
             }
             if threads.is_some() {
-                return Err("--snapshot-at and --aof fork one engine; drop --threads".into());
+                return Err(
+                    "--snapshot-at, --aof and --restart-at persist one engine; drop --threads"
+                        .into(),
+                );
             }
-            fork::available()?;
+            if cfg.snapshot.is_some() || cfg.aof.is_some() {
+                fork::available()?;
+            }
         }
         Ok(cfg)
     }

@@ -90,6 +90,39 @@ pub struct SnapshotSection {
     pub saves: Vec<ForkSave>,
 }
 
+/// The `restart` section: a warm restart part way (`--restart-at`, `slab:file=PATH`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RestartSection {
+    /// The ops replayed when the store was restarted.
+    pub at_op: u64,
+    /// From the shutdown (metadata written) to the index rebuilt, seconds.
+    pub duration_s: f64,
+    /// Keys held before.
+    pub items_before: u64,
+    /// Keys found again, each checked whole (key, sizes, the value's CRLF).
+    pub items_after: u64,
+    /// Chunks marked live that did not hold a sound item (dropped).
+    pub bad_items: u64,
+    /// Why the first bad items were bad.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_reasons: Vec<String>,
+    /// The page file.
+    pub file: String,
+    /// Bytes of the metadata file written at the shutdown (the class of every page).
+    pub meta_bytes: u64,
+    /// `meta_bytes / items_before`: what the file's own metadata costs per item.
+    pub meta_bytes_per_item: f64,
+    /// Bytes of each item that are addresses (memcached's LRU links and hash chain): not read
+    /// at a restart but written anew.
+    pub link_bytes_per_item: u64,
+    /// What the same links would take as 4-byte offsets from the mapping's base (8-byte units
+    /// reach 32 GiB): what restartable pointers would save per item.
+    pub offset_bytes_per_item: u64,
+    /// Why the restart was refused or failed, if it was (the run then went on unrestarted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// The `aof` section: what the append-only file cost.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AofSection {
