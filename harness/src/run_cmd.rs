@@ -170,6 +170,7 @@ impl RunArgs {
             AllocSpec::Slab(c) => c.file.as_deref(),
             _ => None,
         };
+        crate::spec::check_file_memory(&alloc, memory)?;
         if self.persist.restart_at.is_some() && layout != fraglab_engine::LayoutKind::Memcached {
             return Err(format!(
                 "--restart-at: the {layout} layout cannot restart; memcached's can (--layout memcached)"

@@ -107,6 +107,28 @@ pub fn parse_defrag(s: &str) -> Result<DefragConfig, String> {
     Ok(c)
 }
 
+/// Refuses a memory limit too small for `slab:file`'s first pages: memcached with `-e`
+/// takes one page of every class at the start from a file of `-m` bytes, and exits when they
+/// do not fit (`slabs.c`, `slabs_preallocate`).
+pub fn check_file_memory(alloc: &AllocSpec, memory: Option<u64>) -> Result<(), String> {
+    let (AllocSpec::Slab(c), Some(limit)) = (alloc, memory) else {
+        return Ok(());
+    };
+    if c.file.is_none() {
+        return Ok(());
+    }
+    let classes = c.classes().map_err(|e| format!("--alloc: {e}"))?.len() as u64;
+    let page = fraglab_allocators::slab::PAGE_SIZE as u64;
+    if limit < classes * page {
+        return Err(format!(
+            "--memory {limit}: slab:file takes one 1 MiB page for each of its {classes} classes at \
+             the start, as memcached's -e does (slabs.c, slabs_preallocate); give at least \
+             --memory {classes}m"
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses `--defrag` where it cannot run: Redis's active defrag asks jemalloc, pointer by
 /// pointer, whether a block is worth moving (`je_get_defrag_hint`); only jemalloc and zmalloc
 /// over jemalloc give that hint here. And only the redis and compact layouts scan their keys

@@ -22,7 +22,6 @@ use std::sync::atomic::AtomicBool;
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::{LayoutKind, Policy};
-use fraglab_reports::RunResult;
 use fraglab_workloads::dist::{Popularity, SizeDist, TtlDist};
 use fraglab_workloads::presets::{self, memefficiency_threshold, PresetParams};
 use fraglab_workloads::spec::{PhaseSpec, WorkloadSpec};
@@ -118,6 +117,10 @@ pub(crate) enum Kind {
     Reassign(Vec<(u32, u32)>),
     /// A BGSAVE with writes during it: the child's copy-on-write (`validate_persist.rs`).
     Bgsave,
+    /// A warm restart part way (`-e FILE` on memcached, `slab:file` on the model): items
+    /// before and after it, and items, pages and used chunks per class at the end
+    /// (`validate_persist.rs`).
+    WarmRestart,
 }
 
 fn cases() -> Vec<Case> {
@@ -263,9 +266,8 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
 }
 
 /// Per class: (pages, used chunks).
-fn classes(r: &RunResult) -> BTreeMap<u64, (u64, u64)> {
-    r.allocator_detail
-        .slab()
+fn classes(d: &fraglab_reports::AllocatorDetail) -> BTreeMap<u64, (u64, u64)> {
+    d.slab()
         .map(|s| s.classes.as_slice())
         .unwrap_or_default()
         .iter()
@@ -304,6 +306,9 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
     if let Kind::Bgsave = case.kind {
         return persist::check(case, spec, stop);
     }
+    if let Kind::WarmRestart = case.kind {
+        return persist::check_warm(case, spec, stop);
+    }
     let target = match case.kind {
         Kind::Memcached | Kind::Automove(_) | Kind::Reassign(_) => TargetKind::Memcached,
         _ => TargetKind::Redis,
@@ -333,7 +338,10 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
     };
     Ok(match case.kind {
         Kind::Memcached => {
-            let (m, r) = (classes(&model), classes(&real));
+            let (m, r) = (
+                classes(&model.allocator_detail),
+                classes(&real.allocator_detail),
+            );
             let keys: std::collections::BTreeSet<u64> = m.keys().chain(r.keys()).copied().collect();
             let differ = |pick: fn(&(u64, u64)) -> u64| {
                 keys.iter()
@@ -370,7 +378,7 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
         }
         Kind::Automove(ref tol) => automove::rows(case, tol, &model, &real),
         // Checked above.
-        Kind::Reassign(_) | Kind::Bgsave => Vec::new(),
+        Kind::Reassign(_) | Kind::Bgsave | Kind::WarmRestart => Vec::new(),
         Kind::Redis => {
             let (m, r) = (
                 model.summary.allocated_bytes as f64,

@@ -1,15 +1,19 @@
 //! `fraglab validate`'s persistence cases: the model's forked snapshot against the real
 //! Redis's BGSAVE ([`crate::peer::redis_bgsave`]), with the same writes during a save slowed
 //! by the same `rdb-key-save-delay`: the child's copy-on-write at its end, the model's
-//! `snapshot.cow_bytes` against Redis's `rdb_last_cow_size`.
+//! `snapshot.cow_bytes` against Redis's `rdb_last_cow_size`; and the model's warm restart
+//! (`slab:file=PATH`, `--restart-at`) against the real memcached's (`-e FILE`, stopped with
+//! SIGUSR1 and started again, [`crate::peer::memcached_warm_restart`]).
 
 use std::sync::atomic::AtomicBool;
 
 use fraglab_workloads::dist::Popularity;
 use fraglab_workloads::spec::PhaseSpec;
 
-use super::{fixed, relative, sets, Case, CaseResult, Kind};
-use crate::persist::{PersistConfig, SnapshotConfig};
+use super::{classes, fixed, relative, sets, uniform, Case, CaseResult, Kind};
+use fraglab_allocators::AllocSpec;
+
+use crate::persist::{PersistConfig, RestartConfig, SnapshotConfig};
 use crate::run::run;
 use crate::spec::{RunSpec, TargetKind};
 use crate::values::ValueBytes;
@@ -44,7 +48,38 @@ pub(crate) fn cases() -> Vec<Case> {
         values: ValueBytes::Letters,
         kind: Kind::Bgsave,
     })
+    .chain(std::iter::once(warm_case()))
     .collect()
+}
+
+/// Keys loaded before the warm restart, and writes after it.
+const WARM_KEYS: u64 = 20_000;
+const WARM_WRITES: u64 = 10_000;
+
+/// The warm restart case: 20,000 keys of 16 bytes with values of 50 to 2,000 bytes (classes 5
+/// to 24), a restart, then 10,000 SETs of the same sizes to keys drawn uniformly (items move
+/// between classes, so the restarted free lists are used); no eviction (64 MiB). Items up to
+/// 512 KiB: the model's page file holds no chunked items.
+fn warm_case() -> Case {
+    let mut w = sets(
+        "warm-restart",
+        WARM_KEYS,
+        fixed(16.0),
+        uniform(50.0, 2000.0),
+    );
+    w.phases.push(PhaseSpec {
+        popularity: Some(Popularity::Uniform),
+        ..PhaseSpec::ops("overwrite", WARM_WRITES)
+    });
+    Case {
+        name: "memcached: warm restart (-e FILE)".into(),
+        agg: Default::default(),
+        workload: w,
+        alloc: "slab:item_max=524288",
+        memory: Some(64 << 20),
+        values: ValueBytes::Letters,
+        kind: Kind::WarmRestart,
+    }
 }
 
 /// Both sides, and the rows.
@@ -109,5 +144,115 @@ pub(crate) fn check(
             relative(m, r),
             0.25,
         ),
+    ])
+}
+
+/// A temporary memory file and its `.meta`, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(side: &str) -> TempFile {
+        TempFile(
+            std::env::temp_dir().join(format!("fraglab-warm-{}-{side}.mem", std::process::id())),
+        )
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(fraglab_allocators::slab::meta_path(&self.0));
+    }
+}
+
+/// Puts `spec`'s slab pages in `file`.
+fn set_file(spec: &mut RunSpec, file: &TempFile) -> Result<(), String> {
+    let AllocSpec::Slab(c) = &mut spec.alloc else {
+        return Err("the warm restart case needs the slab allocator".into());
+    };
+    c.file = Some(file.0.clone());
+    Ok(())
+}
+
+/// The warm restart on both sides, and the rows: items before and after the restart, and the
+/// items, pages and used chunks of every class at the end, all exact.
+pub(crate) fn check_warm(
+    case: &Case,
+    mut spec: RunSpec,
+    stop: &AtomicBool,
+) -> Result<Vec<CaseResult>, String> {
+    let (model_file, real_file) = (TempFile::new("model"), TempFile::new("memcached"));
+    set_file(&mut spec, &model_file)?;
+    // Half an op past the load: the restart comes before the first overwrite.
+    spec.persist.restart = Some(RestartConfig {
+        at: (WARM_KEYS as f64 + 0.5) / (WARM_KEYS + WARM_WRITES) as f64,
+        file: model_file.0.clone(),
+    });
+    let model = run(&spec, TargetKind::Engine, stop, &())?;
+    spec.persist = PersistConfig::default();
+    let restart = model.restart.as_ref().ok_or("the model did not restart")?;
+    if let Some(e) = &restart.error {
+        return Err(format!("the model's restart failed: {e}"));
+    }
+    if !model.complete || restart.at_op != WARM_KEYS {
+        return Err(format!(
+            "the model's run restarted at op {} (not {WARM_KEYS}) or is incomplete: {}",
+            restart.at_op,
+            model.incomplete_reason.as_deref().unwrap_or("complete")
+        ));
+    }
+    set_file(&mut spec, &real_file)?;
+    let stream = spec.workload.stream(spec.seed).map_err(|e| e.to_string())?;
+    let real = crate::peer::memcached_warm_restart(&spec, stream, WARM_KEYS)?;
+    let row = |metric: &str, m: u64, r: u64| CaseResult {
+        case: case.name.clone(),
+        metric: metric.to_string(),
+        model: m as f64,
+        real: r as f64,
+        diff: m as f64 - r as f64,
+        tolerance: 0.0,
+        pass: m == r,
+    };
+    let (m, r) = (classes(&model.allocator_detail), classes(&real.end));
+    let keys: std::collections::BTreeSet<u64> = m.keys().chain(r.keys()).copied().collect();
+    let differ_row = |metric: &str, pick: fn(&(u64, u64)) -> u64| {
+        let differ = keys
+            .iter()
+            .filter(|k| m.get(k).map(pick) != r.get(k).map(pick))
+            .count();
+        let mut x = row(
+            metric,
+            m.values().map(pick).sum(),
+            r.values().map(pick).sum(),
+        );
+        x.diff = differ as f64;
+        x.pass = differ == 0;
+        x
+    };
+    let real_pages_moved = real
+        .pages_before
+        .keys()
+        .chain(real.pages_after.keys())
+        .filter(|c| real.pages_before.get(c) != real.pages_after.get(c))
+        .count();
+    if real_pages_moved > 0 {
+        crate::note!(
+            "validate: memcached's pages per class changed across its restart in {real_pages_moved} classes"
+        );
+    }
+    Ok(vec![
+        row(
+            "items before the restart",
+            restart.items_before,
+            real.items_before,
+        ),
+        row(
+            "items after the restart",
+            restart.items_after,
+            real.items_after,
+        ),
+        row("items at the end", model.summary.items, real.items_end),
+        differ_row("pages at the end (classes that differ)", |c| c.0),
+        differ_row("used chunks at the end (classes that differ)", |c| c.1),
     ])
 }

@@ -59,6 +59,7 @@ fn validate_passes_every_case() {
         "deleting half",
         "memefficiency-16384",
         "bgsave copy-on-write, jemalloc",
+        "warm restart (-e FILE)",
     ] {
         assert!(names.iter().any(|n| n.contains(want)), "{want}");
     }

@@ -37,7 +37,9 @@ pub struct SlabConfig {
     pub prefault: bool,
     /// Keep the pages in this file (`file=PATH`, memcached's `-e PATH`), so that a restart
     /// finds the items there (`slab/restart.rs`). Items must fit one chunk
-    /// (`item_max <= chunk_max`).
+    /// (`item_max <= chunk_max`). As with `-e`, one page of every class is taken at the
+    /// start (`slabs.c`'s `slabs_preallocate`), so a limit must hold at least as many pages as
+    /// there are classes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub file: Option<std::path::PathBuf>,
 }

@@ -73,6 +73,7 @@ use chunked::ChunkLink;
 pub use classes::{AutomoveConfig, ClassInfo, ConfigError, SlabConfig};
 pub use mover::{LiveChunk, Rescued};
 pub use rebalance::{MoveError, PageInfo};
+pub use restart::meta_path;
 
 /// memcached's slab page size (`slab_page_size`): 1 MiB, fixed.
 pub const PAGE_SIZE: usize = 1 << 20;
@@ -151,10 +152,22 @@ impl Slab<MmapPages> {
     /// A slab allocator taking its pages with `mmap` (as its `huge` and `prefault` say), or
     /// from the file its `file` names (created anew, or emptied).
     pub fn new(config: SlabConfig) -> Result<Self, ConfigError> {
-        if let Some(path) = &config.file {
-            let file = crate::page_file::PageFile::create(path, PAGE_SIZE, restart::RESERVED)
+        if let Some(path) = config.file.clone() {
+            let file = crate::page_file::PageFile::create(&path, PAGE_SIZE, restart::RESERVED)
                 .map_err(|e| ConfigError(format!("file {}: {e}", path.display())))?;
-            return Self::with_source(config, MmapPages::with_file(file));
+            let mut slab = Self::with_source(config, MmapPages::with_file(file))?;
+            // memcached with `-e` preallocates one page for every class at a cold start
+            // (`slabs.c`, `slabs_init` and `slabs_preallocate`), before any limit applies.
+            for id in 0..slab.classes.len() {
+                slab.new_page(id).ok_or_else(|| {
+                    ConfigError(format!(
+                        "file {}: no page for class {} (the file cannot grow)",
+                        path.display(),
+                        id + 1
+                    ))
+                })?;
+            }
+            return Ok(slab);
         }
         let options = MapOptions {
             huge: config.huge,

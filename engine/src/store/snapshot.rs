@@ -12,6 +12,10 @@ use crate::snapshot::{Record, Value};
 use crate::util::hash_key;
 use crate::CmdError;
 
+/// What [`Store::dump`] hands each live key to: `(key, flags, exptime, value)`, returning
+/// `Ok(false)` to stop the walk.
+pub type DumpEmit<'a> = dyn FnMut(&[u8], u32, u32, &Value) -> io::Result<bool> + 'a;
+
 impl<A: Allocator, L: Layout> Store<A, L> {
     /// Hands every key live at `now` (expired keys are skipped, as Redis's `rdbSaveRio`
     /// does) to `emit(key, flags, exptime, value)`, in the index's order, until `emit`
@@ -23,11 +27,7 @@ impl<A: Allocator, L: Layout> Store<A, L> {
     /// counter moves. The walk itself allocates nothing (each aggregate's elements are read
     /// into a buffer of their own), so a forked child saving the store copies few pages of
     /// its own.
-    pub fn dump(
-        &mut self,
-        now: u64,
-        emit: &mut dyn FnMut(&[u8], u32, u32, &Value) -> io::Result<bool>,
-    ) -> io::Result<bool> {
+    pub fn dump(&mut self, now: u64, emit: &mut DumpEmit<'_>) -> io::Result<bool> {
         let Store {
             layout,
             alloc,

@@ -130,6 +130,11 @@ pub(crate) fn args(spec: &RunSpec) -> Result<Vec<String>, String> {
     if spec.policy == Policy::Noeviction {
         a.push("-M".into());
     }
+    if let Some(file) = &c.file {
+        // The memory file of a warm restart (`memcached.c`'s `-e`, `restart.c`): the slab
+        // pages live in it, and a graceful shutdown (SIGUSR1) writes `FILE.meta` beside it.
+        a.extend(["-e".into(), file.display().to_string()]);
+    }
     // SAFETY: geteuid(2) has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         // memcached refuses to run as root without being told which user to be.

@@ -1,0 +1,109 @@
+//! A warm restart of the real memcached (`-e FILE`, `memcached.c` and `restart.c`): the
+//! workload's first ops are replayed, memcached is stopped with SIGUSR1 (a graceful
+//! shutdown, which writes `FILE.meta`), started again with the same settings and file, and
+//! the rest of the ops are replayed. `fraglab validate`'s warm restart case sets the items and
+//! the pages of every class, before, across and after, against the model's restart
+//! (`slab:file=PATH`, `--restart-at`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fraglab_reports::AllocatorDetail;
+use fraglab_workloads::OpStream;
+
+use super::memcached::MemcachedPeer;
+use super::pipeline::PeerTarget;
+use super::protocol::Peer;
+use crate::driver::Target;
+use crate::spec::RunSpec;
+
+/// How long memcached may take to save its state and exit on SIGUSR1.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the real memcached held around its restart.
+#[derive(Clone, Debug, Default)]
+pub struct Warm {
+    /// `curr_items` before the shutdown and after the restart.
+    pub items_before: u64,
+    /// See `items_before`.
+    pub items_after: u64,
+    /// Pages per class before the shutdown and after the restart.
+    pub pages_before: BTreeMap<u32, u64>,
+    /// See `pages_before`.
+    pub pages_after: BTreeMap<u32, u64>,
+    /// The slab detail at the end of the workload.
+    pub end: AllocatorDetail,
+    /// `curr_items` at the end.
+    pub items_end: u64,
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Pages per class of a slab detail.
+pub fn class_pages(d: &AllocatorDetail) -> BTreeMap<u32, u64> {
+    d.slab()
+        .map(|s| s.classes.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.total_pages > 0)
+        .map(|c| (c.class, c.total_pages))
+        .collect()
+}
+
+/// Replays `at` ops of `stream` on memcached started for `spec` (whose slab has a `file`,
+/// passed as `-e`), restarts it warm, and replays the rest.
+pub fn memcached_warm_restart(spec: &RunSpec, stream: OpStream, at: u64) -> Result<Warm, String> {
+    let mut stream = stream.peekable();
+    let mut w = Warm::default();
+    let peer = MemcachedPeer::start(spec)?;
+    let pid = peer.server_pid();
+    let failed = |e: String| format!("memcached (pid {pid}): {e}");
+    let mut t = PeerTarget::new(peer, spec.values, false);
+    for _ in 0..at {
+        let Some(op) = stream.next() else {
+            return Err(format!("the workload has fewer than {at} ops"));
+        };
+        t.apply(&op.map_err(|e| e.to_string())?)
+            .map_err(|e| failed(e.0))?;
+    }
+    t.drain().map_err(|e| failed(e.0))?;
+    w.items_before = t.read(true).map_err(|e| failed(e.0))?.memory.items;
+    w.pages_before = class_pages(&t.peer().detail());
+    // SAFETY: kill(2) on the pid of the server this run started and still owns.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR1) };
+    if t.peer_mut()
+        .server()
+        .exited_within(SHUTDOWN_TIMEOUT)
+        .is_none()
+    {
+        return Err(failed(format!(
+            "still running {} s after SIGUSR1 (a graceful shutdown)",
+            SHUTDOWN_TIMEOUT.as_secs()
+        )));
+    }
+    drop(t);
+    // memcached refuses the file unless the clock has moved on a whole second since the
+    // shutdown's `stop_time` (`memcached.c`, `_mc_meta_load_cb`: `time_delta <= 0`).
+    let stopped = unix_secs();
+    while unix_secs() <= stopped {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let peer = MemcachedPeer::start(spec)?;
+    let pid = peer.server_pid();
+    let failed = |e: String| format!("memcached (pid {pid}, restarted): {e}");
+    let mut t = PeerTarget::new(peer, spec.values, false);
+    w.items_after = t.read(true).map_err(|e| failed(e.0))?.memory.items;
+    w.pages_after = class_pages(&t.peer().detail());
+    for op in stream {
+        t.apply(&op.map_err(|e| e.to_string())?)
+            .map_err(|e| failed(e.0))?;
+    }
+    t.drain().map_err(|e| failed(e.0))?;
+    w.items_end = t.read(true).map_err(|e| failed(e.0))?.memory.items;
+    w.end = t.peer().detail();
+    Ok(w)
+}
