@@ -60,10 +60,8 @@ fn every_item_is_intact_after_a_restart() {
             store.delete(&k, 1);
             model.remove(&k);
         }
-        if i % 11 == 0 {
-            if store.append(&key, b"+tail", 1).unwrap() {
-                model.get_mut(&key).unwrap().extend_from_slice(b"+tail");
-            }
+        if i % 11 == 0 && store.append(&key, b"+tail", 1).unwrap() {
+            model.get_mut(&key).unwrap().extend_from_slice(b"+tail");
         }
     }
     assert!(store.stats().counters.evictions > 0, "the limit evicted");

@@ -69,6 +69,7 @@ fn spec_with(
         values: Default::default(),
         defrag: None,
         pace: false,
+        persist: Default::default(),
     }
 }
 
