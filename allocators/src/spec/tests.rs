@@ -75,7 +75,7 @@ fn bad_specs_name_the_key_or_value_and_list_the_allowed() {
     );
     assert_eq!(
         err("slab:growth=2"),
-        "slab: unknown key `growth`; valid keys: factor, min, chunk_max, item_max, sizes, automove, automove_ratio, automove_window, tick_ops, move_us, huge, prefault"
+        "slab: unknown key `growth`; valid keys: factor, min, chunk_max, item_max, sizes, automove, automove_ratio, automove_window, tick_ops, move_us, huge, prefault, file"
     );
     assert_eq!(
         err("slab:factor=big"),

@@ -147,6 +147,31 @@ pub(crate) struct RedisPeer {
     config: BTreeMap<String, String>,
     base: Base,
     last: Info,
+    /// The server's working directory, its own: a BGSAVE writes `dump.rdb` there, and no
+    /// `dump.rdb` left elsewhere is loaded at the start. Removed after the server stops (the
+    /// fields drop in order).
+    _dir: ScratchDir,
+}
+
+/// A directory of the lab's own under the temporary directory, removed with its files when
+/// dropped.
+#[derive(Debug)]
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new(what: &str) -> Result<ScratchDir, String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("fraglab-{what}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl RedisPeer {
@@ -156,12 +181,16 @@ impl RedisPeer {
             .ok_or_else(|| format!("the redis target has no policy `{}`", spec.policy.name()))?;
         let memory = spec.memory;
         let agg = spec.agg;
+        let dir = ScratchDir::new("redis")?;
+        let dir_arg = dir.0.display().to_string();
         let make = |port: u16| {
             let mut a: Vec<String> = [
                 "--bind",
                 "127.0.0.1",
                 "--port",
                 &port.to_string(),
+                "--dir",
+                &dir_arg,
                 "--save",
                 "",
                 "--appendonly",
@@ -218,6 +247,7 @@ impl RedisPeer {
             config: BTreeMap::new(),
             base: Base::default(),
             last: Info::new(),
+            _dir: dir,
         };
         r.warm_up().map_err(io)?;
         let info = r.fresh_info(true).map_err(io)?;
