@@ -62,6 +62,34 @@ pub struct CaseResult {
     pub pass: bool,
 }
 
+impl CaseResult {
+    /// A row of `case` that passes when `|diff| <= tolerance`.
+    pub(crate) fn within(
+        case: &Case,
+        metric: &str,
+        model: f64,
+        real: f64,
+        diff: f64,
+        tolerance: f64,
+    ) -> CaseResult {
+        CaseResult {
+            case: case.name.clone(),
+            metric: metric.to_string(),
+            model,
+            real,
+            diff,
+            tolerance,
+            pass: diff.abs() <= tolerance,
+        }
+    }
+
+    /// A row of `case` whose counts must be equal (`diff`: model - real).
+    pub(crate) fn exact(case: &Case, metric: &str, model: u64, real: u64) -> CaseResult {
+        let (m, r) = (model as f64, real as f64);
+        CaseResult::within(case, metric, m, r, m - r, 0.0)
+    }
+}
+
 /// A workload of `keys` sets of new keys (and optional later phases).
 fn sets(name: &str, keys: u64, key_size: SizeDist, value_size: SizeDist) -> WorkloadSpec {
     WorkloadSpec {
@@ -327,14 +355,8 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
             real.incomplete_reason.as_deref().unwrap_or("?")
         ));
     }
-    let row = |metric: &str, m: f64, r: f64, diff: f64, tol: f64| CaseResult {
-        case: case.name.clone(),
-        metric: metric.to_string(),
-        model: m,
-        real: r,
-        diff,
-        tolerance: tol,
-        pass: diff.abs() <= tol,
+    let row = |metric: &str, m: f64, r: f64, diff: f64, tol: f64| {
+        CaseResult::within(case, metric, m, r, diff, tol)
     };
     Ok(match case.kind {
         Kind::Memcached => {

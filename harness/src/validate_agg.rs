@@ -232,19 +232,12 @@ pub(crate) fn encoding_rows(case: &Case, model: &RunResult, real: &RunResult) ->
     names
         .into_iter()
         .map(|n| {
-            let (mk, rk) = (
-                m.get(n).copied().unwrap_or(0) as f64,
-                r.get(n).copied().unwrap_or(0) as f64,
-            );
-            CaseResult {
-                case: case.name.clone(),
-                metric: format!("keys encoded {n}"),
-                model: mk,
-                real: rk,
-                diff: mk - rk,
-                tolerance: 0.0,
-                pass: mk == rk,
-            }
+            CaseResult::exact(
+                case,
+                &format!("keys encoded {n}"),
+                m.get(n).copied().unwrap_or(0),
+                r.get(n).copied().unwrap_or(0),
+            )
         })
         .collect()
 }

@@ -134,14 +134,8 @@ pub(crate) fn rows(
     model: &RunResult,
     real: &RunResult,
 ) -> Vec<CaseResult> {
-    let row = |metric: &str, m: f64, r: f64, diff: f64, tolerance: f64| CaseResult {
-        case: case.name.clone(),
-        metric: metric.to_string(),
-        model: m,
-        real: r,
-        diff,
-        tolerance,
-        pass: diff.abs() <= tolerance,
+    let row = |metric: &str, m: f64, r: f64, diff: f64, tolerance: f64| {
+        CaseResult::within(case, metric, m, r, diff, tolerance)
     };
     let (mm, rm) = (moved(model), moved(real));
     let mut out = Vec::new();

@@ -120,14 +120,8 @@ pub(crate) fn check(
         return Err("the real BGSAVE ended before the writes did".into());
     }
     let (m, r) = (save.cow_bytes as f64, real.cow_bytes as f64);
-    let row = |metric: &str, m: f64, r: f64, diff: f64, tol: f64| CaseResult {
-        case: case.name.clone(),
-        metric: metric.to_string(),
-        model: m,
-        real: r,
-        diff,
-        tolerance: tol,
-        pass: diff.abs() <= tol,
+    let row = |metric: &str, m: f64, r: f64, diff: f64, tol: f64| {
+        CaseResult::within(case, metric, m, r, diff, tol)
     };
     Ok(vec![
         row(
@@ -204,15 +198,7 @@ pub(crate) fn check_warm(
     set_file(&mut spec, &real_file)?;
     let stream = spec.workload.stream(spec.seed).map_err(|e| e.to_string())?;
     let real = crate::peer::memcached_warm_restart(&spec, stream, WARM_KEYS)?;
-    let row = |metric: &str, m: u64, r: u64| CaseResult {
-        case: case.name.clone(),
-        metric: metric.to_string(),
-        model: m as f64,
-        real: r as f64,
-        diff: m as f64 - r as f64,
-        tolerance: 0.0,
-        pass: m == r,
-    };
+    let row = |metric: &str, m: u64, r: u64| CaseResult::exact(case, metric, m, r);
     let (m, r) = (classes(&model.allocator_detail), classes(&real.end));
     let keys: std::collections::BTreeSet<u64> = m.keys().chain(r.keys()).copied().collect();
     let differ_row = |metric: &str, pick: fn(&(u64, u64)) -> u64| {

@@ -110,15 +110,7 @@ pub(crate) fn check(
     )
     .map_err(|e| e.to_string())??;
     let real = crate::peer::memcached_reassign(spec, stream()?, moves_asked)?;
-    let row = |metric: &str, m: u64, r: u64| CaseResult {
-        case: case.name.clone(),
-        metric: metric.to_string(),
-        model: m as f64,
-        real: r as f64,
-        diff: m as f64 - r as f64,
-        tolerance: 0.0,
-        pass: m == r,
-    };
+    let row = |metric: &str, m: u64, r: u64| CaseResult::exact(case, metric, m, r);
     let (mm, rm) = (moves(&model), moves(&real));
     let (mp, rp) = (pages(&model), pages(&real));
     let classes: std::collections::BTreeSet<u32> = mp.keys().chain(rp.keys()).copied().collect();

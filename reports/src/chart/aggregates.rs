@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::set::{Cell, ResultSet};
 
-use super::common::{bar_span, baseline, incomplete_note, series_swatch, Spec};
-use super::figure::{alt_of, color_of, Axis, Figure, Shape, Ticks};
+use super::common::{baseline, grouped_bars, incomplete_note, series_swatch, Spec};
+use super::figure::{Axis, Figure, Ticks};
 use super::labels::{fin, workload_label, Names};
 
 /// One category per type and encoding (`hash listpack`), one bar per configuration: the
@@ -44,29 +44,7 @@ pub(super) fn bytes_per_element(
     if groups.is_empty() {
         return None;
     }
-    let max = groups
-        .values()
-        .flat_map(|g| g.values().copied())
-        .fold(0.0, f64::max);
-    let widest = groups.values().map(BTreeMap::len).max().unwrap_or(1);
-    let mut shapes = Vec::new();
-    let mut series: Vec<usize> = Vec::new();
-    for (gi, bars) in groups.values().enumerate() {
-        for (slot, (&s, &v)) in bars.iter().enumerate() {
-            let (x0, x1) = bar_span(gi, slot, bars.len(), widest);
-            shapes.push(Shape::Rect {
-                x0,
-                y0: 0.0,
-                x1,
-                y1: v,
-                color: color_of(s),
-                filled: !alt_of(s),
-            });
-            series.push(s);
-        }
-    }
-    series.sort_unstable();
-    series.dedup();
+    let (shapes, series, max) = grouped_bars(groups.values());
     let labels = groups.keys().map(|(t, e)| format!("{t} {e}")).collect();
     let mut caption = format!(
         "{}: bytes the allocator spends per element (hash field, member, list element) of \

@@ -74,6 +74,37 @@ pub(super) fn bar_span(group: usize, slot: usize, slots: usize, widest: usize) -
     (x0 + width * 0.06, x0 + width * 0.94)
 }
 
+/// Bars for categories of series: category `g` of `groups` maps each series to its value.
+/// Returns the bars, the series drawn (sorted, once each) and the tallest value.
+pub(super) fn grouped_bars<'a>(
+    groups: impl Iterator<Item = &'a BTreeMap<usize, f64>> + Clone,
+) -> (Vec<Shape>, Vec<usize>, f64) {
+    let max = groups
+        .clone()
+        .flat_map(|g| g.values().copied())
+        .fold(0.0, f64::max);
+    let widest = groups.clone().map(BTreeMap::len).max().unwrap_or(1);
+    let mut shapes = Vec::new();
+    let mut series: Vec<usize> = Vec::new();
+    for (gi, bars) in groups.enumerate() {
+        for (slot, (&s, &v)) in bars.iter().enumerate() {
+            let (x0, x1) = bar_span(gi, slot, bars.len(), widest);
+            shapes.push(Shape::Rect {
+                x0,
+                y0: 0.0,
+                x1,
+                y1: v,
+                color: color_of(s),
+                filled: !alt_of(s),
+            });
+            series.push(s);
+        }
+    }
+    series.sort_unstable();
+    series.dedup();
+    (shapes, series, max)
+}
+
 pub(super) fn series_swatch(names: &Names, i: usize) -> Entry {
     Entry {
         key: Key::Swatch {

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use crate::set::{Cell, ResultSet};
 
-use super::common::{bar_span, baseline, incomplete_note, series_line, series_swatch, Spec};
-use super::figure::{alt_of, color_of, Axis, Figure, Shape, Ticks, MARKERS};
+use super::common::{baseline, grouped_bars, incomplete_note, series_line, series_swatch, Spec};
+use super::figure::{color_of, Axis, Figure, Shape, Ticks, MARKERS};
 use super::labels::{workload_label, Names};
 
 const MIB: f64 = 1048576.0;
@@ -45,29 +45,7 @@ pub(super) fn snapshot_cow(set: &ResultSet, names: &Names, w: &str, slug: &str) 
             groups[1].insert(i, crate::set::Spread::of(block).median);
         }
     }
-    let max = groups
-        .iter()
-        .flat_map(|g| g.values().copied())
-        .fold(0.0, f64::max);
-    let widest = groups.iter().map(BTreeMap::len).max().unwrap_or(1);
-    let mut shapes = Vec::new();
-    let mut series: Vec<usize> = Vec::new();
-    for (gi, bars) in groups.iter().enumerate() {
-        for (slot, (&s, &v)) in bars.iter().enumerate() {
-            let (x0, x1) = bar_span(gi, slot, bars.len(), widest);
-            shapes.push(Shape::Rect {
-                x0,
-                y0: 0.0,
-                x1,
-                y1: v,
-                color: color_of(s),
-                filled: !alt_of(s),
-            });
-            series.push(s);
-        }
-    }
-    series.sort_unstable();
-    series.dedup();
+    let (shapes, series, max) = grouped_bars(groups.iter());
     let labels = vec![
         "fork: 4 KiB pages the kernel copied".to_string(),
         "user space: allocator blocks written".to_string(),
