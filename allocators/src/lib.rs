@@ -301,6 +301,12 @@ pub trait Allocator {
         ))
     }
 
+    /// Where the memory a restart keeps is mapped (the page file's base), if it is a file's:
+    /// addresses stored in it move by the difference between two mappings' bases.
+    fn file_base(&self) -> Option<NonNull<u8>> {
+        None
+    }
+
     /// After [`restart`](Allocator::restart): `live(block, block_size)` says, for every block
     /// of the reopened memory, whether it holds live data (its requested size) or is free.
     fn adopt_blocks(&mut self, live: &mut dyn FnMut(NonNull<u8>, usize) -> Option<usize>) {

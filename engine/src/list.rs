@@ -61,6 +61,44 @@ impl Lists {
         }
     }
 
+    /// `item`'s links as stored: `prev`, `next` (null at an end).
+    ///
+    /// # Safety
+    /// `item` is a live item with 16 bytes of links at `offset`.
+    pub unsafe fn raw_links(&self, item: NonNull<u8>) -> (*mut u8, *mut u8) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            (
+                read_at::<*mut u8>(item, self.offset),
+                read_at::<*mut u8>(item, self.offset + 8),
+            )
+        }
+    }
+
+    /// Overwrites `item`'s links (a restart's fixup).
+    ///
+    /// # Safety
+    /// As for `raw_links`.
+    pub unsafe fn set_raw_links(&self, item: NonNull<u8>, prev: *mut u8, next: *mut u8) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            write_at(item, self.offset, prev);
+            write_at(item, self.offset + 8, next);
+        }
+    }
+
+    /// Sets `class`'s head and tail (a restart's fixup, once the items' links are right).
+    pub fn set_ends(&mut self, class: usize, head: NonNull<u8>, tail: NonNull<u8>) {
+        let e = self.ends(class);
+        e.head = Some(head);
+        e.tail = Some(tail);
+    }
+
+    /// Empties every list without touching the items.
+    pub fn forget(&mut self) {
+        self.ends.clear();
+    }
+
     /// Puts `item` at the head of `class`'s list.
     ///
     /// # Safety

@@ -77,6 +77,7 @@ fn every_item_is_intact_after_a_restart() {
     let before = store.mem_stats();
     let r = store.restart().unwrap();
     assert_eq!(r.bad_items, 0, "{:?}", r.bad_reasons);
+    assert!(r.lists_kept, "the LRU links moved with the mapping");
     assert_eq!(r.items_before, held.len() as u64);
     assert_eq!(r.items_after, r.items_before);
     assert!(r.meta_bytes > 0);
@@ -111,6 +112,54 @@ fn every_item_is_intact_after_a_restart() {
     let n = store.len() as u64;
     let r = store.restart().unwrap();
     assert_eq!((r.items_after, r.bad_items), (n, 0));
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// The eviction order survives: after a restart the items go in the order they would have
+/// gone without it (memcached moves its LRU links to the new mapping, `restart.c`).
+#[test]
+fn the_eviction_order_survives_a_restart() {
+    let path = temp("order");
+    let config = SlabConfig {
+        item_max: 512 << 10,
+        factor: 2.0,
+        file: Some(path.clone()),
+        ..SlabConfig::default()
+    };
+    let mut slab = Slab::new(config).unwrap();
+    // 13 classes take a page each at the start; 3 more pages go to the one class used.
+    slab.set_limit(Some(16 << 20));
+    let store_config = StoreConfig {
+        policy: Policy::SlabLru,
+        limited: true,
+        ..StoreConfig::default()
+    };
+    let mut store: Store<_, Memcached> = Store::new(slab, store_config).unwrap();
+    let v = vec![b'x'; 200];
+    let key = |i: u64| format!("k{i:06}").into_bytes();
+    let opts = SetOptions::default();
+    for i in 0..20_000 {
+        store.set(&key(i), &v, opts, 0).unwrap();
+    }
+    let first = (0..20_000)
+        .find(|&i| store.get(&key(i), 0).is_some())
+        .unwrap();
+    assert!(first > 0, "the limit evicted the oldest");
+    // A minute and more later, the oldest 1,000 left are read: memcached bumps them to the
+    // head of the list.
+    for i in first..first + 1000 {
+        assert!(store.get(&key(i), 100).is_some());
+    }
+    let r = store.restart().unwrap();
+    assert!(r.lists_kept);
+    for i in 20_000..22_000 {
+        store.set(&key(i), &v, opts, 100).unwrap();
+    }
+    let gone: Vec<u64> = (first..20_000)
+        .filter(|&i| store.get(&key(i), 101).is_none())
+        .collect();
+    let want: Vec<u64> = (first + 1000..first + 3000).collect();
+    assert_eq!(gone, want, "the 2,000 oldest not read, and no other");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 

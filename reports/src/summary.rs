@@ -226,7 +226,7 @@ fn persist_lines(r: &RunResult) -> String {
             None => {
                 let _ = writeln!(
                     t,
-                    "restart at op {} from {}: {} of {} items found and checked in {:.1} ms{} | metadata {} B ({:.3} B per item) | links rebuilt {} B per item (offsets would take {})",
+                    "restart at op {} from {}: {} of {} items found and checked in {:.1} ms{} | {} | metadata {} B ({:.3} B per item) | links {} B per item as addresses (offsets would take {})",
                     x.at_op,
                     x.file,
                     x.items_after,
@@ -236,6 +236,11 @@ fn persist_lines(r: &RunResult) -> String {
                         format!(" | {} BAD: {}", x.bad_items, x.bad_reasons.join("; "))
                     } else {
                         String::new()
+                    },
+                    if x.lists_kept {
+                        "LRU links moved, order kept"
+                    } else {
+                        "LRU rebuilt by last access"
                     },
                     x.meta_bytes,
                     x.meta_bytes_per_item,

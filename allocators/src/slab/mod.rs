@@ -535,6 +535,10 @@ impl<P: PageSource> Allocator for Slab<P> {
         self.adopt_chunks(live);
     }
 
+    fn file_base(&self) -> Option<NonNull<u8>> {
+        self.source.page_file().map(|f| f.base())
+    }
+
     fn for_each_block_region(&self, f: &mut dyn FnMut(NonNull<u8>, usize, usize)) -> bool {
         for c in &self.classes {
             let used = c.chunks_per_page as usize * c.size as usize;

@@ -35,6 +35,14 @@ pub struct Warm {
     pub end: AllocatorDetail,
     /// `curr_items` at the end.
     pub items_end: u64,
+    /// Evictions before the shutdown, and by the restarted server (its counters start at 0).
+    pub evictions_before: u64,
+    /// See `evictions_before`.
+    pub evictions_after: u64,
+    /// Get hits and misses of the restarted server.
+    pub hits_after: u64,
+    /// See `hits_after`.
+    pub misses_after: u64,
 }
 
 fn unix_secs() -> u64 {
@@ -71,7 +79,9 @@ pub fn memcached_warm_restart(spec: &RunSpec, stream: OpStream, at: u64) -> Resu
             .map_err(|e| failed(e.0))?;
     }
     t.drain().map_err(|e| failed(e.0))?;
-    w.items_before = t.read(true).map_err(|e| failed(e.0))?.memory.items;
+    let before = t.read(true).map_err(|e| failed(e.0))?;
+    w.items_before = before.memory.items;
+    w.evictions_before = before.evictions;
     w.pages_before = class_pages(&t.peer().detail());
     // SAFETY: kill(2) on the pid of the server this run started and still owns.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR1) };
@@ -103,7 +113,11 @@ pub fn memcached_warm_restart(spec: &RunSpec, stream: OpStream, at: u64) -> Resu
             .map_err(|e| failed(e.0))?;
     }
     t.drain().map_err(|e| failed(e.0))?;
-    w.items_end = t.read(true).map_err(|e| failed(e.0))?.memory.items;
+    let end = t.read(true).map_err(|e| failed(e.0))?;
+    w.items_end = end.memory.items;
+    w.evictions_after = end.evictions;
+    w.hits_after = end.hits;
+    w.misses_after = end.misses;
     w.end = t.peer().detail();
     Ok(w)
 }

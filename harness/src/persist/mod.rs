@@ -240,6 +240,7 @@ fn restart<A: Allocator, L: Layout>(
             s.items_after = r.items_after;
             s.bad_items = r.bad_items;
             s.bad_reasons = r.bad_reasons;
+            s.lists_kept = r.lists_kept;
             s.meta_bytes = r.meta_bytes;
             s.meta_bytes_per_item = r.meta_bytes as f64 / r.items_before.max(1) as f64;
         }

@@ -106,14 +106,19 @@ pub struct RestartSection {
     /// Why the first bad items were bad.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_reasons: Vec<String>,
+    /// Whether the LRU lists kept their order: the items' links moved by the distance between
+    /// the old mapping's base and the new (memcached's `restart_fixup`); false when they were
+    /// rebuilt by last access (links that did not hold together).
+    #[serde(default)]
+    pub lists_kept: bool,
     /// The page file.
     pub file: String,
     /// Bytes of the metadata file written at the shutdown (the class of every page).
     pub meta_bytes: u64,
     /// `meta_bytes / items_before`: what the file's own metadata costs per item.
     pub meta_bytes_per_item: f64,
-    /// Bytes of each item that are addresses (memcached's LRU links and hash chain): not read
-    /// at a restart but written anew.
+    /// Bytes of each item that are addresses (memcached's LRU links and hash chain): at a
+    /// restart the LRU links are moved to the new base and the hash chain is built anew.
     pub link_bytes_per_item: u64,
     /// What the same links would take as 4-byte offsets from the mapping's base (8-byte units
     /// reach 32 GiB): what restartable pointers would save per item.
