@@ -163,6 +163,62 @@ fn the_eviction_order_survives_a_restart() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
+/// A damaged item is dropped with its reason, the lists (which linked it) are rebuilt by last
+/// access instead of moved, and the store goes on evicting soundly.
+#[test]
+fn a_damaged_item_is_dropped_and_the_lists_rebuilt() {
+    use std::os::unix::fs::FileExt;
+    let path = temp("damaged");
+    let config = SlabConfig {
+        item_max: 512 << 10,
+        factor: 2.0,
+        file: Some(path.clone()),
+        ..SlabConfig::default()
+    };
+    let mut slab = Slab::new(config).unwrap();
+    slab.set_limit(Some(16 << 20));
+    let store_config = StoreConfig {
+        policy: Policy::SlabLru,
+        limited: true,
+        ..StoreConfig::default()
+    };
+    let mut store: Store<_, Memcached> = Store::new(slab, store_config).unwrap();
+    let v = vec![b'x'; 200];
+    let key = |i: u64| format!("k{i:06}").into_bytes();
+    for i in 0..5_000 {
+        store.set(&key(i), &v, SetOptions::default(), 0).unwrap();
+    }
+    // The file is mapped shared: a write to it is a write to the item. The key's NUL goes.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let mut needle = key(2_500);
+    needle.push(0);
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("the key is in the file");
+    file.write_all_at(b"X", (at + needle.len() - 1) as u64)
+        .unwrap();
+    let r = store.restart().unwrap();
+    assert_eq!(r.bad_items, 1, "{:?}", r.bad_reasons);
+    assert!(r.bad_reasons[0].contains("NUL"), "{:?}", r.bad_reasons);
+    assert!(!r.lists_kept);
+    assert_eq!(r.items_after, 4_999);
+    assert!(store.get(&key(2_500), 1).is_none());
+    assert_eq!(store.get(&key(2_501), 1), Some(v.clone()));
+    // Evicting walks the rebuilt lists.
+    for i in 5_000..40_000 {
+        store.set(&key(i), &v, SetOptions::default(), 1).unwrap();
+    }
+    assert!(store.stats().counters.evictions > 0);
+    assert_eq!(store.get(&key(39_999), 1), Some(v));
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
 fn super_meta_exists(path: &std::path::Path) -> bool {
     let mut m = path.as_os_str().to_owned();
     m.push(".meta");
