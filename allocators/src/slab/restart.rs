@@ -226,3 +226,60 @@ impl<P: PageSource> Slab<P> {
         Ok(slab)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Allocator;
+
+    /// A damaged metadata file is refused, naming the byte; nothing is allocated for a count
+    /// the file does not back.
+    #[test]
+    fn a_damaged_metadata_file_is_refused_at_its_byte() {
+        let dir = std::env::temp_dir().join(format!("fraglab-meta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = SlabConfig {
+            item_max: 512 << 10,
+            factor: 2.0,
+            file: Some(dir.join("slabs")),
+            ..SlabConfig::default()
+        };
+        let mut slab = Slab::new(config).unwrap();
+        for n in [100, 1000, 5000, 100_000] {
+            slab.alloc(n).unwrap();
+        }
+        slab.save_meta().unwrap();
+        let meta = meta_path(&dir.join("slabs"));
+        let good = std::fs::read(&meta).unwrap();
+        let reopen = |bytes: &[u8], config: SlabConfig| -> Result<(), String> {
+            std::fs::write(&meta, bytes).unwrap();
+            Slab::reopen(config, slab.source.reopen()?, None).map(|_| ())
+        };
+        let config = slab.config.clone();
+        reopen(&good, config.clone()).unwrap();
+        for len in 0..good.len() {
+            let e = reopen(&good[..len], config.clone()).unwrap_err();
+            assert!(e.contains("byte"), "cut at {len}: {e}");
+        }
+        let damaged = |at: usize, byte: u8| {
+            let mut b = good.clone();
+            b[at] = byte;
+            reopen(&b, config.clone()).unwrap_err()
+        };
+        assert!(damaged(0, b'X').contains("byte 0: not a fraglab"));
+        assert!(damaged(8, 99).contains("version 99"));
+        // The page count: more pages than the file holds.
+        let pages_at = 8 + 2 + 4 + 4 + 4 * slab.classes.len();
+        assert!(damaged(pages_at, 0xff).contains("pages, but the file holds"));
+        let last = good.len() - 1;
+        assert!(damaged(last, 200).contains(&format!("byte {last}: class 200")));
+        let other = SlabConfig {
+            factor: 1.25,
+            ..config.clone()
+        };
+        let e = reopen(&good, other).unwrap_err();
+        assert!(e.contains("chunk sizes"), "{e}");
+        drop(slab);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
