@@ -115,11 +115,10 @@ fn every_item_is_intact_after_a_restart() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
-/// The eviction order survives: after a restart the items go in the order they would have
-/// gone without it (memcached moves its LRU links to the new mapping, `restart.c`).
-#[test]
-fn the_eviction_order_survives_a_restart() {
-    let path = temp("order");
+/// A store over a 16 MiB file-backed slab of factor 2: 13 classes take a page each at the
+/// start, and 3 more pages go to the classes used.
+fn small_store(name: &str) -> (std::path::PathBuf, Store<Slab, Memcached>) {
+    let path = temp(name);
     let config = SlabConfig {
         item_max: 512 << 10,
         factor: 2.0,
@@ -127,16 +126,25 @@ fn the_eviction_order_survives_a_restart() {
         ..SlabConfig::default()
     };
     let mut slab = Slab::new(config).unwrap();
-    // 13 classes take a page each at the start; 3 more pages go to the one class used.
     slab.set_limit(Some(16 << 20));
     let store_config = StoreConfig {
         policy: Policy::SlabLru,
         limited: true,
         ..StoreConfig::default()
     };
-    let mut store: Store<_, Memcached> = Store::new(slab, store_config).unwrap();
+    (path, Store::new(slab, store_config).unwrap())
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("k{i:06}").into_bytes()
+}
+
+/// The eviction order survives: after a restart the items go in the order they would have
+/// gone without it (memcached moves its LRU links to the new mapping, `restart.c`).
+#[test]
+fn the_eviction_order_survives_a_restart() {
+    let (path, mut store) = small_store("order");
     let v = vec![b'x'; 200];
-    let key = |i: u64| format!("k{i:06}").into_bytes();
     let opts = SetOptions::default();
     for i in 0..20_000 {
         store.set(&key(i), &v, opts, 0).unwrap();
@@ -168,23 +176,8 @@ fn the_eviction_order_survives_a_restart() {
 #[test]
 fn a_damaged_item_is_dropped_and_the_lists_rebuilt() {
     use std::os::unix::fs::FileExt;
-    let path = temp("damaged");
-    let config = SlabConfig {
-        item_max: 512 << 10,
-        factor: 2.0,
-        file: Some(path.clone()),
-        ..SlabConfig::default()
-    };
-    let mut slab = Slab::new(config).unwrap();
-    slab.set_limit(Some(16 << 20));
-    let store_config = StoreConfig {
-        policy: Policy::SlabLru,
-        limited: true,
-        ..StoreConfig::default()
-    };
-    let mut store: Store<_, Memcached> = Store::new(slab, store_config).unwrap();
+    let (path, mut store) = small_store("damaged");
     let v = vec![b'x'; 200];
-    let key = |i: u64| format!("k{i:06}").into_bytes();
     for i in 0..5_000 {
         store.set(&key(i), &v, SetOptions::default(), 0).unwrap();
     }
