@@ -4,7 +4,7 @@
 //! - `dump/<alloc>_<layout>`: `Store::dump` of 100,000 keys (16-byte keys, 100 to 1,000-byte
 //!   values) into a snapshot file's writer over `io::sink` (the save's CPU, no disk);
 //! - `restart/slab_file`: `Store::restart` of 100,000 items on `slab:file` (metadata written,
-//!   the file mapped again, every item checked and indexed, the LRU rebuilt).
+//!   the file mapped again, every item checked and indexed, the LRU links moved).
 //!
 //! Run with `cargo bench -p fraglab-engine --bench persist`. Throughput is in keys.
 

@@ -23,29 +23,13 @@ fn value(i: u64, round: u64) -> Vec<u8> {
 
 #[test]
 fn every_item_is_intact_after_a_restart() {
-    let path = temp("intact");
-    // Factor 2: 13 classes, so the first page of each (taken at the start, as `-e` does)
-    // leaves room for a few more under the limit.
-    let config = SlabConfig {
-        item_max: 512 << 10,
-        factor: 2.0,
-        file: Some(path.clone()),
-        ..SlabConfig::default()
-    };
-    let mut slab = Slab::new(config).unwrap();
-    let classes = slab.class_stats();
+    let (path, mut store) = small_store("intact");
+    let classes = store.allocator().class_stats();
     assert_eq!(classes.len(), 13);
     assert!(
         classes.iter().all(|c| c.total_pages == 1),
         "a page of every class at the start: {classes:?}"
     );
-    slab.set_limit(Some(16 << 20));
-    let store_config = StoreConfig {
-        policy: Policy::SlabLru,
-        limited: true,
-        ..StoreConfig::default()
-    };
-    let mut store: Store<_, Memcached> = Store::new(slab, store_config).unwrap();
     let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for i in 0..30_000u64 {
         let key = format!("key:{}", i % 12_000).into_bytes();

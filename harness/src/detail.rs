@@ -59,9 +59,41 @@ pub fn allocator_detail(detail: &Detail) -> AllocatorDetail {
     }
 }
 
+/// Pages per slab class of a detail (classes that hold pages; empty for other allocators):
+/// what memcached's `stats slabs` says as `total_pages`.
+pub fn class_pages(d: &AllocatorDetail) -> std::collections::BTreeMap<u32, u64> {
+    d.slab()
+        .map(|s| s.classes.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.total_pages > 0)
+        .map(|c| (c.class, c.total_pages))
+        .collect()
+}
+
+/// The classes in which two per-class maps differ (a class absent from one counts).
+pub fn classes_differing<K: Ord, V: PartialEq>(
+    a: &std::collections::BTreeMap<K, V>,
+    b: &std::collections::BTreeMap<K, V>,
+) -> usize {
+    a.keys()
+        .chain(b.keys().filter(|k| !a.contains_key(k)))
+        .filter(|k| a.get(k) != b.get(k))
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classes_differ_where_a_value_differs_or_a_class_is_on_one_side_only() {
+        let a: std::collections::BTreeMap<u32, u64> = [(1, 2), (2, 3)].into();
+        assert_eq!(classes_differing(&a, &a), 0);
+        let b = [(1, 2), (2, 4), (5, 1)].into();
+        assert_eq!(classes_differing(&a, &b), 2);
+        assert_eq!(classes_differing(&b, &a), 2);
+    }
 
     #[test]
     fn log_detail_is_typed_with_every_figure() {

@@ -83,6 +83,19 @@ impl CaseResult {
         }
     }
 
+    /// A row of `case` over per-class counts: the sums of both sides, and as `diff` the
+    /// classes that differ (none may).
+    pub(crate) fn per_class<K: Ord>(
+        case: &Case,
+        metric: &str,
+        model: &BTreeMap<K, u64>,
+        real: &BTreeMap<K, u64>,
+    ) -> CaseResult {
+        let (m, r) = (model.values().sum::<u64>(), real.values().sum::<u64>());
+        let differ = crate::detail::classes_differing(model, real) as f64;
+        CaseResult::within(case, metric, m as f64, r as f64, differ, 0.0)
+    }
+
     /// A row of `case` whose counts must be equal (`diff`: model - real).
     pub(crate) fn exact(case: &Case, metric: &str, model: u64, real: u64) -> CaseResult {
         let (m, r) = (model as f64, real as f64);
@@ -293,14 +306,13 @@ fn spec_for(case: &Case) -> Result<RunSpec, String> {
     })
 }
 
-/// Per class: (pages, used chunks).
-fn classes(d: &fraglab_reports::AllocatorDetail) -> BTreeMap<u64, (u64, u64)> {
-    d.slab()
-        .map(|s| s.classes.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|c| (u64::from(c.class), (c.total_pages, c.used_chunks)))
-        .collect()
+/// Per class: pages, and used chunks.
+fn classes(d: &fraglab_reports::AllocatorDetail) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
+    let classes = d.slab().map(|s| s.classes.as_slice()).unwrap_or_default();
+    let map = |f: fn(&fraglab_reports::SlabClassDetail) -> u64| {
+        classes.iter().map(|c| (u64::from(c.class), f(c))).collect()
+    };
+    (map(|c| c.total_pages), map(|c| c.used_chunks))
 }
 
 fn relative(model: f64, real: f64) -> f64 {
@@ -360,34 +372,13 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
     };
     Ok(match case.kind {
         Kind::Memcached => {
-            let (m, r) = (
+            let ((mp, mc), (rp, rc)) = (
                 classes(&model.allocator_detail),
                 classes(&real.allocator_detail),
             );
-            let keys: std::collections::BTreeSet<u64> = m.keys().chain(r.keys()).copied().collect();
-            let differ = |pick: fn(&(u64, u64)) -> u64| {
-                keys.iter()
-                    .filter(|k| m.get(k).map(pick) != r.get(k).map(pick))
-                    .count() as f64
-            };
-            let total = |c: &BTreeMap<u64, (u64, u64)>, pick: fn(&(u64, u64)) -> u64| {
-                c.values().map(pick).sum::<u64>() as f64
-            };
             let mut rows = vec![
-                row(
-                    "pages (classes that differ)",
-                    total(&m, |c| c.0),
-                    total(&r, |c| c.0),
-                    differ(|c| c.0),
-                    0.0,
-                ),
-                row(
-                    "used chunks (classes that differ)",
-                    total(&m, |c| c.1),
-                    total(&r, |c| c.1),
-                    differ(|c| c.1),
-                    0.0,
-                ),
+                CaseResult::per_class(case, "pages (classes that differ)", &mp, &rp),
+                CaseResult::per_class(case, "used chunks (classes that differ)", &mc, &rc),
             ];
             if case.memory.is_some() {
                 let (me, re) = (

@@ -7,12 +7,11 @@
 
 use std::sync::atomic::AtomicBool;
 
+use fraglab_allocators::AllocSpec;
 use fraglab_workloads::dist::Popularity;
 use fraglab_workloads::spec::PhaseSpec;
 
 use super::{classes, fixed, relative, sets, uniform, Case, CaseResult, Kind};
-use fraglab_allocators::AllocSpec;
-
 use crate::persist::{PersistConfig, RestartConfig, SnapshotConfig};
 use crate::run::run;
 use crate::spec::{RunSpec, TargetKind};
@@ -144,30 +143,12 @@ pub(crate) fn check(
     ])
 }
 
-/// A temporary memory file and its `.meta`, removed when dropped.
-struct TempFile(std::path::PathBuf);
-
-impl TempFile {
-    fn new(side: &str) -> TempFile {
-        TempFile(
-            std::env::temp_dir().join(format!("fraglab-warm-{}-{side}.mem", std::process::id())),
-        )
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_file(fraglab_allocators::slab::meta_path(&self.0));
-    }
-}
-
 /// Puts `spec`'s slab pages in `file`.
-fn set_file(spec: &mut RunSpec, file: &TempFile) -> Result<(), String> {
+fn set_file(spec: &mut RunSpec, file: std::path::PathBuf) -> Result<(), String> {
     let AllocSpec::Slab(c) = &mut spec.alloc else {
         return Err("the warm restart case needs the slab allocator".into());
     };
-    c.file = Some(file.0.clone());
+    c.file = Some(file);
     Ok(())
 }
 
@@ -178,12 +159,17 @@ pub(crate) fn check_warm(
     mut spec: RunSpec,
     stop: &AtomicBool,
 ) -> Result<Vec<CaseResult>, String> {
-    let (model_file, real_file) = (TempFile::new("model"), TempFile::new("memcached"));
-    set_file(&mut spec, &model_file)?;
+    // Both memory files and their `.meta`, removed with the directory.
+    let dir = tempfile::Builder::new()
+        .prefix("fraglab-warm-")
+        .tempdir()
+        .map_err(|e| format!("a directory for the memory files: {e}"))?;
+    let model_file = dir.path().join("model.mem");
+    set_file(&mut spec, model_file.clone())?;
     // Half an op past the load: the restart comes before the first overwrite.
     spec.persist.restart = Some(RestartConfig {
         at: (WARM_KEYS as f64 + 0.5) / (WARM_KEYS + WARM_OPS) as f64,
-        file: model_file.0.clone(),
+        file: model_file,
     });
     let model = run(&spec, TargetKind::Engine, stop, &())?;
     spec.persist = PersistConfig::default();
@@ -198,7 +184,7 @@ pub(crate) fn check_warm(
             model.incomplete_reason.as_deref().unwrap_or("complete")
         ));
     }
-    set_file(&mut spec, &real_file)?;
+    set_file(&mut spec, dir.path().join("memcached.mem"))?;
     let stream = spec.workload.stream(spec.seed).map_err(|e| e.to_string())?;
     let real = crate::peer::memcached_warm_restart(&spec, stream, WARM_KEYS)?;
     let row = |metric: &str, m: u64, r: u64| CaseResult::exact(case, metric, m, r);
@@ -208,33 +194,8 @@ pub(crate) fn check_warm(
         let (m, r) = (m as f64, r as f64);
         CaseResult::within(case, metric, m, r, relative(m, r), 0.02)
     };
-    let (m, r) = (classes(&model.allocator_detail), classes(&real.end));
-    let keys: std::collections::BTreeSet<u64> = m.keys().chain(r.keys()).copied().collect();
-    let differ_row = |metric: &str, pick: fn(&(u64, u64)) -> u64| {
-        let differ = keys
-            .iter()
-            .filter(|k| m.get(k).map(pick) != r.get(k).map(pick))
-            .count();
-        let mut x = row(
-            metric,
-            m.values().map(pick).sum(),
-            r.values().map(pick).sum(),
-        );
-        x.diff = differ as f64;
-        x.pass = differ == 0;
-        x
-    };
-    let real_pages_moved = real
-        .pages_before
-        .keys()
-        .chain(real.pages_after.keys())
-        .filter(|c| real.pages_before.get(c) != real.pages_after.get(c))
-        .count();
-    if real_pages_moved > 0 {
-        crate::note!(
-            "validate: memcached's pages per class changed across its restart in {real_pages_moved} classes"
-        );
-    }
+    let section = |v: &[[u64; 2]]| v.iter().map(|&[c, p]| (c as u32, p)).collect();
+    let ((mp, mc), (rp, rc)) = (classes(&model.allocator_detail), classes(&real.end));
     Ok(vec![
         row(
             "items before the restart",
@@ -257,7 +218,24 @@ pub(crate) fn check_warm(
             model.summary.hits,
             real.hits_after,
         ),
-        differ_row("pages at the end (classes that differ)", |c| c.0),
-        differ_row("used chunks at the end (classes that differ)", |c| c.1),
+        CaseResult::per_class(
+            case,
+            "pages before the restart (classes that differ)",
+            &section(&restart.class_pages_before),
+            &real.pages_before,
+        ),
+        CaseResult::per_class(
+            case,
+            "pages after the restart (classes that differ)",
+            &section(&restart.class_pages_after),
+            &real.pages_after,
+        ),
+        CaseResult::per_class(case, "pages at the end (classes that differ)", &mp, &rp),
+        CaseResult::per_class(
+            case,
+            "used chunks at the end (classes that differ)",
+            &mc,
+            &rc,
+        ),
     ])
 }

@@ -14,6 +14,7 @@ use fraglab_workloads::spec::PhaseSpec;
 use fraglab_workloads::OpStream;
 
 use super::{fixed, sets, Case, CaseResult, Kind};
+use crate::detail::{class_pages, classes_differing};
 use crate::driver::Target;
 use crate::engine_target::EngineTarget;
 use crate::spec::RunSpec;
@@ -73,15 +74,6 @@ fn pool(d: &AllocatorDetail) -> u64 {
     d.slab().map_or(0, |s| s.pool_pages)
 }
 
-fn pages(d: &AllocatorDetail) -> std::collections::BTreeMap<u32, u64> {
-    d.slab()
-        .map(|s| s.classes.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|c| (c.class, c.total_pages))
-        .collect()
-}
-
 /// Runs the case on both and compares.
 pub(crate) fn check(
     case: &Case,
@@ -112,9 +104,8 @@ pub(crate) fn check(
     let real = crate::peer::memcached_reassign(spec, stream()?, moves_asked)?;
     let row = |metric: &str, m: u64, r: u64| CaseResult::exact(case, metric, m, r);
     let (mm, rm) = (moves(&model), moves(&real));
-    let (mp, rp) = (pages(&model), pages(&real));
-    let classes: std::collections::BTreeSet<u32> = mp.keys().chain(rp.keys()).copied().collect();
-    let differ = classes.iter().filter(|c| mp.get(c) != rp.get(c)).count() as f64;
+    let (mp, rp) = (class_pages(&model), class_pages(&real));
+    let differ = classes_differing(&mp, &rp) as f64;
     let mut pages_row = row(
         "pages (classes that differ)",
         mp.values().sum(),

@@ -73,7 +73,6 @@ use chunked::ChunkLink;
 pub use classes::{AutomoveConfig, ClassInfo, ConfigError, SlabConfig};
 pub use mover::{LiveChunk, Rescued};
 pub use rebalance::{MoveError, PageInfo};
-pub use restart::meta_path;
 
 /// memcached's slab page size (`slab_page_size`): 1 MiB, fixed.
 pub const PAGE_SIZE: usize = 1 << 20;

@@ -204,7 +204,7 @@ pub use group::kill_server_groups;
 pub use pipeline::{BATCH, BATCH_BYTES};
 pub use reassign::memcached_reassign;
 pub use redis::redis_policy;
-pub use warm::{class_pages, memcached_warm_restart, Warm};
+pub use warm::{memcached_warm_restart, Warm};
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::Policy;

@@ -150,28 +150,7 @@ pub(crate) struct RedisPeer {
     /// The server's working directory, its own: a BGSAVE writes `dump.rdb` there, and no
     /// `dump.rdb` left elsewhere is loaded at the start. Removed after the server stops (the
     /// fields drop in order).
-    _dir: ScratchDir,
-}
-
-/// A directory of the lab's own under the temporary directory, removed with its files when
-/// dropped.
-#[derive(Debug)]
-struct ScratchDir(std::path::PathBuf);
-
-impl ScratchDir {
-    fn new(what: &str) -> Result<ScratchDir, String> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("fraglab-{what}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-        Ok(ScratchDir(path))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: tempfile::TempDir,
 }
 
 impl RedisPeer {
@@ -181,8 +160,11 @@ impl RedisPeer {
             .ok_or_else(|| format!("the redis target has no policy `{}`", spec.policy.name()))?;
         let memory = spec.memory;
         let agg = spec.agg;
-        let dir = ScratchDir::new("redis")?;
-        let dir_arg = dir.0.display().to_string();
+        let dir = tempfile::Builder::new()
+            .prefix("fraglab-redis-")
+            .tempdir()
+            .map_err(|e| format!("a directory for redis-server: {e}"))?;
+        let dir_arg = dir.path().display().to_string();
         let make = |port: u16| {
             let mut a: Vec<String> = [
                 "--bind",

@@ -14,6 +14,7 @@ use fraglab_workloads::OpStream;
 use super::memcached::MemcachedPeer;
 use super::pipeline::PeerTarget;
 use super::protocol::Peer;
+use crate::detail::class_pages;
 use crate::driver::Target;
 use crate::spec::RunSpec;
 
@@ -47,17 +48,6 @@ fn unix_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Pages per class of a slab detail.
-pub fn class_pages(d: &AllocatorDetail) -> BTreeMap<u32, u64> {
-    d.slab()
-        .map(|s| s.classes.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .filter(|c| c.total_pages > 0)
-        .map(|c| (c.class, c.total_pages))
-        .collect()
 }
 
 /// Replays `at` ops of `stream` on memcached started for `spec` (whose slab has a `file`,

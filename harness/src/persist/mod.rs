@@ -233,8 +233,17 @@ fn restart<A: Allocator, L: Layout>(
         offset_bytes_per_item: LINK_BYTES / 2,
         ..Default::default()
     };
+    let pages = |store: &Store<A, L>| -> Vec<[u64; 2]> {
+        let d = crate::detail::allocator_detail(&store.mem_stats().detail);
+        crate::detail::class_pages(&d)
+            .into_iter()
+            .map(|(c, p)| [u64::from(c), p])
+            .collect()
+    };
+    s.class_pages_before = pages(store);
     match store.restart() {
         Ok(r) => {
+            s.class_pages_after = pages(store);
             s.duration_s = r.duration.as_secs_f64();
             s.items_before = r.items_before;
             s.items_after = r.items_after;

@@ -111,6 +111,13 @@ pub struct RestartSection {
     /// rebuilt by last access (links that did not hold together).
     #[serde(default)]
     pub lists_kept: bool,
+    /// Pages per slab class (`[class, pages]`, classes holding pages) just before the restart
+    /// and just after it: a restart gives every page back to its class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_pages_before: Vec<[u64; 2]>,
+    /// See `class_pages_before`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_pages_after: Vec<[u64; 2]>,
     /// The page file.
     pub file: String,
     /// Bytes of the metadata file written at the shutdown (the class of every page).
