@@ -297,7 +297,10 @@ fn a_restart_part_way_finds_every_item_and_the_run_goes_on() {
     assert_eq!(r["items_after"], r["items_before"], "{r}");
     assert_eq!(r["lists_kept"], true, "{r}");
     // Every page goes back to its class.
-    assert!(r["class_pages_before"].as_array().unwrap().len() >= 39, "{r}");
+    assert!(
+        r["class_pages_before"].as_array().unwrap().len() >= 39,
+        "{r}"
+    );
     assert_eq!(r["class_pages_after"], r["class_pages_before"], "{r}");
     assert!(r["meta_bytes"].as_u64().unwrap() > 0);
     assert_eq!(v["complete"], true);

@@ -50,6 +50,22 @@ fn unix_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Replays `ops` on `t` and waits for every reply; returns how many there were.
+fn replay(
+    t: &mut PeerTarget<MemcachedPeer>,
+    ops: impl Iterator<Item = Result<fraglab_workloads::Op, fraglab_workloads::WorkloadError>>,
+    failed: &dyn Fn(String) -> String,
+) -> Result<u64, String> {
+    let mut n = 0;
+    for op in ops {
+        t.apply(&op.map_err(|e| e.to_string())?)
+            .map_err(|e| failed(e.0))?;
+        n += 1;
+    }
+    t.drain().map_err(|e| failed(e.0))?;
+    Ok(n)
+}
+
 /// Replays `at` ops of `stream` on memcached started for `spec` (whose slab has a `file`,
 /// passed as `-e`), restarts it warm, and replays the rest.
 pub fn memcached_warm_restart(spec: &RunSpec, stream: OpStream, at: u64) -> Result<Warm, String> {
@@ -59,14 +75,12 @@ pub fn memcached_warm_restart(spec: &RunSpec, stream: OpStream, at: u64) -> Resu
     let pid = peer.server_pid();
     let failed = |e: String| format!("memcached (pid {pid}): {e}");
     let mut t = PeerTarget::new(peer, spec.values, false);
-    for _ in 0..at {
-        let Some(op) = stream.next() else {
-            return Err(format!("the workload has fewer than {at} ops"));
-        };
-        t.apply(&op.map_err(|e| e.to_string())?)
-            .map_err(|e| failed(e.0))?;
+    let first = replay(&mut t, stream.by_ref().take(at as usize), &failed)?;
+    if first < at {
+        return Err(format!(
+            "the workload has {first} ops, fewer than the {at} before the restart"
+        ));
     }
-    t.drain().map_err(|e| failed(e.0))?;
     let before = t.read(true).map_err(|e| failed(e.0))?;
     w.items_before = before.memory.items;
     w.evictions_before = before.evictions;
@@ -96,11 +110,7 @@ pub fn memcached_warm_restart(spec: &RunSpec, stream: OpStream, at: u64) -> Resu
     let mut t = PeerTarget::new(peer, spec.values, false);
     w.items_after = t.read(true).map_err(|e| failed(e.0))?.memory.items;
     w.pages_after = class_pages(&t.peer().detail());
-    for op in stream {
-        t.apply(&op.map_err(|e| e.to_string())?)
-            .map_err(|e| failed(e.0))?;
-    }
-    t.drain().map_err(|e| failed(e.0))?;
+    replay(&mut t, stream, &failed)?;
     let end = t.read(true).map_err(|e| failed(e.0))?;
     w.items_end = end.memory.items;
     w.evictions_after = end.evictions;
