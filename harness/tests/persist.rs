@@ -336,5 +336,17 @@ fn a_restart_part_way_finds_every_item_and_the_run_goes_on() {
         &["--alloc", &alloc, "--memory", "38m"],
         "at least --memory 39m",
     );
+    // And the server refuses it the same way, before it listens.
+    let o = fraglab(&[
+        "serve",
+        "--protocol",
+        "memcached",
+        "--alloc",
+        &alloc,
+        "--memory",
+        "38m",
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("at least --memory 39m"));
     says(&["--alloc", &format!("slab:file={}", s(&file))], "item_max");
 }

@@ -130,6 +130,7 @@ pub fn serve_cmd(args: &ServeArgs) -> Result<(), String> {
         .as_deref()
         .map(|m| crate::size_arg("memory", m))
         .transpose()?;
+    crate::spec::check_file_memory(&alloc, memory)?;
     if args.max_clients == 0 {
         return Err("--max-clients 0: the server needs at least one client".into());
     }
