@@ -114,15 +114,7 @@ fn fill_op(get: &Op) -> Op {
 const PACE_SLICE: Duration = Duration::from_millis(200);
 
 /// A paced replay's clock: op `t` is due `t - first` after `start`.
-///
-/// `start` is not the moment the first op comes but the next half second of the server's
-/// own clock after it (its start plus a whole number of seconds and a half): memcached ticks
-/// its clock and runs its slab automover once a second from its start, so a replay begun at
-/// another phase of that second lands its ops in other ticks, and the automover decides
-/// otherwise from run to run.
 struct Pace {
-    /// The server's start: its once-a-second clock's phase.
-    anchor: Instant,
     /// The first op's send time and trace time (µs).
     start: Option<(Instant, u64)>,
     /// When the first op of the batch being built was due.
@@ -136,9 +128,8 @@ struct Pace {
 }
 
 impl Pace {
-    fn new(anchor: Instant) -> Pace {
+    fn new() -> Pace {
         Pace {
-            anchor,
             start: None,
             batch_due: None,
             last_us: 0,
@@ -149,15 +140,7 @@ impl Pace {
 
     /// When `op` is due.
     fn due(&mut self, op: &Op) -> Instant {
-        let anchor = self.anchor;
-        let (start, first) = *self.start.get_or_insert_with(|| {
-            let since = Instant::now().saturating_duration_since(anchor);
-            let mut at = since.as_secs() * 1000 + 500;
-            if at < since.as_millis() as u64 {
-                at += 1000;
-            }
-            (anchor + Duration::from_millis(at), op.time_us)
-        });
+        let (start, first) = *self.start.get_or_insert((Instant::now(), op.time_us));
         self.last_us = self.last_us.max(op.time_us);
         start + Duration::from_micros(op.time_us.saturating_sub(first))
     }
@@ -234,8 +217,7 @@ impl<P: Peer> PeerTarget<P> {
     /// (ops already due go out together in a batch; an op not yet due first sends the batch
     /// waiting, then waits for its time).
     pub fn paced(mut self, pace: bool) -> PeerTarget<P> {
-        let anchor = self.peer.server().started;
-        self.pace = pace.then(|| Pace::new(anchor));
+        self.pace = pace.then(Pace::new);
         self
     }
 

@@ -69,9 +69,6 @@ pub(crate) struct Server {
     pub port: u16,
     /// Its full command line, the program first.
     pub command: Vec<String>,
-    /// When it was started: the phase of its once-a-second clock (memcached's
-    /// `clock_handler`, its slab automover's window) follows from it.
-    pub started: Instant,
     output: Arc<Mutex<VecDeque<String>>>,
     readers: Vec<JoinHandle<()>>,
 }
@@ -138,7 +135,6 @@ impl Server {
                     Ok(())
                 });
             }
-            let started = Instant::now();
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -170,7 +166,6 @@ impl Server {
                 program: l.program,
                 port,
                 command,
-                started,
                 output,
                 readers,
             };
