@@ -2,13 +2,16 @@
 //! spread over seconds with a fixed rate, replayed into the memcached layout over
 //! `slab:automove=N` and into a real memcached started with the same `slab_automove` settings,
 //! paced (each op sent no earlier than its trace time; [`crate::peer`]), so that memcached's
-//! LRU maintainer, which runs the automover once a wall-clock second (`items.c`,
+//! LRU maintainer, which runs the automover once a second of the server's clock (`items.c`,
 //! `lru_maintainer_thread`; `slab_automove.c`), sees the seconds the model's maintainer sees
-//! (once per second of trace time; `engine/src/store/pages.rs`).
+//! (once per second of trace time; `engine/src/store/pages.rs`). The paced replay starts on
+//! a tick of that clock (`clock_handler` in `memcached.c`, once a second from the server's
+//! start), so the trace's whole seconds and the server's begin together.
 //!
-//! Two figures per case, after the run:
+//! Four figures per case, after the run:
 //!
 //! - **pages moved**: `slabs_moved`, model against real, relative;
+//! - **evictions** and **items at the end**, relative;
 //! - **pages per class**: the per-class `total_pages` differences, summed without sign, as a
 //!   share of the real server's pages (0 when every class holds the same pages).
 //!
@@ -19,8 +22,12 @@
 //! exactly: memcached's mover runs in its own thread beside the worker, one item at a time,
 //! where the model moves a page whole between two commands and then counts the mover busy for
 //! `move_us` of trace time; mode 2's page requests are dropped while a move runs
-//! (`slabs_reassign` answers `REASSIGN_RUNNING`) on both sides, and mode 1's ticks fall at the
-//! server's own second boundaries, not the trace's.
+//! (`slabs_reassign` answers `REASSIGN_RUNNING`) on both sides, and in mode 1 memcached runs
+//! the automover again every millisecond after it gives a page to the global pool, for as long
+//! as its mover takes (the spread this leaves in memcached's own figures is in
+//! [`cases`]).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use fraglab_reports::RunResult;
 use fraglab_workloads::presets::{self, PresetParams};
@@ -34,6 +41,11 @@ pub(crate) struct Tolerance {
     pub(crate) moved: f64,
     /// Per-class pages, summed |difference| over the real server's pages.
     pub(crate) pages: f64,
+    /// Evictions (the real server's plus `slab_reassign_evictions_nomem`), relative.
+    pub(crate) evictions: f64,
+    /// Items at the end beyond the items of the pages that differ, relative
+    /// ([`items_beyond_pages`]).
+    pub(crate) items: f64,
 }
 
 /// The scale of `calcification` in these cases: 50,000 keys, a small phase of 100,000 sets
@@ -44,10 +56,6 @@ pub(crate) const RATE: f64 = 10_000.0;
 /// The memory limit: a little above the small phase's 10 MiB, so that the small classes hold
 /// nearly every page when the sizes shift (the preset's docs).
 pub(crate) const MEMORY: u64 = 12 << 20;
-/// Evictions, relative (measured: within 0.7% in mode 1, 0.3% in mode 2).
-const EVICTIONS: f64 = 0.02;
-/// Items at the end, relative (measured: equal in mode 1, within 0.2% in mode 2).
-const ITEMS: f64 = 0.01;
 /// The latest an op of a paced replay may go out after its time, milliseconds.
 pub(crate) const LATE_MAX_MS: f64 = 1000.0;
 
@@ -74,16 +82,37 @@ pub(crate) fn cases() -> Vec<Case> {
             alloc: "slab:automove=1,automove_window=5",
             memory: Some(MEMORY),
             values: ValueBytes::Letters,
-            // Measured (4 real runs): the model moves 6 pages, memcached 4 every time, and
-            // every class ends with the same pages. The model moves 4 pages from class 4 to
+            // Measured (4 real runs): the model moves 6 pages, memcached 4 or 5, and every
+            // class ends with the same pages. The model moves 4 pages from class 4 to
             // class 10 (seconds 13-16), then 2 more at seconds 27-28 (class 10 had no free
             // chunk for 2,788 of their items); memcached spreads its 4 over classes 10 and 11,
             // whose tails are all 0 or 1 s old, so which is youngest depends on where the
             // second boundaries fall. 0.6 passes 6 against 4 or 5, not 7 against 4 or 6
-            // against 3; 0.16 is one page in a different class (2 of 13).
+            // against 3.
+            //
+            // memcached itself does not end the same way every time. Usually (30 of 45 runs
+            // on this 2-core machine: 14 of 18 idle, 16 of 27 with other work beside it; the
+            // replay started on memcached's clock tick or not alike) as the model: 13
+            // pages, 9,336 items (or within 0.3%), 161-163k evictions (+ evictions_nomem),
+            // within 0.7% of the model's 162,092. Otherwise its automover gives a second page
+            // of class 4 to the global pool (freed, as more than the limit is held) where it
+            // had moved it to a large class, and it ends with 12 pages: one page of class 11
+            // (1,110 items) or of class 9 (1,394) fewer, 7,942 or 8,226 items, or once 3 pages
+            // placed otherwise (8,001 items); 167.7-169.9k evictions. Which way depends on how long its mover thread takes with the first
+            // page: after a reclaim the LRU maintainer runs the automover again every
+            // millisecond (`items.c`, `lru_maintainer_thread`) until it decides otherwise, each
+            // run a sample of its window (`slab_automove.c`), and the next second's decision
+            // reads those millisecond samples. The model moves a page whole between two
+            // commands and takes the usual way every time. So the items row allows the items
+            // of the pages that differ, the pages row allows 3 of 12 placed otherwise (0.25),
+            // and evictions allow what a page fewer for the run's second half costs (up to
+            // 4.6% measured). A case that disagrees anyway is run again on a second memcached
+            // before it fails (`validate.rs`, `check`).
             kind: Kind::Automove(Tolerance {
                 moved: 0.6,
-                pages: 0.16,
+                pages: 0.25,
+                evictions: 0.06,
+                items: 0.01,
             }),
         },
         Case {
@@ -93,31 +122,67 @@ pub(crate) fn cases() -> Vec<Case> {
             alloc: "slab:automove=2,automove_window=5",
             memory: Some(MEMORY),
             values: ValueBytes::Letters,
-            // Measured (5 real runs): memcached moves 11,790 to 23,394 pages (0.23 to 0.45 per
-            // eviction, 390 to 780 a second, with the machine's load), because requests are
+            // Measured (11 real runs): memcached moves 11,790 to 26,180 pages (0.23 to 0.5 per
+            // eviction, 390 to 870 a second, with the machine's load), because requests are
             // dropped while its mover thread runs. The model drops them for `move_us` (750 us
             // by default) after each move and moves 16,331 (without that wait it moved one
             // page per eviction, 47,403). Pages keep moving between classes 10, 11 and 12 to
             // the end on both sides, so the end state is a snapshot: 0 or 2 pages of 14 differ.
             // 0.5 on moves covers the real runs' own spread around the model's count; 0.3 on
-            // pages is two pages in other classes (4 of 14).
+            // pages is two pages in other classes (4 of 14). Evictions were within 1.2%;
+            // items within 0.2% but once, 2.3% (10,259 against 10,020) with 2 pages in other
+            // classes, within what those pages hold.
             kind: Kind::Automove(Tolerance {
                 moved: 0.5,
                 pages: 0.3,
+                evictions: 0.02,
+                items: 0.01,
             }),
         },
     ]
 }
 
-/// Per class: total pages.
-fn pages(r: &RunResult) -> std::collections::BTreeMap<u32, u64> {
+/// Per class: total pages and chunks per page.
+fn pages(r: &RunResult) -> BTreeMap<u32, (u64, u64)> {
     r.allocator_detail
         .slab()
         .map(|s| s.classes.as_slice())
         .unwrap_or_default()
         .iter()
-        .map(|c| (c.class, c.total_pages))
+        .map(|c| (c.class, (c.total_pages, c.chunks_per_page)))
         .collect()
+}
+
+/// Where the pages differ: the per-class page differences summed without sign, and the items
+/// those pages hold when full (each class's differing pages times its chunks per page).
+fn page_difference(
+    model: &BTreeMap<u32, (u64, u64)>,
+    real: &BTreeMap<u32, (u64, u64)>,
+) -> (u64, u64) {
+    let classes: BTreeSet<u32> = model.keys().chain(real.keys()).copied().collect();
+    classes.iter().fold((0, 0), |(pages, items), c| {
+        let (mp, mc) = model.get(c).copied().unwrap_or((0, 0));
+        let (rp, rc) = real.get(c).copied().unwrap_or((0, 0));
+        let d = mp.abs_diff(rp);
+        (pages + d, items + d * mc.max(rc))
+    })
+}
+
+/// Items at the end, model against real, beyond what the pages that differ hold: `(|model -
+/// real| - items on those pages, 0 at least) / real`. memcached itself ends with a page in one
+/// class or another from run to run ([`cases`]), and the pages row judges where pages went;
+/// this one, that the pages both sides agree on hold the same items.
+fn items_beyond_pages(model: u64, real: u64, on_differing_pages: u64) -> f64 {
+    let beyond = model.abs_diff(real).saturating_sub(on_differing_pages) as f64;
+    if real == 0 {
+        if beyond == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    } else {
+        beyond / real as f64
+    }
 }
 
 fn moved(r: &RunResult) -> Option<u64> {
@@ -174,22 +239,20 @@ pub(crate) fn rows(
         me,
         re,
         relative(me, re),
-        EVICTIONS,
+        tol.evictions,
     ));
-    let (mi, ri) = (model.summary.items as f64, real.summary.items as f64);
-    out.push(row("items at the end", mi, ri, relative(mi, ri), ITEMS));
     let (m, r) = (pages(model), pages(real));
-    let classes: std::collections::BTreeSet<u32> = m.keys().chain(r.keys()).copied().collect();
-    let differ: u64 = classes
-        .iter()
-        .map(|c| {
-            m.get(c)
-                .copied()
-                .unwrap_or(0)
-                .abs_diff(r.get(c).copied().unwrap_or(0))
-        })
-        .sum();
-    let (mt, rt) = (m.values().sum::<u64>(), r.values().sum::<u64>());
+    let (differ, on_differing) = page_difference(&m, &r);
+    let (mi, ri) = (model.summary.items, real.summary.items);
+    out.push(row(
+        "items at the end (beyond the items of the pages that differ)",
+        mi as f64,
+        ri as f64,
+        items_beyond_pages(mi, ri, on_differing),
+        tol.items,
+    ));
+    let total = |p: &BTreeMap<u32, (u64, u64)>| p.values().map(|&(pages, _)| pages).sum::<u64>();
+    let (mt, rt) = (total(&m), total(&r));
     out.push(row(
         "pages per class (sum of |diff| / pages)",
         mt as f64,
@@ -211,4 +274,31 @@ pub(crate) fn rows(
         LATE_MAX_MS,
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_items_row_allows_the_items_of_the_pages_that_differ() {
+        // memcached a page of class 11 (1,110 chunks a page) short: 8,226 items against 9,336.
+        let model = BTreeMap::from([(4, (2, 5461)), (10, (2, 1394)), (11, (3, 1110))]);
+        let real = BTreeMap::from([(4, (2, 5461)), (10, (2, 1394)), (11, (2, 1110))]);
+        assert_eq!(page_difference(&model, &real), (1, 1110));
+        assert_eq!(items_beyond_pages(9336, 8226, 1110), 0.0);
+        // The page a class has on one side only counts with that side's chunks per page.
+        let lone = BTreeMap::from([(4, (2, 5461)), (9, (1, 1394))]);
+        assert_eq!(
+            page_difference(&lone, &model),
+            (1 + 2 + 3, 1394 + 2 * 1394 + 3 * 1110)
+        );
+        // Beyond the pages' items, the difference counts against the real server's items.
+        assert!((items_beyond_pages(9336, 8000, 1110) - 226.0 / 8000.0).abs() < 1e-12);
+        // With the same pages everywhere nothing is allowed.
+        assert_eq!(page_difference(&model, &model), (0, 0));
+        assert!((items_beyond_pages(9336, 9315, 0) - 21.0 / 9315.0).abs() < 1e-12);
+        assert_eq!(items_beyond_pages(0, 0, 0), 0.0);
+        assert_eq!(items_beyond_pages(5, 0, 0), f64::INFINITY);
+    }
 }

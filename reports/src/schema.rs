@@ -178,6 +178,11 @@ pub struct Pacing {
     pub wall_s: f64,
     /// The latest a batch was sent after the time of its first op, milliseconds (never early).
     pub late_max_ms: f64,
+    /// How long the replay waited for a tick of the server's own clock before its first op,
+    /// milliseconds (memcached, whose clock moves once a second from its start: the first
+    /// op's second begins on the tick); absent when it started at once (Redis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tick_wait_ms: Option<f64>,
 }
 
 /// The machine and the build.

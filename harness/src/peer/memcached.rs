@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::time::{Duration, Instant};
 
 use fraglab_allocators::AllocSpec;
 use fraglab_engine::Policy;
@@ -66,6 +67,21 @@ fn stats_block(c: &mut Conn) -> io::Result<Stats> {
             }
         }
     }
+}
+
+/// How long [`MemcachedPeer::clock_tick`] waits for memcached's clock to move: it moves once a
+/// second (`clock_handler` in `memcached.c`).
+const TICK_WAIT: Duration = Duration::from_millis(2500);
+/// The pause between two readings of memcached's clock while waiting for it to move.
+const TICK_POLL: Duration = Duration::from_micros(500);
+
+/// memcached's clock: `stats`' `time` (`process_started + current_time`, whole seconds).
+fn server_time(c: &mut Conn) -> io::Result<u64> {
+    let stats = c.exchange(b"stats\r\n", stats_block)?;
+    stats
+        .get("time")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "memcached's stats have no time"))
 }
 
 fn num(s: &Stats, name: &str) -> u64 {
@@ -208,6 +224,35 @@ impl Peer for MemcachedPeer {
 
     fn read(c: &mut Conn, expect: Expect) -> io::Result<Outcome> {
         super::text::read_outcome(c, expect)
+    }
+
+    /// memcached's `current_time` moves when its `clock_handler` (`memcached.c`) runs, once a
+    /// second from the server's start (a libevent timer, not the wall clock's second), and its
+    /// LRU maintainer runs the slab automover once per value of it (`items.c`,
+    /// `lru_maintainer_thread`): the items a second's ops store share a time, and the
+    /// automover's windows are those seconds. Reads `stats`' `time` every half millisecond
+    /// until it moves; the tick fell between the last two readings (their midpoint is taken).
+    fn clock_tick(&mut self) -> io::Result<Option<Instant>> {
+        let began = Instant::now();
+        let mut asked = Instant::now();
+        let first = server_time(&mut self.conn)?;
+        loop {
+            std::thread::sleep(TICK_POLL);
+            let now = Instant::now();
+            if server_time(&mut self.conn)? != first {
+                return Ok(Some(asked + (now - asked) / 2));
+            }
+            asked = now;
+            if began.elapsed() > TICK_WAIT {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "memcached's clock (`stats` time) did not move in {} ms",
+                        TICK_WAIT.as_millis()
+                    ),
+                ));
+            }
+        }
     }
 
     fn sample(&mut self, _settle: bool, _payload: u64) -> io::Result<ServerFigures> {

@@ -84,7 +84,9 @@
 //!   [`pipeline::PeerTarget::paced`]), the replay sends each op no earlier than its time
 //!   after the first op's: ops already due go out together in one batch, and an op not yet
 //!   due first sends the batch waiting, then sleeps until its time (in slices of 200 ms that
-//!   read Ctrl-C). The server's wall clock then runs with the trace's time, late by at most
+//!   read Ctrl-C). Against memcached the first op's second begins on a tick of the server's
+//!   own clock ([`protocol::Peer::clock_tick`]). The server's clock then runs with the
+//!   trace's time, late by at most
 //!   what the replay falls behind, which `run.server.pacing` records (`trace_s`, `wall_s`,
 //!   `late_max_ms`). The run takes as long as its trace time: `--rate OPS_PER_SEC` sets it
 //!   for a generated workload. A memcached TTL above 30 days (which memcached would

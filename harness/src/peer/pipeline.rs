@@ -114,6 +114,14 @@ fn fill_op(get: &Op) -> Op {
 const PACE_SLICE: Duration = Duration::from_millis(200);
 
 /// A paced replay's clock: op `t` is due `t - first` after `start`.
+///
+/// The start is set on the server's own clock where it has one that matters
+/// ([`Peer::clock_tick`]: memcached's once-a-second `current_time`): the replay waits for the
+/// clock to tick, and trace second `k` (from the first op's whole second) begins `k` seconds
+/// after that tick, as the engine's ticks fall on the trace's whole seconds. A replay begun at
+/// another phase of the server's second lands a second's ops in two of the server's seconds,
+/// and memcached's slab automover, which compares items' ages in whole seconds, decides
+/// otherwise from run to run.
 struct Pace {
     /// The first op's send time and trace time (µs).
     start: Option<(Instant, u64)>,
@@ -125,6 +133,8 @@ struct Pace {
     late_max: Duration,
     /// When the last batch's replies were read.
     last_reply: Option<Instant>,
+    /// How long the replay waited for the server's clock to tick ([`Peer::clock_tick`]).
+    tick_wait: Option<Duration>,
 }
 
 impl Pace {
@@ -135,10 +145,17 @@ impl Pace {
             last_us: 0,
             late_max: Duration::ZERO,
             last_reply: None,
+            tick_wait: None,
         }
     }
 
-    /// When `op` is due.
+    /// Starts the clock with the first op (`op`): its trace second begins at `tick`.
+    fn begin(&mut self, tick: Instant, op: &Op) {
+        let into_second = Duration::from_micros(op.time_us % 1_000_000);
+        self.start = Some((tick + into_second, op.time_us));
+    }
+
+    /// When `op` is due ([`Pace::begin`] first).
     fn due(&mut self, op: &Op) -> Instant {
         let (start, first) = *self.start.get_or_insert((Instant::now(), op.time_us));
         self.last_us = self.last_us.max(op.time_us);
@@ -153,6 +170,7 @@ impl Pace {
                 .last_reply
                 .map_or(0.0, |t| t.duration_since(start).as_secs_f64()),
             late_max_ms: self.late_max.as_secs_f64() * 1e3,
+            tick_wait_ms: self.tick_wait.map(|w| w.as_secs_f64() * 1e3),
         })
     }
 }
@@ -315,6 +333,16 @@ impl<P: Peer> Target for PeerTarget<P> {
 
     fn apply(&mut self, op: &Op) -> Result<(), TargetFailure> {
         if let Some(p) = &mut self.pace {
+            if p.start.is_none() {
+                let asked = Instant::now();
+                match self.peer.clock_tick().map_err(failed)? {
+                    Some(tick) => {
+                        p.tick_wait = Some(tick.saturating_duration_since(asked));
+                        p.begin(tick, op);
+                    }
+                    None => p.begin(asked, op),
+                }
+            }
             let due = p.due(op);
             if Instant::now() < due {
                 // What is queued is due already: send it, then wait for this op's time.
@@ -461,6 +489,25 @@ mod tests {
             phase: 0,
             member: Key::NONE,
         }
+    }
+
+    #[test]
+    fn a_paced_replay_starts_the_first_ops_second_on_the_tick() {
+        let tick = Instant::now();
+        let at = |us| Op {
+            time_us: us,
+            ..op(OpKind::Get, 1, 8, 0)
+        };
+        let mut p = Pace::new();
+        // The first op is 0.3 s into its trace second (second 4): that second began on the tick.
+        p.begin(tick, &at(4_300_000));
+        assert_eq!(p.due(&at(4_300_000)), tick + Duration::from_millis(300));
+        // Second 5 of the trace begins a second after the tick, second 6 two.
+        assert_eq!(p.due(&at(5_000_000)), tick + Duration::from_secs(1));
+        assert_eq!(p.due(&at(6_250_000)), tick + Duration::from_millis(2250));
+        let r = p.report().unwrap();
+        assert!((r.trace_s - 1.95).abs() < 1e-9, "{r:?}");
+        assert_eq!(r.tick_wait_ms, None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::time::Instant;
 
 use fraglab_reports::{Memory, ServerInfo};
 use fraglab_workloads::Op;
@@ -115,6 +116,13 @@ pub(crate) trait Peer {
     fn library_versions(&self) -> BTreeMap<String, String>;
     /// The server, its version, command line and configuration.
     fn server_info(&self) -> ServerInfo;
+    /// Waits for the server's own once-a-second clock to tick and says when it did, so that a
+    /// paced replay starts its trace seconds on the server's seconds; `None` (the default)
+    /// when the server's clock does not decide what it does with the ops (Redis: the replay
+    /// starts at once). Called with nothing in flight.
+    fn clock_tick(&mut self) -> io::Result<Option<Instant>> {
+        Ok(None)
+    }
     /// What the server holds as hashes, sets, lists and sorted sets, read back at the end of
     /// a run that sent aggregate commands (none by default: memcached has no types).
     fn aggregates(&mut self) -> fraglab_reports::Aggregates {
