@@ -245,7 +245,7 @@ pub(crate) fn rows(
     let (differ, on_differing) = page_difference(&m, &r);
     let (mi, ri) = (model.summary.items, real.summary.items);
     out.push(row(
-        "items at the end (beyond the items of the pages that differ)",
+        "items at the end, beyond the pages that differ",
         mi as f64,
         ri as f64,
         items_beyond_pages(mi, ri, on_differing),
