@@ -353,20 +353,20 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
         Kind::Memcached | Kind::Automove(_) | Kind::Reassign(_) => TargetKind::Memcached,
         _ => TargetKind::Redis,
     };
-    let model = run(&spec, TargetKind::Engine, stop, &())?;
-    if !model.complete {
-        return Err(format!(
-            "the model's run is incomplete: {}",
-            model.incomplete_reason.as_deref().unwrap_or("?")
-        ));
-    }
-    let real = run(&spec, target, stop, &())?;
-    if !real.complete {
-        return Err(format!(
-            "the real server's run is incomplete: {}",
-            real.incomplete_reason.as_deref().unwrap_or("?")
-        ));
-    }
+    // A side's run, whole, or why not.
+    let complete = |kind: TargetKind, side: &str| -> Result<fraglab_reports::RunResult, String> {
+        let r = run(&spec, kind, stop, &())?;
+        if r.complete {
+            Ok(r)
+        } else {
+            Err(format!(
+                "{side} is incomplete: {}",
+                r.incomplete_reason.as_deref().unwrap_or("?")
+            ))
+        }
+    };
+    let model = complete(TargetKind::Engine, "the model's run")?;
+    let real = complete(target, "the real server's run")?;
     let row = |metric: &str, m: f64, r: f64, diff: f64, tol: f64| {
         CaseResult::within(case, metric, m, r, diff, tol)
     };
@@ -397,13 +397,7 @@ fn check(case: &Case, stop: &AtomicBool) -> Result<Vec<CaseResult>, String> {
             // memcached's automover does not end the same way every run (its mover thread
             // races the automover's millisecond reruns: `validate_automove.rs`), so a
             // disagreement is confirmed on a second real run before the case fails.
-            let again = run(&spec, target, stop, &())?;
-            if !again.complete {
-                return Err(format!(
-                    "the real server's second run is incomplete: {}",
-                    again.incomplete_reason.as_deref().unwrap_or("?")
-                ));
-            }
+            let again = complete(target, "the real server's second run")?;
             let second = automove::rows(case, tol, &model, &again);
             let (chosen, which) = if second.iter().all(|r| r.pass) {
                 (second, " [memcached's 2nd run; its 1st disagreed]")

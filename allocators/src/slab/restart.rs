@@ -236,8 +236,8 @@ mod tests {
     /// the file does not back.
     #[test]
     fn a_damaged_metadata_file_is_refused_at_its_byte() {
-        let dir = std::env::temp_dir().join(format!("fraglab-meta-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let config = SlabConfig {
             item_max: 512 << 10,
             factor: 2.0,
@@ -280,6 +280,5 @@ mod tests {
         let e = reopen(&good, other).unwrap_err();
         assert!(e.contains("chunk sizes"), "{e}");
         drop(slab);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -29,8 +29,9 @@ pub struct Restarted {
     /// Bytes of metadata the allocator wrote to find its memory again.
     pub meta_bytes: u64,
     /// Whether the eviction lists kept their order through the items' own links, moved to
-    /// the new mapping as memcached's restart does; false when they were rebuilt by last
-    /// access instead (no lists, or links that did not hold together).
+    /// the new mapping as memcached's restart does (true also for a store that keeps no
+    /// lists); false when they were rebuilt by last access instead (a bad item, or links
+    /// that did not hold together).
     pub lists_kept: bool,
     /// From the shutdown to the rebuilt index.
     pub duration: Duration,
